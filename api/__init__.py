@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the routes: service lookup, the error shape, validation, OpenAPI."""

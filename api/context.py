@@ -1,0 +1,36 @@
+"""The services one app built, and how a route finds them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from auth.api_keys import ApiKeyService
+from auth.blocklist import RevocationList
+from auth.users import UserService
+from common.database import Database
+from config import Config
+from llm.registry import ModelRegistry
+from monitoring.error_stats import ErrorStats
+from monitoring.health import HealthService
+from monitoring.metrics import Metrics
+
+EXTENSION_KEY = "docchat"
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    users: UserService
+    api_keys: ApiKeyService
+    revocations: RevocationList
+    error_stats: ErrorStats
+    metrics: Metrics
+    health: HealthService
+    models: ModelRegistry
+
+
+def services() -> Services:
+    """The services of the app serving the current request."""
+    return current_app.extensions[EXTENSION_KEY]

@@ -1,0 +1,49 @@
+"""Rate limits (flask-limiter): routes name their limit, each app gets its own Limiter.
+
+One Limiter per app, not one per module: flask-limiter keeps the first app's defaults and key
+prefix on the instance, so a shared one would leak settings between apps built in one process.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app
+from flask_limiter import Limiter
+
+from api.validation import document
+from auth.decorators import rate_limit_key
+
+View = Callable[..., Any]
+
+
+def rate_limited(route_name: str) -> Callable[[View], View]:
+    """Limit this view by the config entry `route_name` (e.g. "login" -> RATELIMIT_LOGIN)."""
+
+    def mark(view: View) -> View:
+        view.rate_limit = route_name  # type: ignore[attr-defined]
+        document(view, rate_limit=route_name)
+        return view
+
+    return mark
+
+
+def not_rate_limited(view: View) -> View:
+    """Exempt this view from the default limit (health checks, metrics scrapes)."""
+    view.rate_limit_exempt = True  # type: ignore[attr-defined]
+    return view
+
+
+def install_limiter(app: Flask) -> Limiter:
+    """Create the app's Limiter and apply each view's declared limit or exemption."""
+    limiter = Limiter(key_func=rate_limit_key, app=app)
+    for endpoint, view in list(app.view_functions.items()):
+        if getattr(view, "rate_limit_exempt", False):
+            limiter.exempt(view)
+        elif getattr(view, "rate_limit", None):
+            app.view_functions[endpoint] = limiter.limit(_configured(view.rate_limit))(view)
+    return limiter
+
+
+def _configured(route_name: str) -> Callable[[], str]:
+    return lambda: current_app.config["RATE_LIMITS"][route_name]

@@ -1,0 +1,265 @@
+"""create_app(): configuration, components and services built once, blueprints, and the one error table."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask, Response, g, request
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from api.context import EXTENSION_KEY, Services
+from api.errors import error_response
+from api.limits import install_limiter
+from auth.api_keys import ApiKeyService
+from auth.blocklist import RevocationList
+from auth.passwords import PasswordHasher
+from auth.tokens import init_jwt
+from auth.users import BOOTSTRAP_ADMIN_NAME, UserService
+from common.database import Database
+from common.errors import (
+    Conflict,
+    DomainError,
+    InvalidCredentials,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RegistrationClosed,
+    ServiceUnavailable,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+    UsernameTaken,
+    ValidationFailed,
+)
+from config import Config
+from llm.registry import ModelRegistry
+from llm.status import NoEngine
+from monitoring.error_stats import ErrorStats
+from monitoring.health import HealthService
+from monitoring.metrics import Metrics
+from monitoring.system import SystemMonitor
+
+log = logging.getLogger("docchat")
+
+# Domain exception -> (HTTP status, error code). Looked up along the exception's MRO.
+ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
+    ValidationFailed: (400, "VALIDATION_ERROR"),
+    NotAuthenticated: (401, "UNAUTHORIZED"),
+    InvalidCredentials: (401, "INVALID_CREDENTIALS"),
+    TokenInvalid: (401, "INVALID_TOKEN"),
+    TokenExpired: (401, "TOKEN_EXPIRED"),
+    TokenRevoked: (401, "TOKEN_REVOKED"),
+    PermissionDenied: (403, "FORBIDDEN"),
+    RegistrationClosed: (403, "REGISTRATION_CLOSED"),
+    NotFound: (404, "NOT_FOUND"),
+    Conflict: (409, "CONFLICT"),
+    UsernameTaken: (409, "USERNAME_TAKEN"),
+    ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
+}
+
+# Errors Flask or an extension raises itself -> code.
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the app. Without a config, everything comes from the environment (see config.py)."""
+    config = (config or Config.from_env()).with_secret()
+    config.check_production()
+    _configure_logging(config.log_level)
+    app = Flask(__name__)
+    app.config.update(_flask_settings(config))
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if config.trusted_proxy_hops > 0:
+        hops = config.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    app.extensions[EXTENSION_KEY] = build_services(config)
+    _register_hooks(app)  # before the limiter's hook, so even a 429 carries a request id
+    init_jwt(app)
+    _register_blueprints(app)
+    install_limiter(app)
+    _register_error_handlers(app)
+    _register_cli(app)
+    return app
+
+
+def build_services(config: Config) -> Services:
+    """Every component and service, built once per app from the config."""
+    db = Database(config.database_url)
+    if config.auto_migrate:
+        db.migrate()
+    models = ModelRegistry.from_file(config.models_file)
+    monitor = SystemMonitor()
+    hasher = PasswordHasher(time_cost=config.argon2_time_cost, memory_kib=config.argon2_memory_kib)
+    return Services(
+        config=config,
+        db=db,
+        users=UserService(db, hasher, allow_registration=config.allow_registration),
+        api_keys=ApiKeyService(db),
+        revocations=RevocationList(db),
+        error_stats=ErrorStats(config.recent_errors_kept),
+        metrics=Metrics(monitor),
+        health=HealthService(db, NoEngine(models), monitor),
+        models=models,
+    )
+
+
+def bootstrap_first_admin(app: Flask) -> str | None:
+    """On a fresh install, create the first admin and print its password once (to stderr)."""
+    services: Services = app.extensions[EXTENSION_KEY]
+    if not services.config.bootstrap_admin:
+        return None
+    password = services.users.bootstrap_admin()
+    if password:
+        banner = "=" * 64
+        print(
+            f"\n{banner}\nNo user existed, so an admin account was created:\n"
+            f"  username: {BOOTSTRAP_ADMIN_NAME}\n  password: {password}\n"
+            f"This password is shown only now. Log in and keep it safe.\n{banner}\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    return password
+
+
+def _flask_settings(config: Config) -> dict[str, Any]:
+    return {
+        "SECRET_KEY": config.flask_secret_key,
+        "TESTING": config.app_env == "testing",
+        "MAX_CONTENT_LENGTH": config.max_upload_mb * 1024 * 1024,
+        "JWT_SECRET_KEY": config.jwt_secret_key,
+        "JWT_ALGORITHM": "HS256",
+        "JWT_DECODE_ALGORITHMS": ["HS256"],
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=config.access_token_minutes),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=config.refresh_token_days),
+        "RATELIMIT_STORAGE_URI": config.ratelimit_storage_uri,
+        "RATELIMIT_DEFAULT": config.ratelimit_default,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": config.ratelimit_key_prefix,
+        "RATE_LIMITS": {
+            "login": config.ratelimit_login,
+            "register": config.ratelimit_register,
+            "refresh": config.ratelimit_refresh,
+            "api_keys": config.ratelimit_api_keys,
+        },
+    }
+
+
+def _register_blueprints(app: Flask) -> None:
+    from api.routes import bp as meta_bp
+    from auth.routes import bp as auth_bp
+    from monitoring.routes import bp as monitoring_bp
+
+    for blueprint in (meta_bp, auth_bp, monitoring_bp):
+        app.register_blueprint(blueprint)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError) -> Response:
+        status, code = _lookup(type(exc))
+        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceUnavailable) else None
+        return error_response(status, code, exc.message, exc.details, headers)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = HTTP_CODES.get(status, "HTTP_ERROR")
+        details = {"limit": exc.description} if status == 429 else None
+        message = f"Rate limit exceeded ({exc.description})" if status == 429 else (exc.description or exc.name)
+        headers = {"Allow": exc.get_response().headers["Allow"]} if status == 405 else None
+        return error_response(status, code, message, details, headers)
+
+    @app.errorhandler(OperationalError)
+    def database_down(exc: OperationalError) -> Response:
+        log.error("database error: %s", exc.orig)
+        return error_response(503, "DATABASE_UNAVAILABLE", "The database is unavailable; retry shortly",
+                              headers={"Retry-After": "5"})
+
+    @app.errorhandler(RedisError)
+    def redis_down(exc: RedisError) -> Response:
+        log.error("redis error: %s", exc)
+        return error_response(503, "STORAGE_UNAVAILABLE", "A shared store (Redis) is unavailable; retry shortly",
+                              headers={"Retry-After": "5"})
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, g.get("request_id"))
+        return error_response(500, "INTERNAL_ERROR", "An internal error occurred; it has been logged",
+                              {"request_id": g.get("request_id")})
+
+
+def _lookup(kind: type) -> tuple[int, str]:
+    for klass in kind.__mro__:
+        if klass in ERROR_TABLE:
+            return ERROR_TABLE[klass]
+    return 500, "INTERNAL_ERROR"
+
+
+def _register_hooks(app: Flask) -> None:
+    @app.before_request
+    def start_timer() -> None:
+        g.request_started = time.perf_counter()
+        g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+
+    @app.after_request
+    def finish(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)  # flask-limiter adds it to every answer
+        if response.mimetype == "application/json":
+            response.headers.setdefault("Cache-Control", "no-store")
+        route = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+        started = g.get("request_started", time.perf_counter())
+        app.extensions[EXTENSION_KEY].metrics.observe_request(
+            request.method, route, response.status_code, time.perf_counter() - started
+        )
+        return response
+
+
+def _register_cli(app: Flask) -> None:
+    from auth.cli import users_cli
+    from common.cli import db_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(db_cli)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

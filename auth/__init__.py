@@ -1,0 +1,1 @@
+"""Users, passwords, tokens, API keys, roles and the decorators that guard routes."""

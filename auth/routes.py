@@ -1,0 +1,118 @@
+"""Auth routes: register, login, refresh, logout, me, API keys."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, Response, jsonify
+from flask_jwt_extended import get_jwt
+
+from api.context import services
+from api.limits import rate_limited
+from api.validation import json_body, openapi, responds
+from auth.api_keys import looks_like_api_key
+from auth.decorators import authenticate, authenticate_refresh, bearer_token, current_user, login_required
+from auth.schemas import (
+    AccessToken,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyOut,
+    ApiKeyRequest,
+    LoginRequest,
+    Message,
+    RegisterRequest,
+    TokenPair,
+    UserEnvelope,
+    UserOut,
+)
+from auth.tokens import issue_access_token, issue_login_tokens, revoke_login
+from common.errors import ValidationFailed
+
+bp = Blueprint("auth", __name__)
+
+
+def _access_ttl() -> timedelta:
+    return timedelta(minutes=services().config.access_token_minutes)
+
+
+def _user_out(user) -> dict:  # type: ignore[no-untyped-def]
+    return UserOut(id=user.id, username=user.username, role=user.role).model_dump()
+
+
+@bp.post("/auth/register")
+@rate_limited("register")
+@json_body(RegisterRequest)
+@responds(201, UserEnvelope, "The new account (role user)")
+def register(payload: RegisterRequest) -> tuple[Response, int]:
+    """Create an account with role `user`."""
+    user = services().users.register(payload.username, payload.password)
+    return jsonify(user=_user_out(user)), 201
+
+
+@bp.post("/auth/login")
+@bp.post("/login")
+@rate_limited("login")
+@json_body(LoginRequest)
+@responds(200, TokenPair, "Access and refresh tokens")
+def login(payload: LoginRequest) -> Response:
+    """Exchange a username and password for tokens."""
+    user = services().users.authenticate(payload.username, payload.password)
+    return jsonify(issue_login_tokens(user, _access_ttl()))
+
+
+@bp.post("/auth/refresh")
+@rate_limited("refresh")
+@openapi(auth="refresh")
+@responds(200, AccessToken, "A new access token")
+def refresh() -> Response:
+    """Exchange a refresh token (as Bearer) for a new access token."""
+    user, claims = authenticate_refresh()
+    return jsonify(issue_access_token(user, claims, _access_ttl()))
+
+
+@bp.post("/auth/logout")
+@openapi(auth="bearer")
+@responds(200, Message, "Logged out")
+def logout() -> Response:
+    """Revoke the access token and every token of the same login (its refresh token too)."""
+    if looks_like_api_key(bearer_token()):
+        raise ValidationFailed("API keys do not log out; delete the key with DELETE /auth/api-keys/<id>")
+    authenticate()
+    revoke_login(get_jwt(), timedelta(days=services().config.refresh_token_days))
+    return jsonify(message="Logged out")
+
+
+@bp.get("/auth/me")
+@login_required
+@responds(200, UserOut, "The caller's account")
+def me() -> Response:
+    """Who the token belongs to."""
+    return jsonify(_user_out(current_user()))
+
+
+@bp.post("/auth/api-keys")
+@login_required
+@rate_limited("api_keys")
+@json_body(ApiKeyRequest)
+@responds(201, ApiKeyCreated, "The new key, shown this once")
+def create_api_key(payload: ApiKeyRequest) -> tuple[Response, int]:
+    """Create an API key for the caller."""
+    key, plain = services().api_keys.create(current_user().id, payload.name)
+    return jsonify(ApiKeyCreated(id=key.id, name=key.name, key=plain).model_dump()), 201
+
+
+@bp.get("/auth/api-keys")
+@login_required
+@responds(200, ApiKeyList, "The caller's keys (without the keys themselves)")
+def list_api_keys() -> Response:
+    """List the caller's API keys."""
+    keys = services().api_keys.list(current_user().id)
+    return jsonify(api_keys=[ApiKeyOut.model_validate(key, from_attributes=True).model_dump(mode="json") for key in keys])
+
+
+@bp.delete("/auth/api-keys/<int:key_id>")
+@login_required
+@responds(204, None, "Deleted")
+def delete_api_key(key_id: int) -> tuple[str, int]:
+    """Delete one of the caller's API keys; it stops working at once."""
+    services().api_keys.delete(current_user().id, key_id)
+    return "", 204

@@ -1,0 +1,1 @@
+"""Pieces every layer may use: domain errors and the database component."""

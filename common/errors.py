@@ -1,0 +1,65 @@
+"""Domain exceptions. Domain code raises these; app.py maps each to an HTTP status and code once."""
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """Base of every error a client may be told about. `message` is a human sentence."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ValidationFailed(DomainError):
+    """A request body or parameter failed validation; details name the fields."""
+
+
+class NotAuthenticated(DomainError):
+    """No credentials, or credentials that prove nothing."""
+
+
+class InvalidCredentials(NotAuthenticated):
+    """Wrong username or password."""
+
+
+class TokenInvalid(NotAuthenticated):
+    """A token that is forged, malformed, of the wrong type or for a user who is gone."""
+
+
+class TokenExpired(NotAuthenticated):
+    """A token past its expiry."""
+
+
+class TokenRevoked(NotAuthenticated):
+    """A token of a login that logged out."""
+
+
+class PermissionDenied(DomainError):
+    """Authenticated, but not allowed to do this."""
+
+
+class RegistrationClosed(PermissionDenied):
+    """This server does not accept new accounts."""
+
+
+class NotFound(DomainError):
+    """Unknown, or owned by somebody else (the two must look the same)."""
+
+
+class Conflict(DomainError):
+    """The request clashes with what exists."""
+
+
+class UsernameTaken(Conflict):
+    """Another account already has this name."""
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (database, rate-limit storage, model) cannot serve right now."""
+
+    def __init__(self, message: str, retry_after_s: int = 5, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details)
+        self.retry_after_s = retry_after_s

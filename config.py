@@ -1,0 +1,196 @@
+"""One Config read from the environment, with documented defaults and a production check."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+# Values people paste from tutorials; never accepted as a production secret.
+KNOWN_WEAK_SECRETS = frozenset(
+    {"secret", "changeme", "change-me", "password", "super-secret", "jwt-secret", "dev", "test"}
+)
+MIN_SECRET_LENGTH = 32
+MIN_SECRET_DISTINCT_CHARS = 10
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+class ConfigError(ValueError):
+    """The environment describes a configuration the server refuses to run with."""
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of the server. Each field names its environment variable in `ENV`."""
+
+    app_env: str = "development"
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    jwt_secret_key: str = ""
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    allow_registration: bool = True
+    bootstrap_admin: bool = True
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    ratelimit_storage_uri: str = "memory://"
+    ratelimit_default: str = "300 per minute"
+    ratelimit_login: str = "10 per minute"
+    ratelimit_register: str = "10 per hour"
+    ratelimit_refresh: str = "60 per minute"
+    ratelimit_api_keys: str = "30 per hour"
+    ratelimit_key_prefix: str = "docchat"
+    trusted_proxy_hops: int = 0
+    max_upload_mb: int = 50
+    metrics_allowed_networks: tuple[str, ...] = (
+        "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+    )
+    recent_errors_kept: int = 100
+    auto_migrate: bool = True
+    log_level: str = "INFO"
+    models_file: Path = Path(__file__).with_name("models.json")
+
+    # environment variable -> field name; the README's table mirrors this.
+    ENV = {
+        "APP_ENV": "app_env",
+        "DATA_DIR": "data_dir",
+        "DATABASE_URL": "database_url",
+        "JWT_SECRET_KEY": "jwt_secret_key",
+        "ACCESS_TOKEN_MINUTES": "access_token_minutes",
+        "REFRESH_TOKEN_DAYS": "refresh_token_days",
+        "ALLOW_REGISTRATION": "allow_registration",
+        "BOOTSTRAP_ADMIN": "bootstrap_admin",
+        "ARGON2_TIME_COST": "argon2_time_cost",
+        "ARGON2_MEMORY_KIB": "argon2_memory_kib",
+        "RATELIMIT_STORAGE_URI": "ratelimit_storage_uri",
+        "RATELIMIT_DEFAULT": "ratelimit_default",
+        "RATELIMIT_LOGIN": "ratelimit_login",
+        "RATELIMIT_REGISTER": "ratelimit_register",
+        "RATELIMIT_REFRESH": "ratelimit_refresh",
+        "RATELIMIT_API_KEYS": "ratelimit_api_keys",
+        "RATELIMIT_KEY_PREFIX": "ratelimit_key_prefix",
+        "TRUSTED_PROXY_HOPS": "trusted_proxy_hops",
+        "MAX_UPLOAD_MB": "max_upload_mb",
+        "METRICS_ALLOWED_NETWORKS": "metrics_allowed_networks",
+        "RECENT_ERRORS_KEPT": "recent_errors_kept",
+        "AUTO_MIGRATE": "auto_migrate",
+        "LOG_LEVEL": "log_level",
+        "MODELS_FILE": "models_file",
+    }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Config":
+        """Read every known variable from `environ` (default os.environ), then apply overrides."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        for var, name in cls.ENV.items():
+            if var in environ and environ[var] != "":
+                values[name] = _coerce(types[name], environ[var])
+        values.update(overrides)
+        return cls(**values).resolved()
+
+    @classmethod
+    def for_testing(cls, data_dir: Path, **overrides: object) -> "Config":
+        """A fast, isolated configuration for tests: cheap password hashing, no admin bootstrap."""
+        defaults: dict[str, object] = {
+            "app_env": "testing",
+            "data_dir": Path(data_dir),
+            "jwt_secret_key": secrets.token_urlsafe(48),
+            "bootstrap_admin": False,
+            "argon2_time_cost": 1,
+            "argon2_memory_kib": 8192,
+            "ratelimit_key_prefix": "test-" + secrets.token_hex(4),
+        }
+        defaults.update(overrides)
+        return cls(**defaults).resolved()
+
+    def resolved(self) -> "Config":
+        """Fill values derived from others (database URL under the data directory)."""
+        data_dir = Path(self.data_dir).expanduser().resolve()
+        database_url = self.database_url or f"sqlite:///{data_dir / 'app.db'}"
+        if self.app_env not in ENVIRONMENTS:
+            raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.app_env!r}")
+        return dataclasses.replace(self, data_dir=data_dir, database_url=database_url)
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def check_production(self) -> None:
+        """Refuse a production start without a strong JWT secret from the environment."""
+        if not self.is_production:
+            return
+        problem = secret_weakness(self.jwt_secret_key)
+        if problem:
+            raise ConfigError(f"APP_ENV=production needs a strong JWT_SECRET_KEY: {problem}")
+
+    def with_secret(self) -> "Config":
+        """Outside production, a missing secret is generated once and kept in the data directory,
+        so tokens survive restarts without anyone choosing a secret."""
+        if self.jwt_secret_key or self.is_production:
+            return self
+        return dataclasses.replace(self, jwt_secret_key=_persistent_secret(self.data_dir / "jwt_secret"))
+
+    @property
+    def flask_secret_key(self) -> str:
+        """A key for Flask's own signing, derived from the JWT secret so one secret is enough."""
+        return hmac.new(self.jwt_secret_key.encode(), b"flask-secret-key", hashlib.sha256).hexdigest()
+
+
+def secret_weakness(secret: str) -> str | None:
+    """Why `secret` is too weak to sign tokens with, or None when it is acceptable."""
+    if not secret:
+        return "it is not set"
+    if secret.strip().lower() in KNOWN_WEAK_SECRETS:
+        return "it is a well-known placeholder"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"it has {len(secret)} characters, at least {MIN_SECRET_LENGTH} are needed"
+    if len(set(secret)) < MIN_SECRET_DISTINCT_CHARS:
+        return "it repeats too few distinct characters"
+    return None
+
+
+def _persistent_secret(path: Path) -> str:
+    """Read the secret at `path`, creating it atomically (write aside, then link) on first use."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:  # another worker won the race; use its secret
+            pass
+        finally:
+            os.unlink(draft)
+    return path.read_text().strip()
+
+
+def _coerce(kind: object, raw: str) -> object:
+    kind = str(kind)
+    if kind == "bool":
+        return _flag(raw)
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"expected a whole number, got {raw!r}") from exc
+    if kind == "Path":
+        return Path(raw)
+    if kind.startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw

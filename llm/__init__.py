@@ -1,0 +1,1 @@
+"""Language models: the registry read from models.json (engines and the scheduler join it later)."""

@@ -1,0 +1,84 @@
+"""models.json -> validated model specs. Data errors are reported at start, with the entry named."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BACKENDS = ("transformers", "openai")
+
+
+class ModelRegistryError(ValueError):
+    """models.json is missing, malformed or contradicts itself."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    name: str
+    backend: str
+    source: dict[str, Any]
+    context_length: int
+    default: bool = False
+    generation: dict[str, Any] = field(default_factory=dict)
+
+
+class ModelRegistry:
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self._specs = {spec.id: spec for spec in specs}
+
+    @classmethod
+    def from_file(cls, path: Path) -> "ModelRegistry":
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelRegistryError(f"cannot read the model registry {path}: {exc}") from exc
+        entries = data.get("models") if isinstance(data, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise ModelRegistryError(f"{path}: expected {{\"models\": [ ... ]}} with at least one entry")
+        specs = [_spec(entry, index) for index, entry in enumerate(entries)]
+        _check_consistent(specs, path)
+        return cls(specs)
+
+    def all(self) -> list[ModelSpec]:
+        return list(self._specs.values())
+
+    def get(self, model_id: str) -> ModelSpec | None:
+        return self._specs.get(model_id)
+
+    @property
+    def default(self) -> ModelSpec:
+        return next(spec for spec in self._specs.values() if spec.default)
+
+
+def _spec(entry: Any, index: int) -> ModelSpec:
+    where = f"models[{index}]"
+    if not isinstance(entry, dict):
+        raise ModelRegistryError(f"{where} must be an object")
+    for key, kind in (("id", str), ("backend", str), ("source", dict), ("context_length", int)):
+        if not isinstance(entry.get(key), kind):
+            raise ModelRegistryError(f"{where}.{key} is required and must be a {kind.__name__}")
+    if entry["backend"] not in BACKENDS:
+        raise ModelRegistryError(f"{where}.backend must be one of {', '.join(BACKENDS)}")
+    if entry["context_length"] <= 0:
+        raise ModelRegistryError(f"{where}.context_length must be positive")
+    return ModelSpec(
+        id=entry["id"],
+        name=str(entry.get("name", entry["id"])),
+        backend=entry["backend"],
+        source=entry["source"],
+        context_length=entry["context_length"],
+        default=bool(entry.get("default", False)),
+        generation=dict(entry.get("generation", {})),
+    )
+
+
+def _check_consistent(specs: list[ModelSpec], path: Path) -> None:
+    ids = [spec.id for spec in specs]
+    duplicates = sorted({model_id for model_id in ids if ids.count(model_id) > 1})
+    if duplicates:
+        raise ModelRegistryError(f"{path}: duplicate model ids {duplicates}")
+    defaults = [spec.id for spec in specs if spec.default]
+    if len(defaults) != 1:
+        raise ModelRegistryError(f"{path}: exactly one model must have \"default\": true, found {defaults}")

@@ -1,0 +1,1 @@
+"""Error statistics, health, Prometheus metrics and the system monitor; a leaf any layer may use."""

@@ -1,0 +1,52 @@
+"""The health report: model readiness, database reachability, queue, uptime, GPU."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llm.status import EngineStatusSource
+from monitoring.system import SystemMonitor
+
+
+class Pingable(Protocol):
+    def ping(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    body: dict[str, Any]
+
+    @property
+    def ready(self) -> bool:
+        """False while no model can answer: the route then says 503."""
+        return bool(self.body["model_loaded"])
+
+
+class HealthService:
+    def __init__(self, database: Pingable, engine: EngineStatusSource, monitor: SystemMonitor) -> None:
+        self._database = database
+        self._engine = engine
+        self._monitor = monitor
+        self._started = time.monotonic()
+
+    def report(self) -> HealthReport:
+        engine = self._engine.engine_status()
+        problems = self._problems()
+        return HealthReport({
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "model_loaded": engine.loaded,
+            "model": engine.model_id,
+            "device": self._monitor.device(),
+            "queue_depth": engine.queue_depth,
+            "uptime_s": round(time.monotonic() - self._started, 1),
+            "gpu": self._monitor.gpu(),
+        })
+
+    def _problems(self) -> list[str]:
+        try:
+            self._database.ping()
+        except Exception as exc:  # any driver error means the same to a monitor
+            return [f"database unreachable: {type(exc).__name__}"]
+        return []

@@ -1,0 +1,59 @@
+"""Health, Prometheus metrics and admin error statistics."""
+from __future__ import annotations
+
+import ipaddress
+
+from flask import Blueprint, Response, jsonify, request
+
+from api.context import services
+from api.errors import error_response
+from api.limits import not_rate_limited
+from api.validation import openapi, responds
+from auth.decorators import admin_required
+from common.errors import PermissionDenied
+from monitoring.metrics import CONTENT_TYPE
+from monitoring.schemas import ErrorStatsOut, HealthOut
+
+bp = Blueprint("monitoring", __name__)
+
+
+@bp.get("/health")
+@not_rate_limited
+@responds(200, HealthOut, "Ready; status ok or degraded")
+@responds(503, HealthOut, "No model is ready yet (with error and code)")
+def health() -> Response:
+    """Readiness of the model, the database and the machine."""
+    report = services().health.report()
+    if report.ready:
+        return jsonify(report.body)
+    return error_response(
+        503, "MODEL_NOT_READY", "No language model is loaded yet",
+        headers={"Retry-After": "10"}, extra_fields=report.body,
+    )
+
+
+@bp.get("/metrics")
+@not_rate_limited
+@openapi(media={200: "text/plain"})
+def metrics() -> Response:
+    """Prometheus metrics, for clients on the server's own network."""
+    if not _from_allowed_network(request.remote_addr or ""):
+        raise PermissionDenied("Metrics are served only to the server's own network")
+    return Response(services().metrics.render(), content_type=CONTENT_TYPE)
+
+
+def _from_allowed_network(address: str) -> bool:
+    try:
+        client = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    networks = services().config.metrics_allowed_networks
+    return any(client in ipaddress.ip_network(network, strict=False) for network in networks)
+
+
+@bp.get("/stats/errors")
+@admin_required
+@responds(200, ErrorStatsOut, "Error counts by code and the recent errors")
+def error_stats() -> Response:
+    """Error statistics of this process (admins only)."""
+    return jsonify(services().error_stats.snapshot())

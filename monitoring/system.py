@@ -1,0 +1,55 @@
+"""CPU, RAM and GPU readings of this process and machine (psutil, torch.cuda)."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from typing import Any
+
+import psutil
+
+
+def _torch_cuda():  # type: ignore[no-untyped-def]
+    """torch.cuda when torch is installed, else None. Imported lazily: it costs seconds."""
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
+        return None
+    import torch
+
+    return torch.cuda
+
+
+class SystemMonitor:
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._process.cpu_percent(None)  # the first reading only starts the clock
+
+    def device(self) -> str:
+        cuda = _torch_cuda()
+        return "cuda" if cuda is not None and cuda.is_available() else "cpu"
+
+    def snapshot(self) -> dict[str, Any]:
+        memory = psutil.virtual_memory()
+        return {
+            "cpu_percent": psutil.cpu_percent(None),
+            "process_cpu_percent": self._process.cpu_percent(None),
+            "ram_used_bytes": memory.total - memory.available,
+            "ram_total_bytes": memory.total,
+            "process_rss_bytes": self._process.memory_info().rss,
+            "gpu": self.gpu(),
+        }
+
+    def gpu(self) -> dict[str, Any] | None:
+        """Memory of each visible CUDA device, or None without one."""
+        cuda = _torch_cuda()
+        if cuda is None or not cuda.is_available():
+            return None
+        devices = []
+        for index in range(cuda.device_count()):
+            free, total = cuda.mem_get_info(index)
+            devices.append({
+                "index": index,
+                "name": cuda.get_device_name(index),
+                "memory_used_bytes": total - free,
+                "memory_total_bytes": total,
+                "memory_allocated_bytes": cuda.memory_allocated(index),
+            })
+        return {"devices": devices}

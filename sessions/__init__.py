@@ -1,0 +1,1 @@
+"""Chat sessions: the session store, prompt assembly, summarization, the chat service, SSE."""

@@ -1,0 +1,118 @@
+"""Fixtures: an app on a fresh data directory, its test client, and helpers that act as users."""
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from app import create_app  # noqa: E402
+from config import Config  # noqa: E402
+
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """SQLite in the test's directory; test_postgres.py overrides this with a fresh PostgreSQL database."""
+    return f"sqlite:///{tmp_path / 'data' / 'app.db'}"
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, database_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build apps on one data directory and database; a second call is a restart of the server."""
+    secret = "s" * 8 + os.urandom(24).hex()
+    built: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        settings: dict[str, Any] = {"database_url": database_url, "jwt_secret_key": secret}
+        settings.update(overrides)
+        app = create_app(Config.for_testing(tmp_path / "data", **settings))
+        built.append(app)
+        return app
+
+    yield build
+    for app in built:
+        app.extensions["docchat"].db.close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class Account:
+    """A registered, logged-in user as a test sees it."""
+
+    id: int
+    username: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+class Users:
+    """Registers and logs in accounts through the real HTTP routes."""
+
+    def __init__(self, app: Flask, client: FlaskClient) -> None:
+        self.app = app
+        self.client = client
+
+    def register(self, username: str | None = None, password: str = "correct horse battery") -> Account:
+        username = username or f"user{next(_names)}"
+        response = self.client.post("/auth/register", json={"username": username, "password": password})
+        assert response.status_code == 201, response.get_json()
+        return self.login(username, password)
+
+    def login(self, username: str, password: str) -> Account:
+        response = self.client.post("/auth/login", json={"username": username, "password": password})
+        assert response.status_code == 200, response.get_json()
+        tokens = response.get_json()
+        me = self.client.get("/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        return Account(me.get_json()["id"], username, password, tokens["access_token"], tokens["refresh_token"])
+
+    def admin(self, username: str | None = None) -> Account:
+        """An admin, made the way an operator would: the CLI command."""
+        username = username or f"admin{next(_names)}"
+        result = self.app.test_cli_runner().invoke(
+            args=["users", "create-admin", username, "--password", "admin password 1"]
+        )
+        assert result.exit_code == 0, result.output
+        return self.login(username, "admin password 1")
+
+
+@pytest.fixture
+def users(app: Flask, client: FlaskClient) -> Users:
+    return Users(app, client)
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """The API.md error shape, with this status (and code)."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert isinstance(body.get("error"), str) and body["error"], body
+    assert isinstance(body.get("code"), str) and body["code"].isupper(), body
+    if code is not None:
+        assert body["code"] == code, body
+    assert "Traceback" not in response.get_data(as_text=True)
+    return body

@@ -1,0 +1,5 @@
+"""The server's entry point (gunicorn wsgi:app): the app from the environment, and the first admin."""
+from app import bootstrap_first_admin, create_app
+
+app = create_app()
+bootstrap_first_admin(app)
