@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from monitoring.error_stats import ErrorEvent
+
 
 class HealthOut(BaseModel):
     status: str = Field(description="ok, or degraded with the reasons in problems")
@@ -17,16 +19,7 @@ class HealthOut(BaseModel):
     gpu: dict[str, Any] | None
 
 
-class ErrorEventOut(BaseModel):
-    time: str
-    method: str
-    route: str
-    status: int
-    code: str
-    message: str
-
-
 class ErrorStatsOut(BaseModel):
     total_errors: int
     error_types: dict[str, int]
-    recent: list[ErrorEventOut]
+    recent: list[ErrorEvent] = Field(description="Newest first")

@@ -95,3 +95,16 @@ def test_openapi_document_merges_facts():
     document(view, responses={200: (None, "ok")})
     document(view, responses={404: (None, "missing")}, auth="bearer")
     assert set(view.openapi["responses"]) == {200, 404} and view.openapi["auth"] == "bearer"
+
+
+def test_answers_match_their_documented_schemas(client, users):
+    from auth.schemas import TokenPair, UserOut
+    from monitoring.schemas import ErrorStatsOut, HealthOut
+
+    admin = users.admin()
+    client.get("/missing")
+    HealthOut.model_validate(client.get("/health").get_json())
+    ErrorStatsOut.model_validate(client.get("/stats/errors", headers=admin.headers).get_json())
+    UserOut.model_validate(client.get("/auth/me", headers=admin.headers).get_json())
+    TokenPair.model_validate(client.post("/auth/login", json={"username": admin.username,
+                                                              "password": admin.password}).get_json())
