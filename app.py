@@ -5,7 +5,9 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -26,6 +28,7 @@ from common.database import Database
 from common.errors import (
     Conflict,
     DomainError,
+    EmptyDocument,
     InvalidCredentials,
     NotAuthenticated,
     NotFound,
@@ -36,6 +39,8 @@ from common.errors import (
     TokenInvalid,
     TokenRevoked,
     UsernameTaken,
+    UnprocessableDocument,
+    UnsupportedFileType,
     ValidationFailed,
 )
 from config import Config
@@ -45,6 +50,14 @@ from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
 from monitoring.system import SystemMonitor
+from rag.documents import DocumentService
+from rag.embedder import Embedder, packaged_model_path, resolve_device, resolve_dtype
+from rag.ingestion import IngestionPipeline
+from rag.jobs import IngestionWorkers
+from rag.repository import DocumentRepository
+from rag.retriever import Retriever
+from rag.sandbox import ParseLimits
+from rag.vector_store import VectorStore, make_client
 
 log = logging.getLogger("docchat")
 
@@ -59,6 +72,9 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     PermissionDenied: (403, "FORBIDDEN"),
     RegistrationClosed: (403, "REGISTRATION_CLOSED"),
     NotFound: (404, "NOT_FOUND"),
+    UnsupportedFileType: (415, "UNSUPPORTED_FILE_TYPE"),
+    UnprocessableDocument: (422, "UNPROCESSABLE_DOCUMENT"),
+    EmptyDocument: (422, "EMPTY_DOCUMENT"),
     Conflict: (409, "CONFLICT"),
     UsernameTaken: (409, "USERNAME_TAKEN"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
@@ -122,6 +138,15 @@ def build_services(config: Config) -> Services:
     models = ModelRegistry.from_file(config.models_file)
     monitor = SystemMonitor()
     hasher = PasswordHasher(time_cost=config.argon2_time_cost, memory_kib=config.argon2_memory_kib)
+    vectors = VectorStore(make_client(config.chroma_dir, config.chroma_host, config.chroma_port))
+    repository = DocumentRepository(db)
+    embedder = _embedder_provider(config)
+    pipeline = IngestionPipeline(
+        repository, vectors, embedder, config.uploads_dir,
+        ParseLimits(timeout_s=config.parse_timeout_s, memory_mb=config.parse_memory_mb),
+        chunk_tokens=config.chunk_tokens, overlap_tokens=config.chunk_overlap_tokens,
+    )
+    ingestion = IngestionWorkers(pipeline, repository, threads=config.ingest_workers, stale_s=config.job_stale_s)
     return Services(
         config=config,
         db=db,
@@ -132,7 +157,24 @@ def build_services(config: Config) -> Services:
         metrics=Metrics(monitor),
         health=HealthService(db, NoEngine(models), monitor),
         models=models,
+        vectors=vectors,
+        documents=DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue),
+        retriever=Retriever(vectors, repository, embedder),
+        ingestion=ingestion,
     )
+
+
+def _embedder_provider(config: Config) -> Callable[[], Embedder]:
+    """The embedding model loads on first use (not at start), once per process."""
+    path = Path(config.embedding_model_path) if config.embedding_model_path else packaged_model_path()
+    device = resolve_device(config.embedding_device)
+    dtype = resolve_dtype(config.embedding_dtype, device)
+    return lambda: Embedder.shared(path, device, dtype, config.embedding_batch_size)
+
+
+def start_background_work(app: Flask) -> None:
+    """Start ingestion workers (and pick up jobs an earlier run left). Idempotent."""
+    app.extensions[EXTENSION_KEY].ingestion.start()
 
 
 def bootstrap_first_admin(app: Flask) -> str | None:
@@ -173,6 +215,7 @@ def _flask_settings(config: Config) -> dict[str, Any]:
             "register": config.ratelimit_register,
             "refresh": config.ratelimit_refresh,
             "api_keys": config.ratelimit_api_keys,
+            "upload": config.ratelimit_upload,
         },
     }
 
@@ -181,8 +224,9 @@ def _register_blueprints(app: Flask) -> None:
     from api.routes import bp as meta_bp
     from auth.routes import bp as auth_bp
     from monitoring.routes import bp as monitoring_bp
+    from rag.routes import bp as documents_bp
 
-    for blueprint in (meta_bp, auth_bp, monitoring_bp):
+    for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp):
         app.register_blueprint(blueprint)
 
 
@@ -230,6 +274,10 @@ def _lookup(kind: type) -> tuple[int, str]:
 
 def _register_hooks(app: Flask) -> None:
     @app.before_request
+    def start_workers() -> None:
+        start_background_work(app)  # for servers other than wsgi.py (e.g. `flask run`); cheap after once
+
+    @app.before_request
     def start_timer() -> None:
         g.request_started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
@@ -253,9 +301,11 @@ def _register_hooks(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from auth.cli import users_cli
     from common.cli import db_cli
+    from rag.cli import ingest_command
 
     app.cli.add_command(users_cli)
     app.cli.add_command(db_cli)
+    app.cli.add_command(ingest_command)
 
 
 def _configure_logging(level: str) -> None:

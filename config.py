@@ -47,6 +47,7 @@ class Config:
     ratelimit_register: str = "10 per hour"
     ratelimit_refresh: str = "60 per minute"
     ratelimit_api_keys: str = "30 per hour"
+    ratelimit_upload: str = "60 per minute"
     ratelimit_key_prefix: str = "docchat"
     trusted_proxy_hops: int = 0
     max_upload_mb: int = 50
@@ -54,6 +55,20 @@ class Config:
         "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
     )
     recent_errors_kept: int = 100
+    chroma_host: str = ""
+    chroma_port: int = 8000
+    embedding_model_path: str = ""
+    embedding_device: str = "auto"
+    embedding_dtype: str = "auto"
+    embedding_batch_size: int = 32
+    chunk_tokens: int = 200
+    chunk_overlap_tokens: int = 40
+    parse_timeout_s: int = 120
+    parse_memory_mb: int = 2048
+    ingest_workers: int = 1
+    job_stale_s: int = 120
+    upload_wait_timeout_s: int = 600
+    search_top_k: int = 5
     auto_migrate: bool = True
     log_level: str = "INFO"
     models_file: Path = Path(__file__).with_name("models.json")
@@ -76,11 +91,26 @@ class Config:
         "RATELIMIT_REGISTER": "ratelimit_register",
         "RATELIMIT_REFRESH": "ratelimit_refresh",
         "RATELIMIT_API_KEYS": "ratelimit_api_keys",
+        "RATELIMIT_UPLOAD": "ratelimit_upload",
         "RATELIMIT_KEY_PREFIX": "ratelimit_key_prefix",
         "TRUSTED_PROXY_HOPS": "trusted_proxy_hops",
         "MAX_UPLOAD_MB": "max_upload_mb",
         "METRICS_ALLOWED_NETWORKS": "metrics_allowed_networks",
         "RECENT_ERRORS_KEPT": "recent_errors_kept",
+        "CHROMA_HOST": "chroma_host",
+        "CHROMA_PORT": "chroma_port",
+        "EMBEDDING_MODEL_PATH": "embedding_model_path",
+        "EMBEDDING_DEVICE": "embedding_device",
+        "EMBEDDING_DTYPE": "embedding_dtype",
+        "EMBEDDING_BATCH_SIZE": "embedding_batch_size",
+        "CHUNK_TOKENS": "chunk_tokens",
+        "CHUNK_OVERLAP_TOKENS": "chunk_overlap_tokens",
+        "PARSE_TIMEOUT_S": "parse_timeout_s",
+        "PARSE_MEMORY_MB": "parse_memory_mb",
+        "INGEST_WORKERS": "ingest_workers",
+        "JOB_STALE_S": "job_stale_s",
+        "UPLOAD_WAIT_TIMEOUT_S": "upload_wait_timeout_s",
+        "SEARCH_TOP_K": "search_top_k",
         "AUTO_MIGRATE": "auto_migrate",
         "LOG_LEVEL": "log_level",
         "MODELS_FILE": "models_file",
@@ -120,6 +150,14 @@ class Config:
         if self.app_env not in ENVIRONMENTS:
             raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.app_env!r}")
         return dataclasses.replace(self, data_dir=data_dir, database_url=database_url)
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
 
     @property
     def is_production(self) -> bool:

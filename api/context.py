@@ -14,6 +14,10 @@ from llm.registry import ModelRegistry
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
+from rag.documents import DocumentService
+from rag.jobs import IngestionWorkers
+from rag.retriever import Retriever
+from rag.vector_store import VectorStore
 
 EXTENSION_KEY = "docchat"
 
@@ -29,6 +33,15 @@ class Services:
     metrics: Metrics
     health: HealthService
     models: ModelRegistry
+    vectors: VectorStore
+    documents: DocumentService
+    retriever: Retriever
+    ingestion: IngestionWorkers
+
+    def close(self) -> None:
+        """Stop background work and release connections (tests build many apps in one process)."""
+        self.ingestion.stop()
+        self.db.close()
 
 
 def services() -> Services:

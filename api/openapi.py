@@ -51,6 +51,8 @@ def _operation(rule: Any, view: Any, facts: dict[str, Any], components: dict[str
         "responses": {"default": _json_response("Error (see API.md)", _ref(ErrorBody, components))},
     }
     parameters = [_path_parameter(m) for m in _CONVERTER.finditer(rule.rule)]
+    if "query" in facts:
+        parameters += _query_parameters(facts["query"])
     if parameters:
         operation["parameters"] = parameters
     if "body" in facts:
@@ -58,6 +60,10 @@ def _operation(rule: Any, view: Any, facts: dict[str, Any], components: dict[str
             "required": True,
             "content": {"application/json": {"schema": _ref(facts["body"], components)}},
         }
+    if "multipart" in facts:
+        field = facts["multipart"]
+        operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": {
+            "type": "object", "required": [field], "properties": {field: {"type": "string", "format": "binary"}}}}}}
     for status, (model, description) in sorted(facts.get("responses", {}).items()):
         if model is None:
             operation["responses"][str(status)] = {"description": description}
@@ -88,3 +94,12 @@ def _json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 def _path_parameter(match: re.Match[str]) -> dict[str, Any]:
     kind = _PARAM_TYPES.get(match.group("kind") or "string", "string")
     return {"name": match.group("name"), "in": "path", "required": True, "schema": {"type": kind}}
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": prop}
+        for name, prop in schema.get("properties", {}).items()
+    ]

@@ -39,6 +39,14 @@ def validation_failed(exc: ValidationError) -> ValidationFailed:
     return ValidationFailed(f"Invalid request: {summary}", {"fields": fields})
 
 
+def parse_query(model: type[ModelT]) -> ModelT:
+    """The query string as `model` ("true"/"false" for flags), or ValidationFailed naming the parameter."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise validation_failed(exc) from exc
+
+
 def json_body(model: type[BaseModel]) -> Callable[[View], View]:
     """Validate the body into `model` and pass it to the view as `payload`."""
 

@@ -83,6 +83,10 @@ class UserService:
             user = session.get(User, user_id)
             return UserView.of(user) if user else None
 
+    def find(self, username: str) -> UserView:
+        with self._db.session() as session:
+            return UserView.of(self._by_name(session, username))
+
     def set_role(self, username: str, role: str) -> UserView:
         _check_role(role)
         with self._db.session() as session:

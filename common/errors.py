@@ -63,3 +63,19 @@ class ServiceUnavailable(DomainError):
     def __init__(self, message: str, retry_after_s: int = 5, details: dict[str, Any] | None = None) -> None:
         super().__init__(message, details)
         self.retry_after_s = retry_after_s
+
+
+class DocumentNotFound(NotFound):
+    """No such document for this user."""
+
+
+class UnsupportedFileType(DomainError):
+    """The file is of no supported type, or its content contradicts its name."""
+
+
+class UnprocessableDocument(DomainError):
+    """Well-formed request, but the document is empty, corrupt, hostile or has no text."""
+
+
+class EmptyDocument(UnprocessableDocument):
+    """The file has no bytes, or nothing but white space."""

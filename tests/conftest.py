@@ -42,7 +42,7 @@ def make_app(tmp_path: Path, database_url: str) -> Iterator[Callable[..., Flask]
 
     yield build
     for app in built:
-        app.extensions["docchat"].db.close()
+        app.extensions["docchat"].close()
 
 
 @pytest.fixture
@@ -116,3 +116,24 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
         assert body["code"] == code, body
     assert "Traceback" not in response.get_data(as_text=True)
     return body
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One real file per supported type (see tests/samples.py)."""
+    from tests.samples import make_all
+
+    return make_all(tmp_path_factory.mktemp("samples"))
+
+
+def upload(client: FlaskClient, account: Account, path: Path, wait: bool = True, name: str | None = None) -> Any:
+    """POST /upload of a file as multipart, the way a browser or curl sends it."""
+    with path.open("rb") as handle:
+        return client.post(f"/upload{'?wait=true' if wait else ''}", headers=account.headers,
+                           data={"file": (handle, name or path.name)}, content_type="multipart/form-data")
+
+
+def search(client: FlaskClient, account: Account, query: str, k: int = 5) -> list[dict[str, Any]]:
+    response = client.post("/search", json={"query": query, "k": k}, headers=account.headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["results"]

@@ -1,6 +1,8 @@
 """Health, Prometheus metrics, security headers and the OpenAPI document."""
 from __future__ import annotations
 
+import re
+
 from api.validation import document
 from auth.schemas import RegisterRequest
 from tests.conftest import assert_error
@@ -70,7 +72,7 @@ def test_openapi_describes_every_route_that_exists(app, client):
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = rule.rule.replace("<int:key_id>", "{key_id}")
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert (path, method.lower()) in documented, (path, method)
     assert ("/auth/login", "post") in documented and ("/login", "post") in documented

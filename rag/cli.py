@@ -1,0 +1,67 @@
+"""`flask ingest USERNAME PATH...`: ingest files or whole folders for a user, with a progress bar."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from api.context import EXTENSION_KEY, Services
+from common.errors import DomainError
+from rag.sniff import EXTENSIONS
+
+BAR_STEPS = 1000
+
+
+@click.command("ingest")
+@with_appcontext
+@click.argument("username")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def ingest_command(username: str, paths: tuple[Path, ...]) -> None:
+    """Ingest files, or every supported file under folders, into USERNAME's documents."""
+    services: Services = current_app.extensions[EXTENSION_KEY]
+    try:
+        user = services.users.find(username)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    files = _expand(paths)
+    if not files:
+        raise click.ClickException(f"no supported files ({', '.join(sorted(EXTENSIONS))}) under the given paths")
+    failures = sum(not _ingest_one(services, user.id, path) for path in files)
+    click.echo(f"{len(files) - failures} of {len(files)} files ready")
+    if failures:
+        raise SystemExit(1)
+
+
+def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        found += [p for p in candidates if p.suffix.lower() in EXTENSIONS]
+    return found
+
+
+def _ingest_one(services: Services, user_id: int, path: Path) -> bool:
+    try:
+        with path.open("rb") as stream:
+            document, created = services.documents.upload(user_id, path.name, stream)
+    except DomainError as exc:
+        click.echo(f"{path}: {exc.message}", err=True)
+        return False
+    if not created:
+        click.echo(f"{path}: already uploaded as document {document.id} ({document.status})")
+        return document.status != "failed"
+    with click.progressbar(length=BAR_STEPS, label=path.name[:40].ljust(40), show_percent=True) as bar:
+        def advance(fraction: float) -> None:
+            bar.update(max(0, int(fraction * BAR_STEPS) - bar.pos))
+
+        result = services.ingestion.run_now(document.id, advance)
+        if result is None:  # a running server's worker took it first: follow along
+            result = services.documents.wait(user_id, document.id, services.config.upload_wait_timeout_s)
+        advance(1.0)
+    if result.status != "ready":
+        click.echo(f"{path}: failed: {result.error}", err=True)
+        return False
+    click.echo(f"{path}: {result.chunks} chunks" + (f", {result.pages} pages" if result.pages else ""))
+    return True

