@@ -11,6 +11,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
+from rag.spacy_model import use_packaged_spacy_model
 from rag.types import ParsedDocument, Section
 
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
@@ -95,18 +96,21 @@ def glued_share(text: str) -> float:
 
 
 def load_docx(path: Path) -> ParsedDocument:
+    use_packaged_spacy_model()
     from unstructured.partition.docx import partition_docx
 
     return _from_elements(partition_docx(filename=str(path)))
 
 
 def load_html(path: Path) -> ParsedDocument:
+    use_packaged_spacy_model()
     from unstructured.partition.html import partition_html
 
     return _from_elements(partition_html(text=decode_text(path.read_bytes())))
 
 
 def load_md(path: Path) -> ParsedDocument:
+    use_packaged_spacy_model()
     from unstructured.partition.md import partition_md
 
     return _from_elements(partition_md(text=decode_text(path.read_bytes())))

