@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test venv venv-dev clean-venv
+.PHONY: run test venv venv-dev bench bench-ingest test-system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,27 @@ run: venv
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## test: run the whole test suite
-test: venv-dev
+test: venv-dev test-system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Real documents for the tests (Debian's manual as PDF and HTML) and pandoc to make HTML with.
+# Installed when running as root with apt; otherwise the tests that need them skip, saying why.
+SYSTEM_TEST_PACKAGES := debian-reference-en pandoc
+test-system-deps:
+	@missing=$$(for p in $(SYSTEM_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $$missing (apt)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || echo "could not install $$missing: the tests that need them will skip"; \
+	else echo "not root: $$missing not installed; the tests that need them will skip"; fi
+
+## bench-ingest: ingestion throughput and per-user query latency (prints a table)
+bench-ingest: venv-dev
+	$(BIN)/python -m bench.ingest
+
+## bench: every benchmark
+bench: bench-ingest
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,7 @@
 """Sentence embeddings (sentence-transformers) from the offline all-MiniLM-L6-v2 package."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import threading
 from pathlib import Path
@@ -51,6 +52,11 @@ class Embedder:
             model_kwargs={"torch_dtype": getattr(torch, dtype)},
         )
         self._lock = threading.Lock()
+        # The chunker's own copy of the Rust tokenizer (one tokenizer must not serve two threads at once).
+        self._counter = copy.deepcopy(self._model.tokenizer.backend_tokenizer)
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        self._counter_lock = threading.Lock()
         self.dimension = int(self._model.get_embedding_dimension())
         self.max_tokens = int(self._model.max_seq_length) - 2  # [CLS] and [SEP]
 
@@ -63,8 +69,14 @@ class Embedder:
                 _shared[key] = cls(model_path, device, dtype, batch_size)
             return _shared[key]
 
+    def token_offsets(self, texts: list[str]) -> list[list[tuple[int, int]]]:
+        """For each text, the character span of each token (no special tokens): what the chunker cuts by."""
+        with self._counter_lock:
+            encodings = self._counter.encode_batch(texts, add_special_tokens=False)
+        return [encoding.offsets for encoding in encodings]
+
     def count_tokens(self, text: str) -> int:
-        return len(self._model.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.token_offsets([text])[0])
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dimension) float32, unit length (cosine = dot product)."""

@@ -4,12 +4,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+
+import numpy as np
 
 from rag.chunking import Chunker
 from rag.embedder import Embedder
 from rag.repository import DocumentRepository, DocumentView
 from rag.sandbox import ParseFailed, ParseLimits, parse_in_sandbox
+from rag.types import Chunk
 from rag.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -62,21 +66,35 @@ class IngestionPipeline:
             raise NoTextFound("No text could be extracted from the document (a scanned PDF without a text layer?)")
         self._store.delete_document(document.user_id, document.id)  # a resumed job starts clean
         self._report(document, PARSED_PROGRESS, on_progress)
-        for start in range(0, len(chunks), STORE_BATCH):
-            batch = chunks[start:start + STORE_BATCH]
-            self._store.add(document.user_id, document.id, batch, self._embedder().embed([c.text for c in batch]))
-            done = (start + len(batch)) / len(chunks)
-            if not self._report(document, PARSED_PROGRESS + (1 - PARSED_PROGRESS) * done * 0.999, on_progress):
-                self._store.delete_document(document.user_id, document.id)  # deleted meanwhile
-                return
+        if not self._embed_and_store(document, chunks, on_progress):
+            self._store.delete_document(document.user_id, document.id)  # deleted meanwhile
+            return
         if not self._repository.finish(document.id, chunks=len(chunks), pages=parsed.pages):
             self._store.delete_document(document.user_id, document.id)
+
+    def _embed_and_store(self, document: DocumentView, chunks: list[Chunk], on_progress: Callable[[float], None]) -> bool:
+        """Embed batch n+1 while batch n is written to the store; False if the document vanished."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
+            pending: Future[bool] | None = None
+            for start in range(0, len(chunks), STORE_BATCH):
+                batch = chunks[start:start + STORE_BATCH]
+                vectors = self._embedder().embed([chunk.text for chunk in batch])
+                if pending is not None and not pending.result():
+                    return False
+                fraction = PARSED_PROGRESS + (1 - PARSED_PROGRESS) * 0.999 * (start + len(batch)) / len(chunks)
+                pending = writer.submit(self._store_batch, document, batch, vectors, fraction, on_progress)
+            return pending is None or pending.result()
+
+    def _store_batch(self, document: DocumentView, batch: list[Chunk], vectors: np.ndarray, fraction: float,
+                     on_progress: Callable[[float], None]) -> bool:
+        self._store.add(document.user_id, document.id, batch, vectors)
+        return self._report(document, fraction, on_progress)
 
     def chunker(self) -> Chunker:
         with self._chunker_lock:
             if self._chunker is None:
                 embedder = self._embedder()
-                self._chunker = Chunker(embedder.count_tokens, self._chunk_tokens, self._overlap_tokens,
+                self._chunker = Chunker(embedder.token_offsets, self._chunk_tokens, self._overlap_tokens,
                                         embedder.max_tokens)
             return self._chunker
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from rag.ingestion import IngestionPipeline
+from rag.sandbox import warm_up
 from rag.repository import WORKER_ID, DocumentRepository, DocumentView
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class IngestionWorkers:
             if self._started:
                 return
             self._started = True
+        threading.Thread(target=warm_up, name="parser-warm-up", daemon=True).start()
         self.sweep()
         for number in range(self._threads):
             threading.Thread(target=self._work, name=f"ingest-{number}", daemon=True).start()

@@ -75,5 +75,6 @@ def delete_document(document_id: str) -> tuple[str, int]:
 @responds(200, SearchResults, "The caller's closest chunks, best first")
 def search(payload: SearchRequest) -> Response:
     """Semantic search over the caller's own documents."""
-    sources = services().retriever.search(current_user().id, payload.query, payload.k)
+    svc = services()
+    sources = svc.retriever.search(current_user().id, payload.query, payload.k or svc.config.search_top_k)
     return jsonify(results=[SourceOut.of(source).model_dump(mode="json") for source in sources])

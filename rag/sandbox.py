@@ -62,6 +62,18 @@ def parse_in_sandbox(path: Path, doc_type: str, limits: ParseLimits) -> ParsedDo
     raise ParseFailed(payload)
 
 
+def warm_up() -> None:
+    """Start the forkserver (importing the parsers, loading spaCy) before the first upload needs it;
+    returns once it is ready."""
+    process = _mp_context().Process(target=_noop, daemon=True)
+    process.start()
+    process.join()
+
+
+def _noop() -> None:
+    return None
+
+
 def _mp_context() -> multiprocessing.context.BaseContext:
     global _context
     with _context_lock:

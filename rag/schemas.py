@@ -41,7 +41,7 @@ class UploadQuery(BaseModel):
 
 class SearchRequest(BaseModel):
     query: str = Field(min_length=1, max_length=4000)
-    k: int = Field(default=5, ge=1, le=50, description="How many chunks to return")
+    k: int | None = Field(default=None, ge=1, le=50, description="How many chunks to return (default SEARCH_TOP_K)")
 
 
 class SourceOut(BaseModel):

@@ -124,3 +124,16 @@ def test_cli_ingests_a_folder_with_a_progress_bar(app, client, users, samples):
     assert sorted(d["type"] for d in documents) == sorted(QUESTIONS) and {d["status"] for d in documents} == {"ready"}
     again = app.test_cli_runner().invoke(args=["ingest", account.username, str(samples["md"])])
     assert "already uploaded" in again.output
+
+
+def test_search_defaults_to_the_configured_top_k_and_validates_k(make_app, samples):
+    app = make_app(search_top_k=2)
+    client = app.test_client()
+    from tests.conftest import Users
+
+    account = Users(app, client).register()
+    upload(client, account, samples["pdf"])
+    response = client.post("/search", json={"query": "harbour"}, headers=account.headers)
+    assert len(response.get_json()["results"]) == 2
+    body = assert_error(client.post("/search", json={"query": "x", "k": 0}, headers=account.headers), 400)
+    assert body["details"]["fields"][0]["field"] == "k"

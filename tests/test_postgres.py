@@ -1,4 +1,4 @@
-"""The auth, error and monitoring suites again, on the local PostgreSQL (TEST_POSTGRES_URL)."""
+"""The auth, document, error and monitoring suites again, on the local PostgreSQL (TEST_POSTGRES_URL)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from common.database import normalize_url
 
 from tests.test_auth import *  # noqa: F401,F403  (collected again here, on PostgreSQL)
+from tests.test_documents import *  # noqa: F401,F403
 from tests.test_errors import *  # noqa: F401,F403
 from tests.test_monitoring import *  # noqa: F401,F403
 
@@ -49,4 +50,4 @@ def database_url() -> Iterator[str]:
 def test_the_schema_really_is_on_postgresql(app):
     db = app.extensions["docchat"].db
     assert db.engine.dialect.name == "postgresql"
-    assert {"users", "api_keys", "revoked_logins", "alembic_version"} <= set(db.table_names())
+    assert {"users", "api_keys", "revoked_logins", "documents", "alembic_version"} <= set(db.table_names())

@@ -51,7 +51,7 @@ def test_real_html_keeps_section_titles():
 
 
 def test_chunks_fit_the_embedding_window_and_overlap(embedder):
-    chunker = Chunker(embedder.count_tokens, chunk_tokens=200, overlap_tokens=40, max_tokens=embedder.max_tokens)
+    chunker = Chunker(embedder.token_offsets, chunk_tokens=200, overlap_tokens=40, max_tokens=embedder.max_tokens)
     chunks = chunker.chunk([Section(text=_real_text()[:60_000], page=7)])
     assert len(chunks) > 20
     assert max(chunk.tokens for chunk in chunks) <= 200 <= embedder.max_tokens
@@ -62,7 +62,7 @@ def test_chunks_fit_the_embedding_window_and_overlap(embedder):
 
 def test_chunk_settings_beyond_the_model_window_are_refused(embedder):
     with pytest.raises(ValueError, match="exceeds"):
-        Chunker(embedder.count_tokens, chunk_tokens=400, overlap_tokens=40, max_tokens=embedder.max_tokens)
+        Chunker(embedder.token_offsets, chunk_tokens=400, overlap_tokens=40, max_tokens=embedder.max_tokens)
 
 
 def test_bf16_embeddings_agree_with_fp32(embedder):

@@ -1,0 +1,172 @@
+"""Ingestion and retrieval benchmark: prints a table (make bench-ingest).
+
+1. Pipeline throughput (parse in the sandbox, chunk, embed, store) in chunks/s on real documents,
+   next to the raw embedder on exactly the same chunk texts in the same run.
+2. Top-5 query latency p50/p99 for one user among many, at 10k and 100k chunks in all: this
+   server's design (a collection per user) next to one shared collection with a `where` filter.
+   Vectors there are random unit vectors (latency depends on counts, not on content).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from auth.passwords import PasswordHasher  # noqa: E402
+from auth.users import UserService  # noqa: E402
+from common.database import Database  # noqa: E402
+from rag.embedder import Embedder, packaged_model_path, resolve_device, resolve_dtype  # noqa: E402
+from rag.ingestion import IngestionPipeline  # noqa: E402
+from rag.jobs import IngestionWorkers  # noqa: E402
+from rag.repository import DocumentRepository  # noqa: E402
+from rag.sandbox import ParseLimits, warm_up  # noqa: E402
+from rag.vector_store import VectorStore, make_client  # noqa: E402
+
+DEBIAN_DOCS = [Path("/usr/share/debian-reference/debian-reference.en.pdf")] + [
+    Path(f"/usr/share/debian-reference/ch{n:02d}.en.html") for n in (1, 2, 3)
+]
+
+
+def document_sets() -> list[list[Path]]:
+    """Debian's manual as PDF alone, then with three HTML chapters (unstructured parses those)."""
+    found = [path for path in DEBIAN_DOCS if path.exists()]
+    if found:
+        return [found[:1], found]
+    from tests.samples import make_pdf
+
+    return [[make_pdf(Path(tempfile.mkdtemp()) / "generated.pdf", fact_page=1, pages=300)]]
+
+
+def bench_pipeline(docs: list[Path], dtype: str, threads: int) -> list[tuple[str, str]]:
+    workdir = Path(tempfile.mkdtemp())
+    db = Database(f"sqlite:///{workdir / 'bench.db'}")
+    db.migrate()
+    UserService(db, PasswordHasher()).create("bench", "bench password", "user")  # user id 1
+    device = resolve_device("auto")
+    dtype = resolve_dtype(dtype, device)
+    embedder = Embedder.shared(packaged_model_path(), device, dtype)
+    repository, store = DocumentRepository(db), VectorStore(make_client(workdir / "chroma"))
+    pipeline = IngestionPipeline(repository, store, lambda: embedder, workdir / "uploads", ParseLimits(300, 4096), 200, 40)
+    embedder.embed([" ".join(["warm up the kernels at realistic lengths"] * 25)] * 64)
+    warm_up()  # as the server does at start: the parser process is ready before the first upload
+    pipeline.chunker()
+    workers = IngestionWorkers(pipeline, repository, threads=threads)
+    document_ids = []
+    for number, path in enumerate(docs):
+        doc_id, doc_type = f"doc{number}", path.suffix.lstrip(".")
+        target = workdir / "uploads" / "1" / f"{doc_id}.{doc_type}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+        repository.create(id=doc_id, user_id=1, filename=path.name, type=doc_type, sha256=doc_id,
+                          size_bytes=target.stat().st_size, storage_name=target.name)
+        document_ids.append(doc_id)
+    started = time.perf_counter()
+    workers.start()  # the server's own workers pick the queued documents up
+    while not all((doc := repository.load(doc_id)) is not None and doc.finished for doc_id in document_ids):
+        time.sleep(0.05)
+    workers.stop()
+    failed = [doc_id for doc_id in document_ids if repository.load(doc_id).status != "ready"]
+    assert not failed, failed
+    pipeline_s = time.perf_counter() - started
+    collection = store._collection(1)
+    chunk_texts = collection.get(include=["documents"])["documents"]
+    started = time.perf_counter()
+    for start in range(0, len(chunk_texts), 64):
+        embedder.embed(chunk_texts[start:start + 64])
+    raw_s = time.perf_counter() - started
+    count = len(chunk_texts)
+    label = "+".join(sorted({path.suffix.lstrip(".").upper() for path in docs}))
+    return [
+        (f"{label}: chunks", str(count)),
+        (f"{label}: pipeline chunks/s (parse+chunk+embed+store)", f"{count / pipeline_s:.1f}"),
+        (f"{label}: raw embedder chunks/s, same chunks", f"{count / raw_s:.1f}"),
+        (f"{label}: pipeline / raw", f"{(count / pipeline_s) / (count / raw_s):.2f}x (goal >= 0.8x)"),
+    ]
+
+
+def bench_queries(total: int, per_user: int, queries: int) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(7)
+    users = total // per_user
+    per_user_store = make_client(Path(tempfile.mkdtemp()))
+    shared_store = make_client(Path(tempfile.mkdtemp()))
+    shared = shared_store.get_or_create_collection("shared", configuration={"hnsw": {"space": "cosine"}},
+                                                   embedding_function=None)
+    for user in range(users):
+        vectors = rng.standard_normal((per_user, 384)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        ids = [f"u{user}:{i}" for i in range(per_user)]
+        own = per_user_store.get_or_create_collection(f"docs_u{user}", configuration={"hnsw": {"space": "cosine"}},
+                                                      embedding_function=None)
+        texts = [f"chunk {i} of user {user}" for i in range(per_user)]
+        metas = [{"document_id": f"d{user}", "chunk_index": i} for i in range(per_user)]
+        for start in range(0, per_user, 5000):
+            part = slice(start, start + 5000)
+            own.add(ids=ids[part], embeddings=vectors[part], documents=texts[part], metadatas=metas[part])
+            shared.add(ids=ids[part], embeddings=vectors[part], documents=texts[part],
+                       metadatas=[{**meta, "user_id": user} for meta in metas[part]])
+    target = users // 2
+    store = VectorStore(per_user_store)
+    probes = rng.standard_normal((queries, 384)).astype(np.float32)
+    own_ms = _latencies(lambda v: store.query(target, v, 5), probes)
+    shared_ms = _latencies(lambda v: shared.query(query_embeddings=v.reshape(1, -1), n_results=5,
+                                                  where={"user_id": target}), probes)
+    label = f"{total // 1000}k chunks, {users} users"
+    return [
+        (f"top-5 p50/p99 ms, {label}, collection per user (ours)", f"{_pct(own_ms, 50):.1f} / {_pct(own_ms, 99):.1f}"),
+        (f"top-5 p50/p99 ms, {label}, shared + where filter", f"{_pct(shared_ms, 50):.1f} / {_pct(shared_ms, 99):.1f}"),
+    ]
+
+
+def _latencies(query, probes: np.ndarray) -> list[float]:  # type: ignore[no-untyped-def]
+    for vector in probes[:5]:
+        query(vector)
+    times = []
+    for vector in probes:
+        started = time.perf_counter()
+        query(vector)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def _pct(values: list[float], percent: int) -> float:
+    return float(np.percentile(values, percent)) if values else float("nan")
+
+
+def print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'measure'.ljust(width)} | value |")
+    print(f"| {'-' * width} | --- |")
+    for name, value in rows:
+        print(f"| {name.ljust(width)} | {value} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dtype", default="auto", help="embedder dtype: auto, float32, bfloat16, float16")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="ingestion worker threads (INGEST_WORKERS)")
+    parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument("--skip-queries", action="store_true")
+    args = parser.parse_args()
+    rows: list[tuple[str, str]] = []
+    if not args.skip_pipeline:
+        device = resolve_device("auto")
+        rows.append(("embedder; ingestion threads", f"{device} {resolve_dtype(args.dtype, device)}; {args.threads}"))
+        for docs in document_sets():
+            rows.append(("documents", ", ".join(path.name for path in docs)))
+            rows += bench_pipeline(docs, args.dtype, args.threads)
+    if not args.skip_queries:
+        rows += bench_queries(10_000, 1_000, args.queries)
+        rows += bench_queries(100_000, 1_000, args.queries)
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()
