@@ -147,10 +147,12 @@ def build_services(config: Config) -> Services:
         chunk_tokens=config.chunk_tokens, overlap_tokens=config.chunk_overlap_tokens,
     )
     ingestion = IngestionWorkers(pipeline, repository, threads=config.ingest_workers, stale_s=config.job_stale_s)
+    documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue)
     return Services(
         config=config,
         db=db,
-        users=UserService(db, hasher, allow_registration=config.allow_registration),
+        users=UserService(db, hasher, allow_registration=config.allow_registration,
+                          on_delete=[documents.purge_user]),
         api_keys=ApiKeyService(db),
         revocations=RevocationList(db),
         error_stats=ErrorStats(config.recent_errors_kept),
@@ -158,7 +160,7 @@ def build_services(config: Config) -> Services:
         health=HealthService(db, NoEngine(models), monitor),
         models=models,
         vectors=vectors,
-        documents=DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue),
+        documents=documents,
         retriever=Retriever(vectors, repository, embedder),
         ingestion=ingestion,
     )

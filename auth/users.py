@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -45,10 +46,14 @@ def normalize_username(username: str) -> str:
 
 
 class UserService:
-    def __init__(self, db: Database, hasher: PasswordHasher, allow_registration: bool = True) -> None:
+    def __init__(self, db: Database, hasher: PasswordHasher, allow_registration: bool = True,
+                 on_delete: Sequence[Callable[[int], None]] = ()) -> None:
+        """`on_delete` callbacks get the id of each deleted user, so other packages can remove
+        what they keep for that user (files, vectors) without auth importing them."""
         self._db = db
         self._hasher = hasher
         self._allow_registration = allow_registration
+        self._on_delete = list(on_delete)
 
     def register(self, username: str, password: str) -> UserView:
         """Self-service sign-up. Always role `user`: a role in the request is never trusted."""
@@ -95,11 +100,15 @@ class UserService:
             return UserView.of(user)
 
     def delete(self, username: str) -> None:
-        """Delete the account and its API keys; its tokens stop working on the next request."""
+        """Delete the account, its API keys and (through `on_delete`) its data; its tokens stop
+        working on the next request."""
         with self._db.session() as session:
             user = self._by_name(session, username)
-            session.query(ApiKey).filter(ApiKey.user_id == user.id).delete()
+            user_id = user.id
+            session.query(ApiKey).filter(ApiKey.user_id == user_id).delete()
             session.delete(user)
+        for callback in self._on_delete:
+            callback(user_id)
 
     def count(self) -> int:
         with self._db.session() as session:

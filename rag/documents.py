@@ -100,6 +100,11 @@ class DocumentService:
         self._store.delete_document(user_id, document_id)
         (self._uploads_dir / str(user_id) / document.storage_name).unlink(missing_ok=True)
 
+    def purge_user(self, user_id: int) -> None:
+        """Remove a deleted user's files and chunks (their rows went with the user, by cascade)."""
+        self._store.drop_user(user_id)
+        shutil.rmtree(self._uploads_dir / str(user_id), ignore_errors=True)
+
     def wait(self, user_id: int, document_id: str, timeout_s: float) -> DocumentView:
         """Block until the document is ready or failed, or `timeout_s` passes; the latest state."""
         deadline = time.monotonic() + timeout_s

@@ -68,6 +68,11 @@ class VectorStore:
         if collection is not None:
             collection.delete(where={"document_id": document_id})
 
+    def drop_user(self, user_id: int) -> None:
+        """Remove every chunk of the user (their whole collection)."""
+        if self._collection(user_id) is not None:
+            self._client.delete_collection(self.collection_name(user_id))
+
     def count(self, user_id: int, document_id: str | None = None) -> int:
         collection = self._collection(user_id)
         if collection is None:

@@ -137,3 +137,15 @@ def test_search_defaults_to_the_configured_top_k_and_validates_k(make_app, sampl
     assert len(response.get_json()["results"]) == 2
     body = assert_error(client.post("/search", json={"query": "x", "k": 0}, headers=account.headers), 400)
     assert body["details"]["fields"][0]["field"] == "k"
+
+
+def test_deleting_a_user_removes_their_documents_files_and_chunks(app, client, users, samples):
+    account = users.register("leaving")
+    upload(client, account, samples["md"])
+    services = app.extensions["docchat"]
+    assert services.vectors.count(account.id) > 0
+    result = app.test_cli_runner().invoke(args=["users", "delete", "leaving", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert services.vectors.count(account.id) == 0
+    assert not (services.config.uploads_dir / str(account.id)).exists()
+    assert services.documents.list(account.id) == []
