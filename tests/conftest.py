@@ -118,6 +118,16 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     return body
 
 
+@pytest.fixture
+def server_dir(tmp_path: Path) -> Path:
+    """A directory for a real server started with gunicorn (tests/test_server.py's start_server)."""
+    import sys
+
+    if not Path(sys.executable).with_name("gunicorn").exists():
+        pytest.skip("gunicorn is not installed beside this Python")
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One real file per supported type (see tests/samples.py)."""

@@ -11,7 +11,7 @@ import requests
 from chromadb.config import Settings
 
 from tests.samples import make_pdf
-from tests.test_server import free_port, server_dir, start_server  # noqa: F401  (server_dir is a fixture)
+from tests.test_server import free_port, start_server
 
 
 def _login(base: str, log_text: str) -> dict[str, str]:

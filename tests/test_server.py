@@ -56,13 +56,6 @@ def start_server(data_dir: Path, port: int, log: Path, **settings: str) -> subpr
     pytest.fail("server did not start:\n" + log.read_text())
 
 
-@pytest.fixture
-def server_dir(tmp_path: Path) -> Path:
-    if not GUNICORN.exists():
-        pytest.skip("gunicorn is not installed beside this Python")
-    return tmp_path
-
-
 def test_served_app_bootstraps_an_admin_once_and_keeps_data_across_restarts(server_dir):
     port, log = free_port(), server_dir / "server.log"
     base = f"http://127.0.0.1:{port}"
