@@ -44,14 +44,18 @@ from common.errors import (
     ValidationFailed,
 )
 from config import Config
+from llm.engine import EngineOverloaded
+from llm.manager import ModelManager
 from llm.registry import ModelRegistry
-from llm.status import NoEngine
+from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull, Scheduler
+from llm.service import LLMService
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
 from monitoring.system import SystemMonitor
 from rag.documents import DocumentService
-from rag.embedder import Embedder, packaged_model_path, resolve_device, resolve_dtype
+from common.devices import resolve_device, resolve_dtype
+from rag.embedder import Embedder, packaged_model_path
 from rag.ingestion import IngestionPipeline
 from rag.jobs import IngestionWorkers
 from rag.repository import DocumentRepository
@@ -78,6 +82,10 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     Conflict: (409, "CONFLICT"),
     UsernameTaken: (409, "USERNAME_TAKEN"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
+    QueueFull: (503, "QUEUE_FULL"),
+    ModelNotReady: (503, "MODEL_NOT_READY"),
+    GenerationTimeout: (503, "GENERATION_TIMEOUT"),
+    EngineOverloaded: (503, "GPU_OUT_OF_MEMORY"),
 }
 
 # Errors Flask or an extension raises itself -> code.
@@ -148,6 +156,7 @@ def build_services(config: Config) -> Services:
     )
     ingestion = IngestionWorkers(pipeline, repository, threads=config.ingest_workers, stale_s=config.job_stale_s)
     documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue)
+    llm = _llm_service(config, models)
     return Services(
         config=config,
         db=db,
@@ -157,13 +166,22 @@ def build_services(config: Config) -> Services:
         revocations=RevocationList(db),
         error_stats=ErrorStats(config.recent_errors_kept),
         metrics=Metrics(monitor),
-        health=HealthService(db, NoEngine(models), monitor),
+        health=HealthService(db, llm, monitor),
         models=models,
         vectors=vectors,
         documents=documents,
         retriever=Retriever(vectors, repository, embedder),
         ingestion=ingestion,
+        llm=llm,
     )
+
+
+def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
+    device = resolve_device(config.llm_device)
+    manager = ModelManager(models, device, resolve_dtype(config.llm_dtype, device), Path(config.model_cache_dir))
+    scheduler = Scheduler(manager.engine, max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
+                          timeout_s=config.llm_timeout_s)
+    return LLMService(manager, scheduler)
 
 
 def _embedder_provider(config: Config) -> Callable[[], Embedder]:
@@ -175,8 +193,12 @@ def _embedder_provider(config: Config) -> Callable[[], Embedder]:
 
 
 def start_background_work(app: Flask) -> None:
-    """Start ingestion workers (and pick up jobs an earlier run left). Idempotent."""
-    app.extensions[EXTENSION_KEY].ingestion.start()
+    """Start ingestion workers (picking up jobs an earlier run left) and, unless
+    LOAD_MODEL_AT_START=false, the model's loading. Idempotent."""
+    services: Services = app.extensions[EXTENSION_KEY]
+    services.ingestion.start()
+    if services.config.load_model_at_start:
+        services.llm.manager.start()
 
 
 def bootstrap_first_admin(app: Flask) -> str | None:
@@ -226,9 +248,10 @@ def _register_blueprints(app: Flask) -> None:
     from api.routes import bp as meta_bp
     from auth.routes import bp as auth_bp
     from monitoring.routes import bp as monitoring_bp
+    from llm.routes import bp as models_bp
     from rag.routes import bp as documents_bp
 
-    for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp):
+    for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp, models_bp):
         app.register_blueprint(blueprint)
 
 

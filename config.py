@@ -69,6 +69,13 @@ class Config:
     job_stale_s: int = 120
     upload_wait_timeout_s: int = 600
     search_top_k: int = 5
+    load_model_at_start: bool = True
+    llm_device: str = "auto"
+    llm_dtype: str = "auto"
+    model_cache_dir: Path | None = None
+    llm_max_queue: int = 8
+    llm_max_batch: int = 8
+    llm_timeout_s: int = 120
     auto_migrate: bool = True
     log_level: str = "INFO"
     models_file: Path = Path(__file__).with_name("models.json")
@@ -111,6 +118,13 @@ class Config:
         "JOB_STALE_S": "job_stale_s",
         "UPLOAD_WAIT_TIMEOUT_S": "upload_wait_timeout_s",
         "SEARCH_TOP_K": "search_top_k",
+        "LOAD_MODEL_AT_START": "load_model_at_start",
+        "LLM_DEVICE": "llm_device",
+        "LLM_DTYPE": "llm_dtype",
+        "MODEL_CACHE_DIR": "model_cache_dir",
+        "LLM_MAX_QUEUE": "llm_max_queue",
+        "LLM_MAX_BATCH": "llm_max_batch",
+        "LLM_TIMEOUT_S": "llm_timeout_s",
         "AUTO_MIGRATE": "auto_migrate",
         "LOG_LEVEL": "log_level",
         "MODELS_FILE": "models_file",
@@ -136,6 +150,7 @@ class Config:
             "data_dir": Path(data_dir),
             "jwt_secret_key": secrets.token_urlsafe(48),
             "bootstrap_admin": False,
+            "load_model_at_start": False,
             "argon2_time_cost": 1,
             "argon2_memory_kib": 8192,
             "ratelimit_key_prefix": "test-" + secrets.token_hex(4),
@@ -149,7 +164,8 @@ class Config:
         database_url = self.database_url or f"sqlite:///{data_dir / 'app.db'}"
         if self.app_env not in ENVIRONMENTS:
             raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.app_env!r}")
-        return dataclasses.replace(self, data_dir=data_dir, database_url=database_url)
+        model_cache_dir = Path(self.model_cache_dir).expanduser().resolve() if self.model_cache_dir else data_dir / "model-cache"
+        return dataclasses.replace(self, data_dir=data_dir, database_url=database_url, model_cache_dir=model_cache_dir)
 
     @property
     def uploads_dir(self) -> Path:
@@ -227,7 +243,7 @@ def _coerce(kind: object, raw: str) -> object:
             return int(raw)
         except ValueError as exc:
             raise ConfigError(f"expected a whole number, got {raw!r}") from exc
-    if kind == "Path":
+    if kind.startswith("Path"):
         return Path(raw)
     if kind.startswith("tuple"):
         return tuple(part.strip() for part in raw.split(",") if part.strip())

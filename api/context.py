@@ -11,6 +11,7 @@ from auth.users import UserService
 from common.database import Database
 from config import Config
 from llm.registry import ModelRegistry
+from llm.service import LLMService
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
@@ -37,10 +38,12 @@ class Services:
     documents: DocumentService
     retriever: Retriever
     ingestion: IngestionWorkers
+    llm: LLMService
 
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps in one process)."""
         self.ingestion.stop()
+        self.llm.close()
         self.db.close()
 
 

@@ -22,7 +22,8 @@ sys.path.insert(0, str(ROOT))
 from auth.passwords import PasswordHasher  # noqa: E402
 from auth.users import UserService  # noqa: E402
 from common.database import Database  # noqa: E402
-from rag.embedder import Embedder, packaged_model_path, resolve_device, resolve_dtype  # noqa: E402
+from common.devices import resolve_device, resolve_dtype  # noqa: E402
+from rag.embedder import Embedder, packaged_model_path  # noqa: E402
 from rag.ingestion import IngestionPipeline  # noqa: E402
 from rag.jobs import IngestionWorkers  # noqa: E402
 from rag.repository import DocumentRepository  # noqa: E402

@@ -147,3 +147,20 @@ def search(client: FlaskClient, account: Account, query: str, k: int = 5) -> lis
     response = client.post("/search", json={"query": query, "k": k}, headers=account.headers)
     assert response.status_code == 200, response.get_json()
     return response.get_json()["results"]
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One converted copy of the GGUF model for the whole test session."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture
+def llm_app(make_app: Callable[..., Flask], model_cache_dir: Path) -> Flask:
+    """An app whose default model (SmolLM2-135M, real) is loaded and active."""
+    from app import start_background_work
+
+    app = make_app(load_model_at_start=True, model_cache_dir=model_cache_dir)
+    start_background_work(app)
+    assert app.extensions["docchat"].llm.manager.wait_ready(600), app.extensions["docchat"].llm.manager.describe()
+    return app

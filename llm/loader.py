@@ -1,0 +1,82 @@
+"""Load a registry entry's weights with transformers: local path, package file (GGUF) or hub id.
+
+transformers dequantizes a GGUF file on every load (~25 s for SmolLM2-135M here), so the result
+is converted once and kept under MODEL_CACHE_DIR; later starts load that copy in under a second.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+
+from llm.registry import ModelRegistryError, ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+def source_location(spec: ModelSpec) -> tuple[str, str | None]:
+    """(directory or hub id, GGUF file name or None) for a registry entry's `source`."""
+    source = spec.source
+    if "package" in source:
+        found = importlib.util.find_spec(source["package"])  # not imported: that pulls in other packages
+        if found is None or found.origin is None:
+            raise ModelRegistryError(f"model {spec.id}: the package {source['package']} is not installed")
+        directory = str(Path(found.origin).parent)
+    elif "path" in source:
+        directory = os.path.expanduser(source["path"])
+    elif "hub" in source:
+        directory = source["hub"]
+    else:
+        raise ModelRegistryError(f"model {spec.id}: source needs one of package, path or hub")
+    file = source.get("file")
+    return directory, file if file and file.endswith(".gguf") else None
+
+
+def load_model(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> tuple[Any, Any]:
+    """(model in eval mode on `device`, tokenizer with left padding) for `spec`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    location, gguf_file = source_location(spec)
+    if gguf_file:
+        location, gguf_file = str(_converted(spec, location, gguf_file, cache_dir)), None
+    torch_dtype = getattr(torch, dtype)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype,
+                                                 device_map=device if device.startswith("cuda") else None)
+    if not device.startswith("cuda"):
+        model = model.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.eval()
+    return model, tokenizer
+
+
+def _converted(spec: ModelSpec, directory: str, gguf_file: str, cache_dir: Path) -> Path:
+    """The GGUF dequantized to safetensors once, written aside then renamed into place."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = cache_dir / spec.id
+    if (target / "config.json").exists():
+        return target
+    log.info("converting %s from GGUF once (later starts load %s)", spec.id, target)
+    draft = cache_dir / f".{spec.id}.{uuid.uuid4().hex[:8]}"
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
+    model.hf_quantizer = None  # dequantized already; lets save_pretrained write plain weights
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(draft)
+    tokenizer.save_pretrained(draft)
+    try:
+        draft.rename(target)
+    except OSError:  # another process converted it meanwhile
+        shutil.rmtree(draft, ignore_errors=True)
+    return target

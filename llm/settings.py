@@ -1,0 +1,87 @@
+"""Generation settings that adapt to the prompt's length, and validated per-request overrides.
+
+| prompt tokens | strategy        | beams | temperature | top_p | top_k | max new tokens | repetition penalty |
+| ------------- | --------------- | ----- | ----------- | ----- | ----- | -------------- | ------------------ |
+| up to 512     | beam search     | 3     | 0 (none)    | -     | -     | 320            | 1.15               |
+| 513 to 2048   | sampling        | 1     | 0.3         | 0.90  | 40    | 256            | 1.10               |
+| over 2048     | sampling        | 1     | 0.5         | 0.95  | 50    | 192            | 1.05               |
+
+The repetition penalty applies to the tokens the model has generated, never to the prompt:
+transformers' own penalty (and its no-repeat n-gram rule) also punish tokens of the prompt, which
+stops a grounded answer from copying the fact it was given ("7:45" from the context).
+
+Short prompts get the most careful search (beams, no randomness); long prompts, already rich in
+context, get cheaper sampling with a little more temperature and fewer new tokens, so time per
+answer stays bounded. A model's `generation.max_new_tokens` in models.json caps the table, and a
+request may override any field within the bounds of `GenerationOverrides`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SHORT_PROMPT_TOKENS = 512
+LONG_PROMPT_TOKENS = 2048
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    strategy: str  # "beam" or "sample"
+    num_beams: int
+    do_sample: bool
+    temperature: float
+    top_p: float
+    top_k: int
+    max_new_tokens: int
+    repetition_penalty: float
+    prompt_tokens: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def batch_key(self) -> tuple[Any, ...]:
+        """Requests with equal keys can share one batched generate call (max_new_tokens may differ)."""
+        return (self.num_beams, self.do_sample, self.temperature, self.top_p, self.top_k,
+                self.repetition_penalty)
+
+
+class GenerationOverrides(BaseModel):
+    """What a request may set itself; anything left out comes from the adaptive table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_beams: int | None = Field(default=None, ge=1, le=8)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="0 means no sampling")
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=0, le=500)
+    max_new_tokens: int | None = Field(default=None, ge=1, le=2048)
+    repetition_penalty: float | None = Field(default=None, ge=1.0, le=2.0)
+
+
+def adaptive_settings(prompt_tokens: int, model_max_new_tokens: int | None = None,
+                      overrides: GenerationOverrides | None = None) -> GenerationSettings:
+    """The table above for this prompt length, capped by the model, then the request's overrides."""
+    if prompt_tokens <= SHORT_PROMPT_TOKENS:
+        settings = GenerationSettings("beam", 3, False, 0.0, 1.0, 0, 320, 1.15)
+    elif prompt_tokens <= LONG_PROMPT_TOKENS:
+        settings = GenerationSettings("sample", 1, True, 0.3, 0.9, 40, 256, 1.10)
+    else:
+        settings = GenerationSettings("sample", 1, True, 0.5, 0.95, 50, 192, 1.05)
+    if model_max_new_tokens:
+        settings = replace(settings, max_new_tokens=min(settings.max_new_tokens, model_max_new_tokens))
+    settings = replace(settings, prompt_tokens=prompt_tokens)
+    return _apply(settings, overrides) if overrides else settings
+
+
+def _apply(settings: GenerationSettings, overrides: GenerationOverrides) -> GenerationSettings:
+    chosen = {key: value for key, value in overrides.model_dump().items() if value is not None}
+    settings = replace(settings, **chosen)
+    if "temperature" in chosen:
+        sampling = chosen["temperature"] > 0
+        settings = replace(settings, do_sample=sampling)
+    beams = settings.num_beams
+    strategy = "beam" if beams > 1 and not settings.do_sample else "beam-sample" if beams > 1 else (
+        "sample" if settings.do_sample else "greedy")
+    return replace(settings, strategy=strategy)

@@ -1,0 +1,148 @@
+"""The generation engine with the real default model: answers, adaptive settings, batching, limits."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from pydantic import ValidationError
+
+from llm.scheduler import QueueFull, Scheduler
+from llm.settings import GenerationOverrides, adaptive_settings
+from tests.conftest import assert_error
+
+GREEDY = GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=40)
+FERRY = [
+    {"role": "system", "content": "Answer the question using the context."},
+    {"role": "user", "content": "Context: The harbour ferry leaves at 7:45 every morning.\n\nQuestion: When does the ferry leave?"},
+]
+
+
+def _ask(fact: str, question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "Answer the question using the context."},
+            {"role": "user", "content": f"Context: {fact}\n\nQuestion: {question}"}]
+
+
+def test_greedy_answer_contains_the_fact_from_the_prompt(llm_app):
+    result = llm_app.extensions["docchat"].llm.generate(FERRY, GREEDY)
+    assert "7:45" in result.text
+    assert result.finish_reason in ("stop", "length") and result.completion_tokens > 0
+    assert result.prompt_tokens > 20 and result.settings.strategy == "greedy"
+
+
+def test_short_prompts_get_beam_search_by_default(llm_app):
+    result = llm_app.extensions["docchat"].llm.generate(FERRY, GenerationOverrides(max_new_tokens=40))
+    assert result.settings.strategy == "beam" and result.settings.num_beams == 3
+    assert "7:45" in result.text
+
+
+def test_long_prompts_get_sampling_with_fewer_new_tokens(llm_app):
+    filler = "The committee met again and discussed the harbour budget in detail. " * 220
+    messages = _ask(filler + "The ferry leaves at 7:45.", "When does the ferry leave?")
+    result = llm_app.extensions["docchat"].llm.generate(messages, GenerationOverrides(max_new_tokens=8))
+    assert result.prompt_tokens > 2048
+    assert result.settings.strategy == "sample" and result.settings.temperature == 0.5
+    assert result.completion_tokens <= 8
+
+
+def test_adaptive_table_as_documented():
+    short, medium, long = adaptive_settings(100), adaptive_settings(1000), adaptive_settings(3000)
+    assert (short.num_beams, short.do_sample, short.max_new_tokens) == (3, False, 320)
+    assert (medium.num_beams, medium.temperature, medium.max_new_tokens) == (1, 0.3, 256)
+    assert (long.num_beams, long.temperature, long.max_new_tokens) == (1, 0.5, 192)
+    assert short.num_beams > medium.num_beams and medium.temperature < long.temperature
+    assert adaptive_settings(100, model_max_new_tokens=128).max_new_tokens == 128
+    greedy = adaptive_settings(100, overrides=GenerationOverrides(num_beams=1, temperature=0))
+    assert greedy.strategy == "greedy" and not greedy.do_sample
+    with pytest.raises(ValidationError) as error:
+        GenerationOverrides(temperature=5)
+    assert error.value.errors()[0]["loc"] == ("temperature",)
+
+
+def test_streamed_pieces_add_up_to_the_answer(llm_app):
+    pieces: list[str] = []
+    result = llm_app.extensions["docchat"].llm.generate(FERRY, GREEDY, on_token=pieces.append)
+    assert len(pieces) > 3 and "".join(pieces).strip() == result.text
+
+
+def test_batched_requests_each_get_their_own_answer(llm_app):
+    facts = [("The ferry leaves at 7:45.", "When does the ferry leave?", "7:45"),
+             ("The museum opens at 10:30.", "When does the museum open?", "10:30"),
+             ("The bakery closes at 18:15.", "When does the bakery close?", "18:15"),
+             ("The train departs at 6:05.", "When does the train depart?", "6:05")]
+    llm = llm_app.extensions["docchat"].llm
+    tickets = [llm.submit(_ask(fact, question), GREEDY) for fact, question, _ in facts]
+    results = [ticket.result(timeout=300) for ticket in tickets]
+    for (_, _, answer), result in zip(facts, results):
+        assert answer in result.text, (answer, result.text)
+
+
+def test_a_full_queue_refuses_the_overflow_and_answers_the_rest(llm_app):
+    engine = llm_app.extensions["docchat"].llm.manager.engine
+    scheduler = Scheduler(engine, max_queue=8, max_batch=8, batch_wait_s=0.2)
+    barrier, outcomes = threading.Barrier(9), []
+
+    def client() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(scheduler.submit(FERRY, GREEDY).result(timeout=300).text)
+        except QueueFull as refused:
+            outcomes.append(refused)
+
+    threads = [threading.Thread(target=client) for _ in range(9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=400)
+    scheduler.stop()
+    refused = [outcome for outcome in outcomes if isinstance(outcome, QueueFull)]
+    answers = [outcome for outcome in outcomes if isinstance(outcome, str)]
+    assert len(refused) == 1 and refused[0].retry_after_s >= 1
+    assert len(answers) == 8 and all("7:45" in answer for answer in answers)
+
+
+def test_a_cancelled_request_stops_costing_tokens(llm_app):
+    llm = llm_app.extensions["docchat"].llm
+    ticket = llm.submit(_ask("Write at length.", "Tell me a very long story about the sea."),
+                        GenerationOverrides(num_beams=1, temperature=0, max_new_tokens=300),
+                        on_token=lambda _piece: ticket.cancel())
+    result = ticket.result(timeout=300)
+    assert result.finish_reason == "cancelled" and result.completion_tokens < 20
+
+
+def test_health_and_models_report_the_loaded_model(llm_app, users):
+    client = llm_app.test_client()
+    from tests.conftest import Users
+
+    account = Users(llm_app, client).register()
+    health = client.get("/health")
+    assert health.status_code == 200
+    body = health.get_json()
+    assert body["model_loaded"] is True and body["model"] == "smollm2-135m-instruct" and body["device"] == "cpu"
+    listed = client.get("/models", headers=account.headers).get_json()
+    assert listed["active"] == "smollm2-135m-instruct"
+    default = next(model for model in listed["models"] if model["default"])
+    assert default["loaded"] is True and default["state"] == "active"
+    assert {model["state"] for model in listed["models"] if not model["default"]} == {"available"}
+    assert_error(client.get("/models"), 401)
+
+
+def test_generation_before_the_model_is_loaded_is_503(app):
+    from llm.scheduler import ModelNotReady
+
+    with pytest.raises(ModelNotReady):
+        app.extensions["docchat"].llm.generate(FERRY)
+
+
+@pytest.mark.gpu
+def test_cuda_fp16_answers_correctly(make_app, model_cache_dir):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from app import start_background_work
+
+    app = make_app(load_model_at_start=True, model_cache_dir=model_cache_dir, llm_device="cuda")
+    start_background_work(app)
+    assert app.extensions["docchat"].llm.manager.wait_ready(600)
+    engine = app.extensions["docchat"].llm.manager.engine()
+    assert str(engine.model.dtype) == "torch.float16" and engine.model.device.type == "cuda"
+    assert "7:45" in app.extensions["docchat"].llm.generate(FERRY, GREEDY).text
