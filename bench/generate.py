@@ -1,0 +1,109 @@
+"""Generation benchmark through the scheduler: prints a table (make bench-generate).
+
+Single-stream decode tok/s and time to first token for a ~300-token RAG prompt, then aggregate
+tok/s with 1, 4 and 8 concurrent requests (dynamic batching). Greedy decoding with a fixed
+number of new tokens, so every configuration does the same work. Where llama-cpp-python is
+installed, the same GGUF runs through it in the same run for the ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from common.devices import resolve_device, resolve_dtype  # noqa: E402
+from llm.loader import source_location  # noqa: E402
+from llm.manager import shared_engine  # noqa: E402
+from llm.registry import ModelRegistry  # noqa: E402
+from llm.scheduler import Scheduler  # noqa: E402
+from llm.settings import GenerationOverrides  # noqa: E402
+
+CONTEXT = ("The harbour authority publishes its timetable each spring. Ferries to the island leave at 7:45, "
+           "11:30 and 16:10 on weekdays, and at 9:00 and 15:00 on weekends. Tickets cost 6 euros for adults "
+           "and 3 euros for children; bicycles travel free. In storms the first crossing may be cancelled, "
+           "and notices are posted at the quay and on the authority's website. ") * 4
+
+
+def messages() -> list[dict[str, str]]:
+    return [{"role": "system", "content": "Answer from the context. If it is not there, say so."},
+            {"role": "user", "content": f"Context:\n{CONTEXT}\n\nQuestion: When does the first weekday ferry leave?"}]
+
+
+def run(scheduler: Scheduler, concurrent: int, new_tokens: int) -> tuple[float, float]:
+    """(aggregate generated tok/s, mean time to first token in s) for `concurrent` requests at once."""
+    overrides = GenerationOverrides(num_beams=1, temperature=0, max_new_tokens=new_tokens, repetition_penalty=1.0)
+    first_token: list[float] = []
+    produced: list[int] = []
+    barrier = threading.Barrier(concurrent)
+
+    def client() -> None:
+        barrier.wait()
+        started = time.perf_counter()
+        seen = []
+        ticket = scheduler.submit(messages(), overrides,
+                                  on_token=lambda _p: seen.append(time.perf_counter()) if not seen else None)
+        result = ticket.result()
+        first_token.append(seen[0] - started if seen else float("nan"))
+        produced.append(result.completion_tokens)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrent)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return sum(produced) / elapsed, sum(first_token) / len(first_token)
+
+
+def llama_cpp_row(new_tokens: int) -> tuple[str, str]:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return ("llama.cpp (llama-cpp-python)", "not installed: pip install llama-cpp-python (builds ~11 min)")
+    from llama_cpp import Llama
+
+    spec = ModelRegistry.from_file(ROOT / "models.json").default
+    directory, gguf = source_location(spec)
+    llm = Llama(model_path=str(Path(directory) / gguf), n_ctx=2048, verbose=False)
+    started = time.perf_counter()
+    output = llm.create_chat_completion(messages(), max_tokens=new_tokens, temperature=0)
+    elapsed = time.perf_counter() - started
+    return ("llama.cpp single-stream tok/s (incl. prefill)", f"{output['usage']['completion_tokens'] / elapsed:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    args = parser.parse_args()
+    spec = ModelRegistry.from_file(ROOT / "models.json").default
+    device = resolve_device("auto")
+    dtype = resolve_dtype(args.dtype, device)
+    engine = shared_engine(spec, device, dtype, Path(tempfile.gettempdir()) / "docchat-bench-model-cache")
+    scheduler = Scheduler(lambda: engine, max_queue=16, max_batch=8)
+    prompt_tokens = len(engine.prompt_ids(messages()))
+    run(scheduler, 1, 8)  # warm up
+    rows = [("model; device; dtype", f"{spec.id}; {device}; {dtype}"),
+            ("prompt tokens; new tokens per request", f"{prompt_tokens}; {args.new_tokens}")]
+    single, ttft = run(scheduler, 1, args.new_tokens)
+    rows += [("single-stream tok/s (incl. prefill)", f"{single:.1f}"), ("time to first token, s", f"{ttft:.2f}")]
+    for concurrent in (4, 8):
+        aggregate, ttft = run(scheduler, concurrent, args.new_tokens)
+        rows.append((f"{concurrent} concurrent: aggregate tok/s (x single); mean TTFT s",
+                     f"{aggregate:.1f} ({aggregate / single:.1f}x); {ttft:.2f}"))
+    rows.append(llama_cpp_row(args.new_tokens))
+    scheduler.stop()
+    width = max(len(name) for name, _ in rows)
+    print(f"| {'measure'.ljust(width)} | value |\n| {'-' * width} | --- |")
+    for name, value in rows:
+        print(f"| {name.ljust(width)} | {value} |")
+
+
+if __name__ == "__main__":
+    main()
