@@ -45,7 +45,7 @@ from common.errors import (
 )
 from config import Config
 from llm.engine import EngineOverloaded
-from llm.manager import ModelManager
+from llm.manager import ModelLoadFailed, ModelManager
 from llm.registry import ModelRegistry
 from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull, Scheduler
 from llm.service import LLMService
@@ -86,6 +86,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     ModelNotReady: (503, "MODEL_NOT_READY"),
     GenerationTimeout: (503, "GENERATION_TIMEOUT"),
     EngineOverloaded: (503, "GPU_OUT_OF_MEMORY"),
+    ModelLoadFailed: (422, "MODEL_LOAD_FAILED"),
 }
 
 # Errors Flask or an extension raises itself -> code.

@@ -26,6 +26,7 @@ class GenerationRequest:
     messages: list[dict[str, str]]
     settings: GenerationSettings
     prompt_ids: list[int]
+    engine: "TransformersEngine"  # the one that tokenized the prompt runs it, even across a swap
     on_token: Callable[[str], None] | None = None
     deadline: float = float("inf")
     cancelled: threading.Event = field(default_factory=threading.Event)

@@ -63,11 +63,11 @@ def _converted(spec: ModelSpec, directory: str, gguf_file: str, cache_dir: Path)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir / spec.id
+    target = cache_dir / f"{Path(directory).name}--{Path(gguf_file).stem}"  # per file: variants share it
     if (target / "config.json").exists():
         return target
     log.info("converting %s from GGUF once (later starts load %s)", spec.id, target)
-    draft = cache_dir / f".{spec.id}.{uuid.uuid4().hex[:8]}"
+    draft = cache_dir / f".{target.name}.{uuid.uuid4().hex[:8]}"
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
     model.hf_quantizer = None  # dequantized already; lets save_pretrained write plain weights

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from llm.engine import TransformersEngine
+from common.errors import Conflict, DomainError, NotFound
+from llm.engine import GenerationRequest, TransformersEngine
 from llm.loader import load_model
 from llm.registry import ModelRegistry, ModelSpec
+from llm.settings import GenerationOverrides, adaptive_settings
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +29,18 @@ def shared_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> 
         return _loaded[key]
 
 
+class ModelLoadFailed(DomainError):
+    """The model named in a swap could not be loaded or did not generate."""
+
+
 class ModelManager:
-    """States per model id: loading, ready, active, failed (GET /models shows them)."""
+    """States per model id: loading, ready, active, failed (GET /models shows them).
+
+    A swap loads the new model beside the active one, checks that it generates, then switches:
+    requests already accepted finish on the model that accepted them, new ones go to the new
+    model, so none is lost. The previous model stays loaded (state `ready`) for one instant
+    rollback; the one before it is released.
+    """
 
     def __init__(self, registry: ModelRegistry, device: str, dtype: str, cache_dir: Path) -> None:
         self._registry = registry
@@ -36,6 +49,8 @@ class ModelManager:
         self._states: dict[str, str] = {}
         self._errors: dict[str, str] = {}
         self._active: TransformersEngine | None = None
+        self._previous: TransformersEngine | None = None
+        self._swap_lock = threading.Lock()
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._started = False
@@ -74,16 +89,66 @@ class ModelManager:
             for spec in self._registry.all()
         ]
 
+    def swap(self, model_id: str) -> dict[str, Any]:
+        """Make `model_id` the active model without losing a request; returns what changed."""
+        spec = self._registry.get(model_id)
+        if spec is None:
+            raise NotFound(f"No model {model_id!r} in models.json")
+        if spec.backend != "transformers":
+            raise Conflict(f"Model {model_id!r} uses the {spec.backend} backend, which this server cannot load")
+        with self._swap_lock:
+            started = time.monotonic()
+            previous = self._active
+            if previous is not None and previous.spec.id == model_id:
+                return {"active": model_id, "previous": model_id, "swap_seconds": 0.0}
+            engine = self._load(spec)
+            if engine is None:
+                raise ModelLoadFailed(f"Model {model_id!r} could not be loaded: {self._errors.get(model_id)}")
+            self._check_generates(engine)
+            self._previous, self._active = previous, engine
+            self._states[model_id] = "active"
+            if previous is not None:
+                self._states[previous.spec.id] = "ready"
+            self._release_older(keep={model_id, previous.spec.id if previous else ""})
+            self._ready.set()
+            return {"active": model_id, "previous": previous.spec.id if previous else None,
+                    "swap_seconds": round(time.monotonic() - started, 3)}
+
     def _load_default(self) -> None:
-        spec = self._registry.default
+        engine = self._load(self._registry.default)
+        if engine is not None and self._active is None:
+            self._active = engine
+            self._states[engine.spec.id] = "active"
+            self._ready.set()
+            log.info("model %s is active on %s", engine.spec.id, engine.device)
+
+    def _load(self, spec: ModelSpec) -> TransformersEngine | None:
         self._states[spec.id] = "loading"
+        self._errors.pop(spec.id, None)
         try:
-            engine = shared_engine(spec, self.device, self.dtype, self._cache_dir)
+            engine = shared_engine(spec, self.device, spec.dtype or self.dtype, self._cache_dir)
         except Exception as exc:  # noqa: BLE001 - a failed load is a state to report, not a crash
             log.exception("loading model %s failed", spec.id)
             self._states[spec.id], self._errors[spec.id] = "failed", f"{type(exc).__name__}: {exc}"[:500]
-            return
-        self._active = engine
-        self._states[spec.id] = "active"
-        self._ready.set()
-        log.info("model %s is active on %s (%s)", spec.id, self.device, self.dtype)
+            return None
+        self._states[spec.id] = "ready"
+        return engine
+
+    def _check_generates(self, engine: TransformersEngine) -> None:
+        """A new model must answer a tiny prompt before it takes any traffic."""
+        messages = [{"role": "user", "content": "Say OK."}]
+        ids = engine.prompt_ids(messages)
+        settings = adaptive_settings(len(ids), overrides=GenerationOverrides(num_beams=1, temperature=0,
+                                                                             max_new_tokens=4))
+        result = engine.generate([GenerationRequest(messages, settings, ids, engine)])[0]
+        if result.completion_tokens == 0 and result.finish_reason != "stop":
+            self._states[engine.spec.id] = "failed"
+            raise ModelLoadFailed(f"Model {engine.spec.id!r} loaded but generated nothing")
+
+    def _release_older(self, keep: set[str]) -> None:
+        for spec in self._registry.all():
+            if spec.id not in keep and self._states.get(spec.id) == "ready":
+                self._states[spec.id] = "available"
+                with _loaded_lock:
+                    for key in [key for key in _loaded if key[0] == spec.id]:
+                        del _loaded[key]

@@ -22,6 +22,7 @@ class ModelSpec:
     context_length: int
     default: bool = False
     generation: dict[str, Any] = field(default_factory=dict)
+    dtype: str | None = None  # e.g. "float32" to run a model in full precision whatever the default
 
 
 class ModelRegistry:
@@ -71,7 +72,17 @@ def _spec(entry: Any, index: int) -> ModelSpec:
         context_length=entry["context_length"],
         default=bool(entry.get("default", False)),
         generation=dict(entry.get("generation", {})),
+        dtype=_dtype(entry.get("dtype"), where),
     )
+
+
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def _dtype(value: Any, where: str) -> str | None:
+    if value is not None and value not in DTYPES:
+        raise ModelRegistryError(f"{where}.dtype must be one of {', '.join(DTYPES)}")
+    return value
 
 
 def _check_consistent(specs: list[ModelSpec], path: Path) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api.context import services
-from api.validation import responds
-from auth.decorators import login_required
-from llm.schemas import ModelList
+from api.validation import json_body, responds
+from auth.decorators import admin_required, login_required
+from llm.schemas import ModelList, SwapRequest, SwapResult
 
 bp = Blueprint("models", __name__)
 
@@ -18,3 +18,12 @@ def list_models() -> Response:
     """The model registry and which model answers."""
     manager = services().llm.manager
     return jsonify(models=manager.describe(), active=manager.active_id)
+
+
+@bp.post("/models/swap")
+@admin_required
+@json_body(SwapRequest)
+@responds(200, SwapResult, "Switched; the previous model stays loaded for one rollback")
+def swap_model(payload: SwapRequest) -> Response:
+    """Load a model beside the active one, check it, then switch with no request lost (admins)."""
+    return jsonify(services().llm.manager.swap(payload.model))

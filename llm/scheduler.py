@@ -34,6 +34,10 @@ class GenerationTimeout(ServiceUnavailable):
     """The request did not finish within its time limit."""
 
 
+def _batch_key(ticket: "Ticket") -> tuple[object, ...]:
+    return (id(ticket.request.engine), *ticket.request.settings.batch_key())
+
+
 class Ticket:
     """A submitted request: wait for its result, or cancel it (a client that went away)."""
 
@@ -73,7 +77,7 @@ class Scheduler:
             raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
         prompt_ids = engine.prompt_ids(messages)
         settings = adaptive_settings(len(prompt_ids), engine.spec.generation.get("max_new_tokens"), overrides)
-        ticket = Ticket(GenerationRequest(messages, settings, prompt_ids, on_token,
+        ticket = Ticket(GenerationRequest(messages, settings, prompt_ids, engine, on_token,
                                           deadline=time.monotonic() + self._timeout_s))
         with self._condition:
             if len(self._waiting) + self._running >= self._max_queue:
@@ -123,12 +127,12 @@ class Scheduler:
         time.sleep(self._batch_wait_s)  # let requests that arrive together share the batch
         with self._condition:
             first = self._waiting.popleft()
-            key = first.request.settings.batch_key()
+            key = _batch_key(first)
             batch = [first]
             for ticket in list(self._waiting):
                 if len(batch) >= self._max_batch:
                     break
-                if ticket.request.settings.batch_key() == key:
+                if _batch_key(ticket) == key:
                     self._waiting.remove(ticket)
                     batch.append(ticket)
             self._running += len(batch)
@@ -141,11 +145,8 @@ class Scheduler:
                 ticket.future.set_exception(ServiceUnavailable("cancelled"))
         if not live:
             return
-        engine = self._engine()
         try:
-            if engine is None:
-                raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
-            results = engine.generate([ticket.request for ticket in live])
+            results = live[0].request.engine.generate([ticket.request for ticket in live])
         except Exception as exc:  # noqa: BLE001 - every waiting caller must hear about it
             log.exception("generation failed for a batch of %d", len(live))
             for ticket in live:

@@ -18,3 +18,13 @@ class ModelOut(BaseModel):
 class ModelList(BaseModel):
     models: list[ModelOut]
     active: str
+
+
+class SwapRequest(BaseModel):
+    model: str = Field(min_length=1, max_length=200, description="An id from GET /models")
+
+
+class SwapResult(BaseModel):
+    active: str
+    previous: str | None
+    swap_seconds: float

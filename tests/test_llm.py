@@ -146,3 +146,41 @@ def test_cuda_fp16_answers_correctly(make_app, model_cache_dir):
     engine = app.extensions["docchat"].llm.manager.engine()
     assert str(engine.model.dtype) == "torch.float16" and engine.model.device.type == "cuda"
     assert "7:45" in app.extensions["docchat"].llm.generate(FERRY, GREEDY).text
+
+
+def test_swap_under_load_loses_no_request_and_keeps_the_previous_for_rollback(llm_app):
+    client = llm_app.test_client()
+    from tests.conftest import Users
+
+    users = Users(llm_app, client)
+    admin, user = users.admin(), users.register()
+    llm = llm_app.extensions["docchat"].llm
+    tickets = [llm.submit(FERRY, GREEDY) for _ in range(4)]
+    assert_error(client.post("/models/swap", json={"model": "smollm2-135m-instruct-fp32"}, headers=user.headers), 403)
+    response = client.post("/models/swap", json={"model": "smollm2-135m-instruct-fp32"}, headers=admin.headers)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["active"] == "smollm2-135m-instruct-fp32" and body["previous"] == "smollm2-135m-instruct"
+    assert body["swap_seconds"] > 0
+    tickets += [llm.submit(FERRY, GREEDY) for _ in range(3)]
+    assert all("7:45" in ticket.result(timeout=300).text for ticket in tickets)  # none lost
+    assert str(llm.manager.engine().model.dtype) == "torch.float32"
+    states = {m["id"]: m["state"] for m in client.get("/models", headers=user.headers).get_json()["models"]}
+    assert states["smollm2-135m-instruct-fp32"] == "active" and states["smollm2-135m-instruct"] == "ready"
+    back = client.post("/models/swap", json={"model": "smollm2-135m-instruct"}, headers=admin.headers).get_json()
+    assert back["active"] == "smollm2-135m-instruct" and back["swap_seconds"] < 5  # still loaded: instant
+
+
+def test_swap_to_an_unknown_or_unloadable_model_changes_nothing(llm_app):
+    client = llm_app.test_client()
+    from tests.conftest import Users
+
+    admin = Users(llm_app, client).admin()
+    assert_error(client.post("/models/swap", json={"model": "no-such-model"}, headers=admin.headers), 404, "NOT_FOUND")
+    body = assert_error(client.post("/models/swap", json={"model": "qwen2.5-7b-instruct"}, headers=admin.headers),
+                        422, "MODEL_LOAD_FAILED")
+    assert "qwen2.5-7b-instruct" in body["error"]
+    listed = client.get("/models", headers=admin.headers).get_json()
+    assert listed["active"] == "smollm2-135m-instruct"
+    failed = next(m for m in listed["models"] if m["id"] == "qwen2.5-7b-instruct")
+    assert failed["state"] == "failed" and failed["error"]
