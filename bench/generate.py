@@ -3,12 +3,14 @@
 Single-stream decode tok/s and time to first token for a ~300-token RAG prompt, then aggregate
 tok/s with 1, 4 and 8 concurrent requests (dynamic batching). Greedy decoding with a fixed
 number of new tokens, so every configuration does the same work. Where llama-cpp-python is
-installed, the same GGUF runs through it in the same run for the ratios.
+installed, the same GGUF runs through it in the same run (in a child process) for the ratios.
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -19,7 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.devices import resolve_device, resolve_dtype  # noqa: E402
-from llm.loader import source_location  # noqa: E402
 from llm.manager import shared_engine  # noqa: E402
 from llm.registry import ModelRegistry  # noqa: E402
 from llm.scheduler import Scheduler  # noqa: E402
@@ -63,18 +64,15 @@ def run(scheduler: Scheduler, concurrent: int, new_tokens: int) -> tuple[float, 
     return sum(produced) / elapsed, sum(first_token) / len(first_token)
 
 
-def llama_cpp_row(new_tokens: int) -> tuple[str, str]:
+def llama_cpp(new_tokens: int) -> dict[str, float] | str:
+    """llama.cpp's single-stream figures from its own process (bench/llama_cpp_probe.py), or why not."""
     if importlib.util.find_spec("llama_cpp") is None:
-        return ("llama.cpp (llama-cpp-python)", "not installed: pip install llama-cpp-python (builds ~11 min)")
-    from llama_cpp import Llama
-
-    spec = ModelRegistry.from_file(ROOT / "models.json").default
-    directory, gguf = source_location(spec)
-    llm = Llama(model_path=str(Path(directory) / gguf), n_ctx=2048, verbose=False)
-    started = time.perf_counter()
-    output = llm.create_chat_completion(messages(), max_tokens=new_tokens, temperature=0)
-    elapsed = time.perf_counter() - started
-    return ("llama.cpp single-stream tok/s (incl. prefill)", f"{output['usage']['completion_tokens'] / elapsed:.1f}")
+        return "not installed: pip install llama-cpp-python (builds ~11 min)"
+    probe = subprocess.run([sys.executable, "-m", "bench.llama_cpp_probe", str(new_tokens)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    if probe.returncode != 0:
+        return f"the llama.cpp run failed (exit code {probe.returncode})"
+    return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -91,14 +89,25 @@ def main() -> None:
     run(scheduler, 1, 8)  # warm up
     rows = [("model; device; dtype", f"{spec.id}; {device}; {dtype}"),
             ("prompt tokens; new tokens per request", f"{prompt_tokens}; {args.new_tokens}")]
-    single, ttft = run(scheduler, 1, args.new_tokens)
-    rows += [("single-stream tok/s (incl. prefill)", f"{single:.1f}"), ("time to first token, s", f"{ttft:.2f}")]
+    single, first_ttft = run(scheduler, 1, args.new_tokens)
+    rows += [("single-stream tok/s (incl. prefill)", f"{single:.1f}"), ("time to first token, s", f"{first_ttft:.2f}")]
+    eight = single
     for concurrent in (4, 8):
         aggregate, ttft = run(scheduler, concurrent, args.new_tokens)
+        eight = aggregate
         rows.append((f"{concurrent} concurrent: aggregate tok/s (x single); mean TTFT s",
                      f"{aggregate:.1f} ({aggregate / single:.1f}x); {ttft:.2f}"))
-    rows.append(llama_cpp_row(args.new_tokens))
     scheduler.stop()
+    reference = llama_cpp(args.new_tokens)
+    if isinstance(reference, str):
+        rows.append(("llama.cpp (llama-cpp-python)", reference))
+    else:
+        rows += [
+            ("llama.cpp single-stream tok/s; TTFT s", f"{reference['tok_s']:.1f}; {reference['ttft_s']:.2f}"),
+            ("ours / llama.cpp: single-stream (goal >= 0.5x)", f"{single / reference['tok_s']:.2f}x"),
+            ("ours / llama.cpp: TTFT (goal <= 0.3x)", f"{first_ttft / reference['ttft_s']:.2f}x"),
+            ("ours 8 concurrent / llama.cpp single (goal >= 2x)", f"{eight / reference['tok_s']:.2f}x"),
+        ]
     width = max(len(name) for name, _ in rows)
     print(f"| {'measure'.ljust(width)} | value |\n| {'-' * width} | --- |")
     for name, value in rows:
