@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test venv venv-dev bench bench-ingest bench-generate test-system-deps clean-venv
+.PHONY: run test venv venv-dev bench bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,12 +53,16 @@ test-system-deps:
 bench-ingest: venv-dev
 	$(BIN)/python -m bench.ingest
 
+## bench-retrieval: recall@k and MRR on Debian's reference manual, PDF and HTML (prints a table)
+bench-retrieval: venv-dev test-system-deps
+	$(BIN)/python -m bench.retrieval_eval
+
 ## bench-generate: decode tok/s, time to first token, batching through the scheduler
 bench-generate: venv-dev
 	$(BIN)/python -m bench.generate
 
 ## bench: every benchmark
-bench: bench-ingest bench-generate
+bench: bench-ingest bench-retrieval bench-generate
 
 clean-venv:
 	rm -rf $(VENV)

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.context import EXTENSION_KEY, Services
+from api.error_table import HTTP_CODES, status_and_code
 from api.errors import error_response
 from api.limits import install_limiter
 from auth.api_keys import ApiKeyService
@@ -25,29 +26,11 @@ from auth.passwords import PasswordHasher
 from auth.tokens import init_jwt
 from auth.users import BOOTSTRAP_ADMIN_NAME, UserService
 from common.database import Database
-from common.errors import (
-    Conflict,
-    DomainError,
-    EmptyDocument,
-    InvalidCredentials,
-    NotAuthenticated,
-    NotFound,
-    PermissionDenied,
-    RegistrationClosed,
-    ServiceUnavailable,
-    TokenExpired,
-    TokenInvalid,
-    TokenRevoked,
-    UsernameTaken,
-    UnprocessableDocument,
-    UnsupportedFileType,
-    ValidationFailed,
-)
+from common.errors import DomainError, ServiceUnavailable
 from config import Config
-from llm.engine import EngineOverloaded
-from llm.manager import ModelLoadFailed, ModelManager
+from llm.manager import ModelManager
 from llm.registry import ModelRegistry
-from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull, Scheduler
+from llm.scheduler import Scheduler
 from llm.service import LLMService
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
@@ -62,48 +45,13 @@ from rag.repository import DocumentRepository
 from rag.retriever import Retriever
 from rag.sandbox import ParseLimits
 from rag.vector_store import VectorStore, make_client
+from sessions.chat import ChatService, ChatSettings
+from sessions.repository import SessionRepository
+from sessions.retention import RetentionSweeper
+from sessions.service import SessionService
+from sessions.summarizer import Summarizer
 
 log = logging.getLogger("docchat")
-
-# Domain exception -> (HTTP status, error code). Looked up along the exception's MRO.
-ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
-    ValidationFailed: (400, "VALIDATION_ERROR"),
-    NotAuthenticated: (401, "UNAUTHORIZED"),
-    InvalidCredentials: (401, "INVALID_CREDENTIALS"),
-    TokenInvalid: (401, "INVALID_TOKEN"),
-    TokenExpired: (401, "TOKEN_EXPIRED"),
-    TokenRevoked: (401, "TOKEN_REVOKED"),
-    PermissionDenied: (403, "FORBIDDEN"),
-    RegistrationClosed: (403, "REGISTRATION_CLOSED"),
-    NotFound: (404, "NOT_FOUND"),
-    UnsupportedFileType: (415, "UNSUPPORTED_FILE_TYPE"),
-    UnprocessableDocument: (422, "UNPROCESSABLE_DOCUMENT"),
-    EmptyDocument: (422, "EMPTY_DOCUMENT"),
-    Conflict: (409, "CONFLICT"),
-    UsernameTaken: (409, "USERNAME_TAKEN"),
-    ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
-    QueueFull: (503, "QUEUE_FULL"),
-    ModelNotReady: (503, "MODEL_NOT_READY"),
-    GenerationTimeout: (503, "GENERATION_TIMEOUT"),
-    EngineOverloaded: (503, "GPU_OUT_OF_MEMORY"),
-    ModelLoadFailed: (422, "MODEL_LOAD_FAILED"),
-}
-
-# Errors Flask or an extension raises itself -> code.
-HTTP_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "UNPROCESSABLE",
-    429: "RATE_LIMITED",
-    503: "SERVICE_UNAVAILABLE",
-}
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -158,6 +106,9 @@ def build_services(config: Config) -> Services:
     ingestion = IngestionWorkers(pipeline, repository, threads=config.ingest_workers, stale_s=config.job_stale_s)
     documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue)
     llm = _llm_service(config, models)
+    retriever = Retriever(vectors, repository, embedder)
+    session_repository = SessionRepository(db)
+    sessions = SessionService(session_repository, config.chat_retention_days)
     return Services(
         config=config,
         db=db,
@@ -171,10 +122,20 @@ def build_services(config: Config) -> Services:
         models=models,
         vectors=vectors,
         documents=documents,
-        retriever=Retriever(vectors, repository, embedder),
+        retriever=retriever,
         ingestion=ingestion,
         llm=llm,
+        sessions=sessions,
+        chat=_chat_service(config, session_repository, retriever, llm),
+        retention=RetentionSweeper(sessions),
     )
+
+
+def _chat_service(config: Config, repository: SessionRepository, retriever: Retriever, llm: LLMService) -> ChatService:
+    settings = ChatSettings(top_k=config.chat_top_k, min_score=config.chat_min_score,
+                            context_tokens=config.chat_context_tokens, question_tokens=config.chat_question_tokens,
+                            summary_tokens=config.chat_summary_tokens, history_tokens=config.chat_history_tokens)
+    return ChatService(repository, retriever, llm, Summarizer(llm.generate, config.chat_summary_tokens), settings)
 
 
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
@@ -198,6 +159,7 @@ def start_background_work(app: Flask) -> None:
     LOAD_MODEL_AT_START=false, the model's loading. Idempotent."""
     services: Services = app.extensions[EXTENSION_KEY]
     services.ingestion.start()
+    services.retention.start()
     if services.config.load_model_at_start:
         services.llm.manager.start()
 
@@ -241,6 +203,7 @@ def _flask_settings(config: Config) -> dict[str, Any]:
             "refresh": config.ratelimit_refresh,
             "api_keys": config.ratelimit_api_keys,
             "upload": config.ratelimit_upload,
+            "chat": config.ratelimit_chat,
         },
     }
 
@@ -251,15 +214,16 @@ def _register_blueprints(app: Flask) -> None:
     from monitoring.routes import bp as monitoring_bp
     from llm.routes import bp as models_bp
     from rag.routes import bp as documents_bp
+    from sessions.routes import bp as chat_bp
 
-    for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp, models_bp):
+    for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp, models_bp, chat_bp):
         app.register_blueprint(blueprint)
 
 
 def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError) -> Response:
-        status, code = _lookup(type(exc))
+        status, code = status_and_code(exc)
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceUnavailable) else None
         return error_response(status, code, exc.message, exc.details, headers)
 
@@ -289,13 +253,6 @@ def _register_error_handlers(app: Flask) -> None:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, g.get("request_id"))
         return error_response(500, "INTERNAL_ERROR", "An internal error occurred; it has been logged",
                               {"request_id": g.get("request_id")})
-
-
-def _lookup(kind: type) -> tuple[int, str]:
-    for klass in kind.__mro__:
-        if klass in ERROR_TABLE:
-            return ERROR_TABLE[klass]
-    return 500, "INTERNAL_ERROR"
 
 
 def _register_hooks(app: Flask) -> None:

@@ -76,6 +76,14 @@ class Config:
     llm_max_queue: int = 8
     llm_max_batch: int = 8
     llm_timeout_s: int = 120
+    ratelimit_chat: str = "30 per minute"
+    chat_top_k: int = 5
+    chat_min_score: float = 0.3
+    chat_context_tokens: int = 4096
+    chat_question_tokens: int = 512
+    chat_summary_tokens: int = 192
+    chat_history_tokens: int = 1024
+    chat_retention_days: int = 0
     auto_migrate: bool = True
     log_level: str = "INFO"
     models_file: Path = Path(__file__).with_name("models.json")
@@ -125,6 +133,14 @@ class Config:
         "LLM_MAX_QUEUE": "llm_max_queue",
         "LLM_MAX_BATCH": "llm_max_batch",
         "LLM_TIMEOUT_S": "llm_timeout_s",
+        "RATELIMIT_CHAT": "ratelimit_chat",
+        "CHAT_TOP_K": "chat_top_k",
+        "CHAT_MIN_SCORE": "chat_min_score",
+        "CHAT_CONTEXT_TOKENS": "chat_context_tokens",
+        "CHAT_QUESTION_TOKENS": "chat_question_tokens",
+        "CHAT_SUMMARY_TOKENS": "chat_summary_tokens",
+        "CHAT_HISTORY_TOKENS": "chat_history_tokens",
+        "CHAT_RETENTION_DAYS": "chat_retention_days",
         "AUTO_MIGRATE": "auto_migrate",
         "LOG_LEVEL": "log_level",
         "MODELS_FILE": "models_file",
@@ -243,6 +259,11 @@ def _coerce(kind: object, raw: str) -> object:
             return int(raw)
         except ValueError as exc:
             raise ConfigError(f"expected a whole number, got {raw!r}") from exc
+    if kind == "float":
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"expected a number, got {raw!r}") from exc
     if kind.startswith("Path"):
         return Path(raw)
     if kind.startswith("tuple"):

@@ -19,6 +19,9 @@ from rag.documents import DocumentService
 from rag.jobs import IngestionWorkers
 from rag.retriever import Retriever
 from rag.vector_store import VectorStore
+from sessions.chat import ChatService
+from sessions.retention import RetentionSweeper
+from sessions.service import SessionService
 
 EXTENSION_KEY = "docchat"
 
@@ -39,10 +42,14 @@ class Services:
     retriever: Retriever
     ingestion: IngestionWorkers
     llm: LLMService
+    sessions: SessionService
+    chat: ChatService
+    retention: RetentionSweeper
 
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps in one process)."""
         self.ingestion.stop()
+        self.retention.stop()
         self.llm.close()
         self.db.close()
 

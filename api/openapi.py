@@ -72,6 +72,8 @@ def _operation(rule: Any, view: Any, facts: dict[str, Any], components: dict[str
     if facts.get("media"):
         for status, media in facts["media"].items():
             operation["responses"][str(status)] = {"description": "OK", "content": {media: {"schema": {"type": "string"}}}}
+    for status, media in facts.get("also_media", {}).items():  # e.g. SSE beside the JSON answer
+        operation["responses"][str(status)].setdefault("content", {})[media] = {"schema": {"type": "string"}}
     if facts.get("auth") in _SECURITY:
         operation["security"] = _SECURITY[facts["auth"]]
     else:

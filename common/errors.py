@@ -79,3 +79,7 @@ class UnprocessableDocument(DomainError):
 
 class EmptyDocument(UnprocessableDocument):
     """The file has no bytes, or nothing but white space."""
+
+
+class SessionNotFound(NotFound):
+    """No such chat session for this user."""

@@ -2,12 +2,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from llm.engine import GenerationResult
 from llm.manager import ModelManager
-from llm.scheduler import Scheduler, Ticket
+from llm.scheduler import ModelNotReady, Scheduler, Ticket
 from llm.settings import GenerationOverrides
 from llm.status import EngineStatus
+
+
+@dataclass(frozen=True)
+class ActiveModel:
+    """What prompt assembly needs of the model that will answer: its window and its tokenizer."""
+
+    id: str
+    context_length: int
+    max_new_tokens: int
+    count_tokens: Callable[[str], int]
 
 
 class LLMService:
@@ -22,6 +33,15 @@ class LLMService:
     def generate(self, messages: list[dict[str, str]], overrides: GenerationOverrides | None = None,
                  on_token: Callable[[str], None] | None = None) -> GenerationResult:
         return self.scheduler.generate(messages, overrides, on_token)
+
+    def active(self) -> ActiveModel:
+        """The active model; ModelNotReady (503) while none is loaded."""
+        engine = self.manager.engine()
+        if engine is None:
+            raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
+        spec = engine.spec
+        return ActiveModel(spec.id, spec.context_length, int(spec.generation.get("max_new_tokens", 256)),
+                           engine.count_tokens)
 
     def engine_status(self) -> EngineStatus:
         return EngineStatus(loaded=self.manager.engine() is not None, model_id=self.manager.active_id,

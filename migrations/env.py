@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import auth.models  # noqa: E402,F401  (registers the tables on Base.metadata)
 import rag.models  # noqa: E402,F401
+import sessions.models  # noqa: E402,F401
 from common.database import Base  # noqa: E402
 
 # Several workers may start at once; on PostgreSQL one migrates while the others wait.

@@ -156,11 +156,20 @@ def model_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def llm_app(make_app: Callable[..., Flask], model_cache_dir: Path) -> Flask:
-    """An app whose default model (SmolLM2-135M, real) is loaded and active."""
+def make_llm_app(make_app: Callable[..., Flask], model_cache_dir: Path) -> Callable[..., Flask]:
+    """Build apps whose default model (SmolLM2-135M, real) is loaded and active; again = a restart."""
     from app import start_background_work
 
-    app = make_app(load_model_at_start=True, model_cache_dir=model_cache_dir)
-    start_background_work(app)
-    assert app.extensions["docchat"].llm.manager.wait_ready(600), app.extensions["docchat"].llm.manager.describe()
-    return app
+    def build(**overrides: Any) -> Flask:
+        app = make_app(load_model_at_start=True, model_cache_dir=model_cache_dir, **overrides)
+        start_background_work(app)
+        manager = app.extensions["docchat"].llm.manager
+        assert manager.wait_ready(600), manager.describe()
+        return app
+
+    return build
+
+
+@pytest.fixture
+def llm_app(make_llm_app: Callable[..., Flask]) -> Flask:
+    return make_llm_app()

@@ -1,4 +1,4 @@
-"""The auth, document, error and monitoring suites again, on the local PostgreSQL (TEST_POSTGRES_URL)."""
+"""The auth, document, error, monitoring and session suites again, on the local PostgreSQL (TEST_POSTGRES_URL)."""
 from __future__ import annotations
 
 import os
@@ -16,6 +16,7 @@ from tests.test_auth import *  # noqa: F401,F403  (collected again here, on Post
 from tests.test_documents import *  # noqa: F401,F403
 from tests.test_errors import *  # noqa: F401,F403
 from tests.test_monitoring import *  # noqa: F401,F403
+from tests.test_sessions import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.postgres
 

@@ -1,0 +1,73 @@
+"""The one table from domain exceptions to HTTP status and error code (API.md), and its lookup."""
+from __future__ import annotations
+
+from common.errors import (
+    Conflict,
+    DomainError,
+    EmptyDocument,
+    InvalidCredentials,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RegistrationClosed,
+    ServiceUnavailable,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+    UnprocessableDocument,
+    UnsupportedFileType,
+    UsernameTaken,
+    ValidationFailed,
+)
+from llm.engine import EngineOverloaded
+from llm.manager import ModelLoadFailed
+from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull
+
+# Domain exception -> (HTTP status, error code). Looked up along the exception's MRO.
+ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
+    ValidationFailed: (400, "VALIDATION_ERROR"),
+    NotAuthenticated: (401, "UNAUTHORIZED"),
+    InvalidCredentials: (401, "INVALID_CREDENTIALS"),
+    TokenInvalid: (401, "INVALID_TOKEN"),
+    TokenExpired: (401, "TOKEN_EXPIRED"),
+    TokenRevoked: (401, "TOKEN_REVOKED"),
+    PermissionDenied: (403, "FORBIDDEN"),
+    RegistrationClosed: (403, "REGISTRATION_CLOSED"),
+    NotFound: (404, "NOT_FOUND"),
+    UnsupportedFileType: (415, "UNSUPPORTED_FILE_TYPE"),
+    UnprocessableDocument: (422, "UNPROCESSABLE_DOCUMENT"),
+    EmptyDocument: (422, "EMPTY_DOCUMENT"),
+    Conflict: (409, "CONFLICT"),
+    UsernameTaken: (409, "USERNAME_TAKEN"),
+    ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
+    QueueFull: (503, "QUEUE_FULL"),
+    ModelNotReady: (503, "MODEL_NOT_READY"),
+    GenerationTimeout: (503, "GENERATION_TIMEOUT"),
+    EngineOverloaded: (503, "GPU_OUT_OF_MEMORY"),
+    ModelLoadFailed: (422, "MODEL_LOAD_FAILED"),
+}
+
+# Errors Flask or an extension raises itself -> code.
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+
+def status_and_code(exc: DomainError) -> tuple[int, str]:
+    """The HTTP status and error code of a domain exception, looked up along its class's MRO."""
+    for klass in type(exc).__mro__:
+        if klass in ERROR_TABLE:
+            return ERROR_TABLE[klass]
+    return 500, "INTERNAL_ERROR"

@@ -1,0 +1,224 @@
+"""A chat turn: retrieve the caller's chunks, fold old history into the summary, build the prompt,
+generate (whole or streamed), and store the question with its answer."""
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from llm.engine import GenerationResult
+from llm.scheduler import GenerationTimeout, Ticket
+from llm.service import ActiveModel, LLMService
+from llm.settings import GenerationOverrides, GenerationSettings
+from rag.retriever import Retriever, Source
+from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
+from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
+from sessions.service import DEFAULT_TITLE, title_from
+from sessions.summarizer import Summarizer
+from common.errors import ValidationFailed
+
+log = logging.getLogger(__name__)
+
+NO_CONTEXT_REPLY = (
+    "I could not find anything in your documents that answers this, so I will not guess. "
+    "Try rephrasing the question, or upload a document that covers it."
+)
+FOLLOW_UP_WORDS = 6  # a question this short is searched together with the previous one
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    top_k: int = 5
+    min_score: float = 0.3
+    context_tokens: int = 4096
+    question_tokens: int = 512
+    summary_tokens: int = 192
+    history_tokens: int = 1024
+    no_context_reply: str = NO_CONTEXT_REPLY
+
+
+@dataclass
+class PreparedTurn:
+    """Everything decided before the first byte of the answer: errors up to here are plain JSON."""
+
+    user_id: int
+    session: SessionView
+    question: str
+    prompt: BuiltPrompt | None  # None: nothing relevant was found, the answer is NO_CONTEXT_REPLY
+    overrides: GenerationOverrides | None
+
+    @property
+    def sources(self) -> list[Source]:
+        return self.prompt.cited if self.prompt else []
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    session_id: str
+    reply: MessageView
+    sources: list[dict[str, Any]]
+    usage: dict[str, int]
+    generation: dict[str, Any]
+    context: dict[str, Any]
+
+
+def cited(source: Source) -> dict[str, Any]:
+    """A source as stored with the answer and returned by the API (the chunk's full text left out)."""
+    fields = asdict(source)
+    fields.pop("text")
+    fields["score"] = round(float(source.score), 4)
+    return fields
+
+
+class ChatService:
+    def __init__(self, repository: SessionRepository, retriever: Retriever, llm: LLMService,
+                 summarizer: Summarizer, settings: ChatSettings) -> None:
+        self._repository = repository
+        self._retriever = retriever
+        self._llm = llm
+        self._summarizer = summarizer
+        self.settings = settings
+
+    def prepare(self, user_id: int, session_id: str, question: str,
+                overrides: GenerationOverrides | None = None) -> PreparedTurn:
+        """Check, summarize what no longer fits, retrieve and build the prompt (no answer yet)."""
+        session = self._repository.get(user_id, session_id)
+        model = self._llm.active()
+        builder = PromptBuilder(model.count_tokens, self._budget(model, overrides))
+        fits, tokens = builder.question_fits(question)
+        if not fits:
+            raise ValidationFailed(
+                f"The message is too long: {tokens} tokens, at most {builder.budget.question_tokens}",
+                {"fields": [{"field": "message", "message": "too many tokens", "type": "too_long"}]})
+        session = self._fold_old_history(session, builder, model)
+        sources = self._retriever.search(user_id, self._search_query(session, question), self.settings.top_k,
+                                         self.settings.min_score)
+        if not sources:
+            return PreparedTurn(user_id, session, question, None, overrides)
+        recent = session.messages[session.summarized_count:]
+        prompt = builder.build(question, session.summary, recent, sources)
+        return PreparedTurn(user_id, session, question, prompt, overrides)
+
+    def answer(self, turn: PreparedTurn) -> ChatReply:
+        """Generate the whole answer and store the turn."""
+        if turn.prompt is None:
+            return self.record(turn, self.settings.no_context_reply)
+        result = self._llm.generate(turn.prompt.messages, turn.overrides)
+        return self.record(turn, result.text, result)
+
+    def stream(self, turn: PreparedTurn) -> "TurnStream":
+        """Queue the generation now (so a full queue is still a plain 503) and stream it as events."""
+        pieces: queue.Queue[str] = queue.Queue()
+        ticket = self._llm.submit(turn.prompt.messages, turn.overrides, pieces.put) if turn.prompt else None
+        return TurnStream(self, turn, ticket, pieces)
+
+    def record(self, turn: PreparedTurn, text: str, result: GenerationResult | None = None,
+               interrupted: tuple[str, GenerationSettings] | None = None) -> ChatReply:
+        """Store the question and its answer (or, `interrupted` = (reason, settings), the part received)."""
+        sources = [cited(source) for source in turn.sources]
+        usage = {"prompt_tokens": result.prompt_tokens if result else 0,
+                 "completion_tokens": result.completion_tokens if result else 0}
+        settings = result.settings if result else interrupted[1] if interrupted else None
+        generation = settings.as_dict() if settings else {"strategy": "none", "reason": "no relevant context"}
+        reason = interrupted[0] if interrupted else result.finish_reason if result else "no_context"
+        context = turn.prompt.describe() if turn.prompt else {"summary_used": False, "history_messages": 0,
+                                                               "sources_given": 0}
+        details = {"finish_reason": reason, "usage": usage, "generation": generation, "context": context}
+        stored = self._repository.append(turn.user_id, turn.session.id, [
+            NewMessage("user", turn.question),
+            NewMessage("assistant", text, sources, details),
+        ])
+        if turn.session.title == DEFAULT_TITLE and turn.session.message_count == 0:
+            self._repository.rename(turn.user_id, turn.session.id, title_from(turn.question))
+        return ChatReply(turn.session.id, stored[-1], sources, usage, generation, context)
+
+    def _budget(self, model: ActiveModel, overrides: GenerationOverrides | None) -> PromptBudget:
+        answer = (overrides.max_new_tokens if overrides and overrides.max_new_tokens else None) or model.max_new_tokens
+        return PromptBudget(context_window=min(model.context_length, self.settings.context_tokens),
+                            answer_tokens=answer, question_tokens=self.settings.question_tokens,
+                            summary_tokens=self.settings.summary_tokens, history_tokens=self.settings.history_tokens)
+
+    def _fold_old_history(self, session: SessionView, builder: PromptBuilder, model: ActiveModel) -> SessionView:
+        """When the unsummarized turns overflow their budget, summarize the oldest and persist it."""
+        older, _ = builder.split_history(session.messages[session.summarized_count:])
+        if not older:
+            return session
+        summary = self._summarizer.summarize(session.summary, older, model.count_tokens,
+                                             builder.budget.context_window)
+        summarized_count = session.summarized_count + len(older)
+        self._repository.set_summary(session.key, summary, summarized_count)
+        log.info("session %s: summarized %d older messages", session.id, len(older))
+        return self._repository.get(session.user_id, session.id)
+
+    @staticmethod
+    def _search_query(session: SessionView, question: str) -> str:
+        """Short follow-ups ("and the second one?") are searched with the previous question."""
+        if len(question.split()) >= FOLLOW_UP_WORDS:
+            return question
+        previous = next((m.content for m in reversed(session.messages) if m.role == "user"), "")
+        return f"{previous} {question}".strip()
+
+
+class TurnStream:
+    """The events of one streamed answer: sources, tokens, then done; the turn is stored at the end.
+
+    A client that goes away closes the generator: the generation is cancelled and the question is
+    stored with the part of the answer it received, marked `cancelled`, so the session reads on.
+    """
+
+    def __init__(self, chat: ChatService, turn: PreparedTurn, ticket: Ticket | None, pieces: queue.Queue[str]) -> None:
+        self._chat, self._turn, self._ticket, self._pieces = chat, turn, ticket, pieces
+        self._sent: list[str] = []
+
+    def events(self) -> Iterator[tuple[str, Any]]:
+        yield "sources", [cited(source) for source in self._turn.sources]
+        finished, reason = False, "cancelled"
+        try:
+            if self._ticket is None:
+                text = self._chat.settings.no_context_reply
+                self._sent.append(text)
+                yield "token", {"text": text}
+                reply = self._chat.record(self._turn, text)
+            else:
+                for piece in self._tokens(self._ticket):
+                    self._sent.append(piece)
+                    yield "token", {"text": piece}
+                reply = self._chat.record(self._turn, *self._result(self._ticket))
+            finished = True
+            yield "done", reply
+        except GeneratorExit:
+            raise
+        except Exception:
+            reason = "error"
+            raise
+        finally:
+            if not finished:
+                self._abandon(reason)
+
+    def _tokens(self, ticket: Ticket) -> Iterator[str]:
+        while True:
+            try:
+                yield self._pieces.get(timeout=0.05)
+            except queue.Empty:
+                if ticket.future.done() and self._pieces.empty():
+                    return
+
+    @staticmethod
+    def _result(ticket: Ticket) -> tuple[str, GenerationResult]:
+        result = ticket.result()
+        if result.finish_reason == "timeout":
+            raise GenerationTimeout("Generation took too long", retry_after_s=5)
+        return result.text, result
+
+    def _abandon(self, reason: str) -> None:
+        """The stream ended early (client gone, or an error): stop generating, keep what was said."""
+        if self._ticket is None or not self._sent:
+            return
+        self._ticket.cancel()
+        try:
+            self._chat.record(self._turn, "".join(self._sent).strip(),
+                              interrupted=(reason, self._ticket.request.settings))
+        except Exception:  # noqa: BLE001 - the client is gone; the log is the only place left to tell
+            log.exception("could not store the interrupted turn of session %s", self._turn.session.id)

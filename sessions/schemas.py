@@ -1,0 +1,153 @@
+"""Request and response schemas of the chat routes (validation and OpenAPI both use them)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llm.settings import GenerationOverrides
+from sessions.chat import ChatReply
+from sessions.repository import MessageView, SessionView
+
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MESSAGE_CHARS = 20_000
+
+
+def _not_blank(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise ValueError("must contain some text")
+    return value
+
+
+class StartRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str | None = Field(default=None, max_length=MESSAGE_CHARS, description="A first message to answer at once")
+    sessionId: str | None = Field(default=None, pattern=SESSION_ID_PATTERN,
+                                  description="Your own id for the session; if you already have it, it is resumed (200)")
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    generation: GenerationOverrides | None = None
+
+    _check_message = field_validator("message", "title")(_not_blank)
+
+
+class MessageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sessionId: str = Field(pattern=SESSION_ID_PATTERN)
+    message: str = Field(min_length=1, max_length=MESSAGE_CHARS)
+    stream: bool = Field(default=False, description="Answer as Server-Sent Events (also with Accept: text/event-stream)")
+    generation: GenerationOverrides | None = Field(default=None, description="Override the adaptive settings")
+
+    _check_message = field_validator("message")(_not_blank)
+
+
+class RenameRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+
+    _check_title = field_validator("title")(_not_blank)
+
+
+class BranchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at: int = Field(ge=0, description="Message index: the new session holds the messages before it")
+
+
+class ExportQuery(BaseModel):
+    format: Literal["json", "markdown", "md"] = "json"
+
+
+class SourceOut(BaseModel):
+    document_id: str
+    filename: str
+    page: int | None = Field(description="1-based PDF page; null where the format has none")
+    chunk_index: int
+    score: float
+    excerpt: str
+    section: str | None = None
+    row: int | None = None
+
+
+class MessageOut(BaseModel):
+    index: int
+    role: str = Field(description="user or assistant")
+    content: str
+    timestamp: datetime = Field(description="ISO 8601, UTC")
+    sources: list[SourceOut] | None = Field(default=None, description="Assistant turns: the chunks it was given")
+    finish_reason: str | None = Field(default=None, description="Assistant turns: stop, length, no_context, "
+                                      "cancelled (the client left mid-stream) or error")
+
+    @classmethod
+    def of(cls, message: MessageView) -> "MessageOut":
+        details = message.details or {}
+        return cls(index=message.position, role=message.role, content=message.content, timestamp=message.created_at,
+                   sources=message.sources if message.role == "assistant" else None,
+                   finish_reason=details.get("finish_reason"))
+
+
+class SessionSummaryOut(BaseModel):
+    sessionId: str
+    title: str
+    created_at: datetime
+    last_active: datetime
+    message_count: int
+    expires_at: datetime | None = Field(description="When the retention policy deletes it if idle; null: never")
+
+
+class SessionOut(BaseModel):
+    sessionId: str
+    title: str
+    messages: list[MessageOut]
+    summary: str | None = Field(description="Rolling summary of older turns, used in prompts in their place")
+    summarized_messages: int = Field(description="How many of the first messages the summary covers")
+    branched_from: str | None
+    created_at: datetime
+    last_active: datetime
+
+    @classmethod
+    def of(cls, session: SessionView) -> "SessionOut":
+        return cls(sessionId=session.id, title=session.title, messages=[MessageOut.of(m) for m in session.messages],
+                   summary=session.summary, summarized_messages=session.summarized_count,
+                   branched_from=session.branched_from, created_at=session.created_at,
+                   last_active=session.last_active)
+
+
+class SessionList(BaseModel):
+    sessions: list[SessionSummaryOut]
+
+
+class StartResult(BaseModel):
+    sessionId: str
+    title: str
+    messages: list[MessageOut]
+    sources: list[SourceOut] = Field(description="Sources of the first reply (empty without a message)")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ReplyOut(BaseModel):
+    sessionId: str
+    reply: MessageOut
+    sources: list[SourceOut] = Field(description="The chunks given to the model, in the order it saw them")
+    usage: Usage
+    generation: dict[str, Any] = Field(description="The generation settings used (adaptive table, overrides)")
+    context: dict[str, Any] = Field(description="What went into the prompt: summary used, history and sources")
+
+    @classmethod
+    def of(cls, reply: ChatReply) -> "ReplyOut":
+        return cls(sessionId=reply.session_id, reply=MessageOut.of(reply.reply), sources=reply.sources,
+                   usage=reply.usage, generation=reply.generation, context=reply.context)
+
+
+class BranchResult(BaseModel):
+    sessionId: str
+    title: str
+    branched_from: str
+    messages: list[MessageOut]
