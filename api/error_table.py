@@ -21,6 +21,7 @@ from common.errors import (
 )
 from llm.engine import EngineOverloaded
 from llm.manager import ModelLoadFailed
+from llm.remote import RemoteFailed, RemoteUnavailable
 from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull
 
 # Domain exception -> (HTTP status, error code). Looked up along the exception's MRO.
@@ -45,6 +46,8 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     GenerationTimeout: (503, "GENERATION_TIMEOUT"),
     EngineOverloaded: (503, "GPU_OUT_OF_MEMORY"),
     ModelLoadFailed: (422, "MODEL_LOAD_FAILED"),
+    RemoteUnavailable: (503, "UPSTREAM_UNAVAILABLE"),
+    RemoteFailed: (502, "UPSTREAM_ERROR"),
 }
 
 # Errors Flask or an extension raises itself -> code.

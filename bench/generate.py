@@ -85,7 +85,7 @@ def main() -> None:
     dtype = resolve_dtype(args.dtype, device)
     engine = shared_engine(spec, device, dtype, Path(tempfile.gettempdir()) / "docchat-bench-model-cache")
     scheduler = Scheduler(lambda: engine, max_queue=16, max_batch=8)
-    prompt_tokens = len(engine.prompt_ids(messages()))
+    prompt_tokens = engine.encode(messages()).tokens
     run(scheduler, 1, 8)  # warm up
     rows = [("model; device; dtype", f"{spec.id}; {device}; {dtype}"),
             ("prompt tokens; new tokens per request", f"{prompt_tokens}; {args.new_tokens}")]

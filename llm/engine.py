@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from common.errors import ServiceUnavailable
 from llm.registry import ModelSpec
@@ -19,14 +19,22 @@ class EngineOverloaded(ServiceUnavailable):
     """The device ran out of memory even with smaller settings."""
 
 
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """A chat as the engine will run it: token ids (none for a remote model) and their count."""
+
+    ids: list[int]
+    tokens: int
+
+
 @dataclass
 class GenerationRequest:
     """One prompt in flight. `on_token` receives text pieces as they are decoded (not in beam mode)."""
 
     messages: list[dict[str, str]]
     settings: GenerationSettings
-    prompt_ids: list[int]
-    engine: "TransformersEngine"  # the one that tokenized the prompt runs it, even across a swap
+    prompt: EncodedPrompt
+    engine: "Engine"  # the one that encoded the prompt runs it, even across a swap
     on_token: Callable[[str], None] | None = None
     deadline: float = float("inf")
     cancelled: threading.Event = field(default_factory=threading.Event)
@@ -42,22 +50,38 @@ class GenerationResult:
     seconds: float
 
 
+class Engine(Protocol):
+    """What the scheduler and the manager need of a backend (transformers here, or a remote server)."""
+
+    spec: ModelSpec
+    device: str
+
+    def encode(self, messages: list[dict[str, str]]) -> EncodedPrompt: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def generate(self, batch: list[GenerationRequest]) -> list[GenerationResult | Exception]:
+        """One result per request, in order; an exception in a slot fails that request alone."""
+        ...
+
+
 class TransformersEngine:
     """Owns one loaded model. Not thread-safe by design: the scheduler is its only caller."""
 
     def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str) -> None:
         self.spec, self.model, self.tokenizer, self.device = spec, model, tokenizer, device
 
-    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+    def encode(self, messages: list[dict[str, str]]) -> EncodedPrompt:
         """The tokenizer's own chat template, with the assistant turn opened."""
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                      return_dict=True)
-        return list(encoded["input_ids"])
+        ids = list(encoded["input_ids"])
+        return EncodedPrompt(ids, len(ids))
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def generate(self, batch: list[GenerationRequest]) -> list[GenerationResult]:
+    def generate(self, batch: list[GenerationRequest]) -> list[GenerationResult | Exception]:
         """Run requests with one shared setting in one call; on CUDA OOM retry once, smaller."""
         import torch
 
@@ -75,12 +99,12 @@ class TransformersEngine:
                 torch.cuda.empty_cache()
                 raise EngineOverloaded("The GPU is out of memory; retry shortly", retry_after_s=10) from exc
 
-    def _generate(self, batch: list[GenerationRequest]) -> list[GenerationResult]:
+    def _generate(self, batch: list[GenerationRequest]) -> list[GenerationResult | Exception]:
         import torch
 
         started = time.monotonic()
         settings = batch[0].settings
-        inputs = self._left_padded([request.prompt_ids for request in batch])
+        inputs = self._left_padded([request.prompt.ids for request in batch])
         streamer = _RowStreamer(self.tokenizer, batch) if settings.num_beams == 1 else None
         stops = _RowStops(batch, inputs["input_ids"].shape[1], self.tokenizer.eos_token_id, settings.num_beams)
         options: dict[str, Any] = {
@@ -126,7 +150,7 @@ class TransformersEngine:
         text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
         if request.on_token is not None and request.settings.num_beams > 1 and text:
             request.on_token(text)  # beam search cannot stream: the answer comes in one piece
-        return GenerationResult(text, len(request.prompt_ids), len(generated), finish, request.settings,
+        return GenerationResult(text, request.prompt.tokens, len(generated), finish, request.settings,
                                 round(time.monotonic() - started, 3))
 
 

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.errors import Conflict, DomainError, NotFound
-from llm.engine import GenerationRequest, TransformersEngine
+from common.errors import DomainError, NotFound
+from llm.engine import Engine, GenerationRequest, TransformersEngine
 from llm.loader import load_model
 from llm.registry import ModelRegistry, ModelSpec
+from llm.remote import OpenAIEngine, RemoteOptions
 from llm.settings import GenerationOverrides, adaptive_settings
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,8 @@ class ModelManager:
         self._cache_dir = cache_dir
         self._states: dict[str, str] = {}
         self._errors: dict[str, str] = {}
-        self._active: TransformersEngine | None = None
-        self._previous: TransformersEngine | None = None
+        self._active: Engine | None = None
+        self._previous: Engine | None = None
         self._swap_lock = threading.Lock()
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -66,7 +67,7 @@ class ModelManager:
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
-    def engine(self) -> TransformersEngine | None:
+    def engine(self) -> Engine | None:
         return self._active
 
     @property
@@ -94,8 +95,6 @@ class ModelManager:
         spec = self._registry.get(model_id)
         if spec is None:
             raise NotFound(f"No model {model_id!r} in models.json")
-        if spec.backend != "transformers":
-            raise Conflict(f"Model {model_id!r} uses the {spec.backend} backend, which this server cannot load")
         with self._swap_lock:
             started = time.monotonic()
             previous = self._active
@@ -122,11 +121,15 @@ class ModelManager:
             self._ready.set()
             log.info("model %s is active on %s", engine.spec.id, engine.device)
 
-    def _load(self, spec: ModelSpec) -> TransformersEngine | None:
+    def _load(self, spec: ModelSpec) -> Engine | None:
         self._states[spec.id] = "loading"
         self._errors.pop(spec.id, None)
         try:
-            engine = shared_engine(spec, self.device, spec.dtype or self.dtype, self._cache_dir)
+            engine: Engine
+            if spec.backend == "openai":
+                engine = OpenAIEngine(spec, RemoteOptions.from_spec(spec))
+            else:
+                engine = shared_engine(spec, self.device, spec.dtype or self.dtype, self._cache_dir)
         except Exception as exc:  # noqa: BLE001 - a failed load is a state to report, not a crash
             log.exception("loading model %s failed", spec.id)
             self._states[spec.id], self._errors[spec.id] = "failed", f"{type(exc).__name__}: {exc}"[:500]
@@ -134,13 +137,16 @@ class ModelManager:
         self._states[spec.id] = "ready"
         return engine
 
-    def _check_generates(self, engine: TransformersEngine) -> None:
+    def _check_generates(self, engine: Engine) -> None:
         """A new model must answer a tiny prompt before it takes any traffic."""
         messages = [{"role": "user", "content": "Say OK."}]
-        ids = engine.prompt_ids(messages)
-        settings = adaptive_settings(len(ids), overrides=GenerationOverrides(num_beams=1, temperature=0,
-                                                                             max_new_tokens=4))
-        result = engine.generate([GenerationRequest(messages, settings, ids, engine)])[0]
+        prompt = engine.encode(messages)
+        settings = adaptive_settings(prompt.tokens, overrides=GenerationOverrides(num_beams=1, temperature=0,
+                                                                                  max_new_tokens=4))
+        result = engine.generate([GenerationRequest(messages, settings, prompt, engine)])[0]
+        if isinstance(result, Exception):
+            self._states[engine.spec.id], self._errors[engine.spec.id] = "failed", str(result)[:500]
+            raise ModelLoadFailed(f"Model {engine.spec.id!r} did not answer a test prompt: {result}")
         if result.completion_tokens == 0 and result.finish_reason != "stop":
             self._states[engine.spec.id] = "failed"
             raise ModelLoadFailed(f"Model {engine.spec.id!r} loaded but generated nothing")

@@ -64,6 +64,8 @@ def _spec(entry: Any, index: int) -> ModelSpec:
         raise ModelRegistryError(f"{where}.backend must be one of {', '.join(BACKENDS)}")
     if entry["context_length"] <= 0:
         raise ModelRegistryError(f"{where}.context_length must be positive")
+    if entry["backend"] == "openai":
+        _check_remote_source(entry["source"], where)
     return ModelSpec(
         id=entry["id"],
         name=str(entry.get("name", entry["id"])),
@@ -74,6 +76,18 @@ def _spec(entry: Any, index: int) -> ModelSpec:
         generation=dict(entry.get("generation", {})),
         dtype=_dtype(entry.get("dtype"), where),
     )
+
+
+def _check_remote_source(source: dict[str, Any], where: str) -> None:
+    """An `openai` entry names the server's base URL and its model; the key comes from the environment."""
+    url = source.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ModelRegistryError(f"{where}.source.url must be the server's http(s) base URL, e.g. http://gpu:8000/v1")
+    if not isinstance(source.get("model"), str) or not source["model"]:
+        raise ModelRegistryError(f"{where}.source.model must name the model on the remote server")
+    if "api_key" in source:
+        raise ModelRegistryError(f"{where}.source.api_key: put the key in an environment variable and name it "
+                                 "in source.api_key_env; models.json holds no secrets")
 
 
 DTYPES = ("float32", "float16", "bfloat16")

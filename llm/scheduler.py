@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from common.errors import ServiceUnavailable
-from llm.engine import GenerationRequest, GenerationResult, TransformersEngine
+from llm.engine import Engine, GenerationRequest, GenerationResult
 from llm.settings import GenerationOverrides, adaptive_settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class Ticket:
 
 
 class Scheduler:
-    def __init__(self, engine: Callable[[], TransformersEngine | None], max_queue: int = 8, max_batch: int = 8,
+    def __init__(self, engine: Callable[[], Engine | None], max_queue: int = 8, max_batch: int = 8,
                  timeout_s: float = 120.0, batch_wait_s: float = 0.02) -> None:
         self._engine = engine
         self._max_queue, self._max_batch = max_queue, max_batch
@@ -75,9 +75,9 @@ class Scheduler:
         engine = self._engine()
         if engine is None:
             raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
-        prompt_ids = engine.prompt_ids(messages)
-        settings = adaptive_settings(len(prompt_ids), engine.spec.generation.get("max_new_tokens"), overrides)
-        ticket = Ticket(GenerationRequest(messages, settings, prompt_ids, engine, on_token,
+        prompt = engine.encode(messages)
+        settings = adaptive_settings(prompt.tokens, engine.spec.generation.get("max_new_tokens"), overrides)
+        ticket = Ticket(GenerationRequest(messages, settings, prompt, engine, on_token,
                                           deadline=time.monotonic() + self._timeout_s))
         with self._condition:
             if len(self._waiting) + self._running >= self._max_queue:
@@ -153,4 +153,7 @@ class Scheduler:
                 ticket.future.set_exception(exc)
             return
         for ticket, result in zip(live, results):
-            ticket.future.set_result(result)
+            if isinstance(result, Exception):
+                ticket.future.set_exception(result)
+            else:
+                ticket.future.set_result(result)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,6 +28,7 @@ NO_CONTEXT_REPLY = (
     "Try rephrasing the question, or upload a document that covers it."
 )
 FOLLOW_UP_WORDS = 6  # a question this short is searched together with the previous one
+FIRST_TOKEN_GRACE_S = 5.0  # past the request's own deadline, when waiting for its first token
 
 
 @dataclass(frozen=True)
@@ -109,9 +112,22 @@ class ChatService:
         return self.record(turn, result.text, result)
 
     def stream(self, turn: PreparedTurn) -> "TurnStream":
-        """Queue the generation now (so a full queue is still a plain 503) and stream it as events."""
+        """Start generating and wait for the first token: until it exists, any failure (full queue,
+        remote server down, timeout) is raised here, so the route can still answer plain JSON."""
         pieces: queue.Queue[str] = queue.Queue()
-        ticket = self._llm.submit(turn.prompt.messages, turn.overrides, pieces.put) if turn.prompt else None
+        if turn.prompt is None:
+            return TurnStream(self, turn, None, pieces)
+        first = threading.Event()
+
+        def on_token(piece: str) -> None:
+            pieces.put(piece)
+            first.set()
+
+        ticket = self._llm.submit(turn.prompt.messages, turn.overrides, on_token)
+        ticket.future.add_done_callback(lambda _future: first.set())
+        first.wait(max(0.0, ticket.request.deadline - time.monotonic()) + FIRST_TOKEN_GRACE_S)
+        if ticket.future.done() and pieces.empty():
+            TurnStream.outcome(ticket)  # raises what went wrong; a clean empty answer streams as usual
         return TurnStream(self, turn, ticket, pieces)
 
     def record(self, turn: PreparedTurn, text: str, result: GenerationResult | None = None,
@@ -185,7 +201,7 @@ class TurnStream:
                 for piece in self._tokens(self._ticket):
                     self._sent.append(piece)
                     yield "token", {"text": piece}
-                reply = self._chat.record(self._turn, *self._result(self._ticket))
+                reply = self._chat.record(self._turn, *self.outcome(self._ticket))
             finished = True
             yield "done", reply
         except GeneratorExit:
@@ -206,7 +222,8 @@ class TurnStream:
                     return
 
     @staticmethod
-    def _result(ticket: Ticket) -> tuple[str, GenerationResult]:
+    def outcome(ticket: Ticket) -> tuple[str, GenerationResult]:
+        """The finished answer's text and result; raises the request's error, or a timeout."""
         result = ticket.result()
         if result.finish_reason == "timeout":
             raise GenerationTimeout("Generation took too long", retry_after_s=5)
