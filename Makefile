@@ -37,9 +37,10 @@ run: venv
 test: venv-dev test-system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Real documents for the tests (Debian's manual as PDF and HTML) and pandoc to make HTML with.
-# Installed when running as root with apt; otherwise the tests that need them skip, saying why.
-SYSTEM_TEST_PACKAGES := debian-reference-en pandoc
+# Real documents for the tests (Debian's manual as PDF and HTML), pandoc to make HTML with, and
+# Chromium with its driver for the browser tests. Installed when running as root with apt;
+# otherwise the tests that need them skip, saying why.
+SYSTEM_TEST_PACKAGES := debian-reference-en pandoc chromium chromium-driver
 test-system-deps:
 	@missing=$$(for p in $(SYSTEM_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \

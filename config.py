@@ -50,6 +50,7 @@ class Config:
     ratelimit_upload: str = "60 per minute"
     ratelimit_key_prefix: str = "docchat"
     trusted_proxy_hops: int = 0
+    cookie_secure: bool = False
     max_upload_mb: int = 50
     metrics_allowed_networks: tuple[str, ...] = (
         "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
@@ -109,6 +110,7 @@ class Config:
         "RATELIMIT_UPLOAD": "ratelimit_upload",
         "RATELIMIT_KEY_PREFIX": "ratelimit_key_prefix",
         "TRUSTED_PROXY_HOPS": "trusted_proxy_hops",
+        "COOKIE_SECURE": "cookie_secure",
         "MAX_UPLOAD_MB": "max_upload_mb",
         "METRICS_ALLOWED_NETWORKS": "metrics_allowed_networks",
         "RECENT_ERRORS_KEPT": "recent_errors_kept",
@@ -181,7 +183,8 @@ class Config:
         if self.app_env not in ENVIRONMENTS:
             raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.app_env!r}")
         model_cache_dir = Path(self.model_cache_dir).expanduser().resolve() if self.model_cache_dir else data_dir / "model-cache"
-        return dataclasses.replace(self, data_dir=data_dir, database_url=database_url, model_cache_dir=model_cache_dir)
+        return dataclasses.replace(self, data_dir=data_dir, database_url=database_url, model_cache_dir=model_cache_dir,
+                                   cookie_secure=self.cookie_secure or self.is_production)
 
     @property
     def uploads_dir(self) -> Path:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from common.errors import (
     Conflict,
+    CsrfFailed,
     DomainError,
     EmptyDocument,
     InvalidCredentials,
@@ -34,6 +35,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     TokenRevoked: (401, "TOKEN_REVOKED"),
     PermissionDenied: (403, "FORBIDDEN"),
     RegistrationClosed: (403, "REGISTRATION_CLOSED"),
+    CsrfFailed: (403, "CSRF_FAILED"),
     NotFound: (404, "NOT_FOUND"),
     UnsupportedFileType: (415, "UNSUPPORTED_FILE_TYPE"),
     UnprocessableDocument: (422, "UNPROCESSABLE_DOCUMENT"),

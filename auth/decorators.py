@@ -8,6 +8,7 @@ from typing import Any
 from flask import g, request
 from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import (
+    CSRFError,
     JWTExtendedException,
     NoAuthorizationError,
     RevokedTokenError,
@@ -21,10 +22,20 @@ from api.context import services
 from api.validation import document
 from auth.api_keys import looks_like_api_key
 from auth.users import UserView
-from common.errors import DomainError, NotAuthenticated, PermissionDenied, TokenExpired, TokenInvalid, TokenRevoked
+from common.errors import (
+    CsrfFailed,
+    DomainError,
+    NotAuthenticated,
+    PermissionDenied,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+)
 
 View = Callable[..., Any]
 _CACHE = "_authenticated_user"
+ACCESS_COOKIE = "docchat_access"
+REFRESH_COOKIE = "docchat_refresh"
 
 
 def bearer_token() -> str:
@@ -43,6 +54,10 @@ def authenticate() -> UserView:
     cached = g.get(_CACHE)
     if cached is not None:
         return cached
+    if "Authorization" not in request.headers and ACCESS_COOKIE in request.cookies:
+        user = _verify_jwt(refresh=False, location="cookies")  # the browser; changes need X-CSRF-TOKEN
+        setattr(g, _CACHE, user)
+        return user
     token = bearer_token()
     if looks_like_api_key(token):
         user = services().api_keys.user_for(token)
@@ -54,17 +69,22 @@ def authenticate() -> UserView:
     return user
 
 
-def authenticate_refresh() -> tuple[UserView, dict[str, Any]]:
-    """The user and claims of a refresh token sent as Bearer."""
-    bearer_token()
-    user = _verify_jwt(refresh=True)
+def authenticate_refresh(location: str = "headers") -> tuple[UserView, dict[str, Any]]:
+    """The user and claims of a refresh token sent as Bearer (or, for the browser, in its cookie)."""
+    if location == "headers":
+        bearer_token()
+    elif REFRESH_COOKIE not in request.cookies:
+        raise NotAuthenticated("Not logged in")
+    user = _verify_jwt(refresh=True, location=location)
     return user, get_jwt()
 
 
-def _verify_jwt(refresh: bool) -> UserView:
+def _verify_jwt(refresh: bool, location: str = "headers") -> UserView:
     """Every way a JWT can fail becomes a 401 with the API's error shape (never a 422)."""
     try:
-        verify_jwt_in_request(refresh=refresh, locations=["headers"])
+        verify_jwt_in_request(refresh=refresh, locations=[location])
+    except CSRFError as exc:
+        raise CsrfFailed("Missing or wrong X-CSRF-TOKEN header (copy it from the docchat_csrf cookie)") from exc
     except ExpiredSignatureError as exc:
         raise TokenExpired("The token has expired; log in again or use your refresh token") from exc
     except RevokedTokenError as exc:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Blueprint, Response, jsonify
-from flask_jwt_extended import get_jwt
+from flask import Blueprint, Response, jsonify, request
+from flask_jwt_extended import get_jwt, set_access_cookies, set_refresh_cookies, unset_jwt_cookies
 
 from api.context import services
 from api.limits import rate_limited
@@ -116,3 +116,45 @@ def delete_api_key(key_id: int) -> tuple[str, int]:
     """Delete one of the caller's API keys; it stops working at once."""
     services().api_keys.delete(current_user().id, key_id)
     return "", 204
+
+
+# --- the browser: the same logins, kept in HttpOnly cookies with double-submit CSRF protection ---
+
+@bp.post("/auth/session")
+@rate_limited("login")
+@json_body(LoginRequest)
+@responds(200, UserEnvelope, "Logged in; tokens set as HttpOnly cookies, a CSRF token in docchat_csrf")
+def browser_login(payload: LoginRequest) -> Response:
+    """Log in the browser: no token is readable by page scripts."""
+    user = services().users.authenticate(payload.username, payload.password)
+    tokens = issue_login_tokens(user, _access_ttl())
+    response = jsonify(user=_user_out(user))
+    set_access_cookies(response, tokens["access_token"], max_age=int(_access_ttl().total_seconds()))
+    set_refresh_cookies(response, tokens["refresh_token"],
+                        max_age=int(timedelta(days=services().config.refresh_token_days).total_seconds()))
+    return response
+
+
+@bp.post("/auth/session/refresh")
+@rate_limited("refresh")
+@responds(200, UserEnvelope, "A new access cookie")
+def browser_refresh() -> Response:
+    """Renew the browser's access cookie from its refresh cookie (send X-CSRF-TOKEN from docchat_refresh_csrf)."""
+    user, claims = authenticate_refresh(location="cookies")
+    response = jsonify(user=_user_out(user))
+    set_access_cookies(response, issue_access_token(user, claims, _access_ttl())["access_token"],
+                       max_age=int(_access_ttl().total_seconds()))
+    return response
+
+
+@bp.delete("/auth/session")
+@responds(200, Message, "Logged out; the login is revoked and the cookies cleared")
+def browser_logout() -> Response:
+    """Log the browser out: revoke its login and clear its cookies."""
+    if "Authorization" in request.headers:
+        raise ValidationFailed("This logs out a browser; API clients use POST /auth/logout")
+    authenticate()
+    revoke_login(get_jwt(), timedelta(days=services().config.refresh_token_days))
+    response = jsonify(message="Logged out")
+    unset_jwt_cookies(response)
+    return response

@@ -45,6 +45,10 @@ class RegistrationClosed(PermissionDenied):
     """This server does not accept new accounts."""
 
 
+class CsrfFailed(PermissionDenied):
+    """A cookie-authenticated change without the matching X-CSRF-TOKEN header."""
+
+
 class NotFound(DomainError):
     """Unknown, or owned by somebody else (the two must look the same)."""
 

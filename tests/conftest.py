@@ -21,6 +21,14 @@ from config import Config  # noqa: E402
 _names = itertools.count(1)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Keep each phase's report on the test item, so fixtures can tell a failure (e.g. to take a screenshot)."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     """SQLite in the test's directory; test_postgres.py overrides this with a fresh PostgreSQL database."""

@@ -1,0 +1,526 @@
+// The browser client: cookie login with CSRF, documents with progress, streamed chat with sources.
+// Untrusted text (documents, answers, questions) only ever reaches the page through textContent:
+// the Markdown renderer builds elements itself and never parses HTML, so nothing can run script
+// or load a remote resource (no <img>, no links), and the CSP forbids inline script besides.
+
+const $ = (id) => document.getElementById(id);
+const state = { user: null, sessionId: null, sessions: [], streaming: null, polling: null };
+
+// --- HTTP ---------------------------------------------------------------------------------------
+
+function cookie(name) {
+  const found = document.cookie.split("; ").find((part) => part.startsWith(name + "="));
+  return found ? decodeURIComponent(found.slice(name.length + 1)) : "";
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `HTTP ${status}`);
+    this.status = status;
+    this.code = body && body.code;
+  }
+}
+
+async function refreshLogin() {
+  const response = await fetch("/auth/session/refresh", {
+    method: "POST", credentials: "same-origin", headers: { "X-CSRF-TOKEN": cookie("docchat_refresh_csrf") },
+  });
+  return response.ok;
+}
+
+async function request(method, path, { json, signal, retried = false, accept = "application/json" } = {}) {
+  const headers = { Accept: accept };
+  if (method !== "GET") headers["X-CSRF-TOKEN"] = cookie("docchat_csrf");
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method, headers, signal, credentials: "same-origin", body: json === undefined ? undefined : JSON.stringify(json),
+  });
+  if (response.status === 401 && !retried && state.user && (await refreshLogin())) {
+    return request(method, path, { json, signal, accept, retried: true });
+  }
+  if (response.status === 401 && state.user) showLogin("Your login has ended; please log in again.");
+  return response;
+}
+
+async function api(method, path, json) {
+  const response = await request(method, path, { json });
+  const body = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+// --- Safe Markdown ------------------------------------------------------------------------------
+
+function inline(text, parent) {
+  // **bold**, *em*, `code`; everything else (including <tags> and ![images](urls)) stays plain text.
+  const pattern = /(\*\*[^*]+\*\*|`[^`]+`|\*[^*\s][^*]*\*)/g;
+  let last = 0;
+  for (const match of text.matchAll(pattern)) {
+    parent.append(text.slice(last, match.index));
+    const token = match[0];
+    const tag = token.startsWith("**") ? "strong" : token.startsWith("`") ? "code" : "em";
+    const element = document.createElement(tag);
+    element.textContent = token.slice(tag === "strong" ? 2 : 1, tag === "strong" ? -2 : -1);
+    parent.append(element);
+    last = match.index + token.length;
+  }
+  parent.append(text.slice(last));
+}
+
+function renderMarkdown(text) {
+  const fragment = document.createDocumentFragment();
+  const blocks = text.split(/```/);
+  blocks.forEach((block, number) => {
+    if (number % 2 === 1) {
+      const pre = document.createElement("pre");
+      const code = document.createElement("code");
+      code.textContent = block.replace(/^[\w-]*\n/, "");
+      pre.append(code);
+      fragment.append(pre);
+      return;
+    }
+    for (const paragraph of block.split(/\n{2,}/)) {
+      const lines = paragraph.split("\n").filter((line) => line.trim());
+      if (!lines.length) continue;
+      const listItem = /^\s*(?:[-*•]|\d+[.)])\s+/;
+      if (lines.every((line) => listItem.test(line))) {
+        const list = document.createElement(/^\s*\d/.test(lines[0]) ? "ol" : "ul");
+        for (const line of lines) {
+          const item = document.createElement("li");
+          inline(line.replace(listItem, ""), item);
+          list.append(item);
+        }
+        fragment.append(list);
+      } else {
+        const p = document.createElement("p");
+        lines.forEach((line, index) => {
+          if (index) p.append(document.createElement("br"));
+          inline(line, p);
+        });
+        fragment.append(p);
+      }
+    }
+  });
+  return fragment;
+}
+
+// --- Views --------------------------------------------------------------------------------------
+
+function showLogin(message = "") {
+  state.user = null;
+  clearInterval(state.polling);
+  $("app-view").hidden = true;
+  $("login-view").hidden = false;
+  $("login-error").hidden = !message;
+  $("login-error").textContent = message;
+  $("login-username").focus();
+}
+
+async function showApp(user) {
+  state.user = user;
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  $("who").textContent = user.username + (user.role === "admin" ? " (admin)" : "");
+  $("admin-tab").hidden = user.role !== "admin";
+  await Promise.all([loadSessions(), loadDocuments(), loadServerState()]);
+  if (state.sessions.length) await openSession(state.sessions[0].sessionId);
+  else startNewChat();
+  setInterval(loadServerState, 10000);
+}
+
+function showPanel(id) {
+  for (const button of document.querySelectorAll(".tabs button")) {
+    const active = button.dataset.panel === id;
+    button.setAttribute("aria-pressed", String(active));
+    $(button.dataset.panel).hidden = !active;
+  }
+  if (id === "admin-panel") loadAdmin();
+  if (id === "documents-panel") loadDocuments();
+}
+
+function showError(element, error) {
+  element.hidden = !error;
+  element.textContent = error ? (error.message || String(error)) : "";
+}
+
+// --- Server state -------------------------------------------------------------------------------
+
+async function loadServerState() {
+  try {
+    const response = await fetch("/health", { headers: { Accept: "application/json" } });
+    const health = await response.json();
+    const model = health.model_loaded ? health.model : `${health.model} (loading…)`;
+    $("server-state").textContent = `Model ${model} · ${health.device} · queue ${health.queue_depth}`;
+  } catch {
+    $("server-state").textContent = "server unreachable";
+  }
+}
+
+// --- Sessions -----------------------------------------------------------------------------------
+
+async function loadSessions() {
+  state.sessions = (await api("GET", "/chat/sessions")).sessions;
+  const list = $("session-list");
+  list.replaceChildren();
+  for (const session of state.sessions) {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = session.title;
+    button.title = `${session.title} · ${session.message_count} messages`;
+    button.setAttribute("aria-current", String(session.sessionId === state.sessionId));
+    button.addEventListener("click", () => openSession(session.sessionId));
+    item.append(button);
+    list.append(item);
+  }
+}
+
+function startNewChat() {
+  state.sessionId = null;
+  $("chat-title").textContent = "New chat";
+  $("session-actions").hidden = true;
+  $("messages").replaceChildren();
+  $("composer-input").focus();
+  loadSessions();
+}
+
+async function openSession(sessionId) {
+  const session = await api("GET", `/chat/sessions/${encodeURIComponent(sessionId)}`);
+  state.sessionId = session.sessionId;
+  $("chat-title").textContent = session.title;
+  $("session-actions").hidden = false;
+  const base = `/chat/sessions/${encodeURIComponent(session.sessionId)}/export`;
+  $("export-md").href = `${base}?format=markdown`;
+  $("export-json").href = `${base}?format=json`;
+  $("messages").replaceChildren(...session.messages.map((message) => messageElement(message)));
+  scrollToEnd();
+  loadSessions();
+}
+
+function messageElement(message) {
+  const item = document.createElement("li");
+  item.className = `message ${message.role}`;
+  if (message.index !== undefined && message.index !== null) item.dataset.index = message.index;
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  const who = document.createElement("span");
+  who.textContent = message.role === "user" ? "You" : "Assistant";
+  meta.append(who);
+  if (message.index !== undefined && message.index !== null) meta.append(branchButton(message.index));
+  const body = document.createElement("div");
+  body.className = "body";
+  body.append(renderMarkdown(message.content || ""));
+  if (message.finish_reason === "cancelled" || message.finish_reason === "error") {
+    const note = document.createElement("p");
+    note.className = "small";
+    note.textContent = message.finish_reason === "cancelled" ? "(stopped)" : "(interrupted by an error)";
+    body.append(note);
+  }
+  item.append(meta, body);
+  if (message.role === "assistant") item.append(sourcesElement(message.sources || []));
+  return item;
+}
+
+function branchButton(index) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary branch";
+  button.textContent = "Branch from here";
+  button.title = "Start a new session holding the conversation up to this message";
+  button.addEventListener("click", async () => {
+    const branch = await api("POST", `/chat/sessions/${encodeURIComponent(state.sessionId)}/branch`, { at: index + 1 });
+    await openSession(branch.sessionId);
+  });
+  return button;
+}
+
+function sourcesElement(sources) {
+  const details = document.createElement("details");
+  details.className = "sources";
+  details.open = sources.length > 0;
+  const summary = document.createElement("summary");
+  summary.textContent = sources.length ? `Sources (${sources.length})` : "No sources";
+  const list = document.createElement("ol");
+  for (const source of sources) {
+    const item = document.createElement("li");
+    const name = document.createElement("strong");
+    name.textContent = source.filename;
+    const where = [source.page ? `page ${source.page}` : "", source.section ? `“${source.section}”` : "",
+      source.row ? `row ${source.row}` : ""].filter(Boolean).join(", ");
+    item.append(name, where ? ` (${where}) ` : " ", `— ${source.excerpt}`);
+    list.append(item);
+  }
+  details.append(summary, list);
+  return details;
+}
+
+function scrollToEnd() {
+  const list = $("messages");
+  list.scrollTop = list.scrollHeight;
+}
+
+// --- Asking, streamed ---------------------------------------------------------------------------
+
+async function ask(text) {
+  showError($("chat-error"), null);
+  if (!state.sessionId) {
+    const started = await api("POST", "/chat/start", { title: undefined });
+    state.sessionId = started.sessionId;
+    $("session-actions").hidden = false;
+  }
+  $("messages").append(messageElement({ role: "user", content: text }));
+  const answer = messageElement({ role: "assistant", content: "" });
+  answer.setAttribute("aria-busy", "true");
+  $("messages").append(answer);
+  scrollToEnd();
+  const controller = new AbortController();
+  state.streaming = controller;
+  setBusy(true);
+  let text_so_far = "";
+  try {
+    const response = await request("POST", "/chat/message", {
+      json: { sessionId: state.sessionId, message: text, stream: true }, signal: controller.signal,
+      accept: "text/event-stream",
+    });
+    if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+    for await (const [event, data] of serverEvents(response)) {
+      if (event === "sources") answer.querySelector(".sources").replaceWith(sourcesElement(data));
+      else if (event === "token") {
+        text_so_far += data.text;
+        answer.querySelector(".body").replaceChildren(renderMarkdown(text_so_far));
+        scrollToEnd();
+      } else if (event === "error") throw new ApiError(500, data);
+      else if (event === "done") answer.replaceWith(messageElement(data.reply));
+    }
+  } catch (error) {
+    if (error.name !== "AbortError") showError($("chat-error"), error);
+  } finally {
+    state.streaming = null;
+    await openSession(state.sessionId).catch(() => {});  // what the server stored is what the page shows
+    setBusy(false);
+  }
+}
+
+async function* serverEvents(response) {
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const fields = Object.fromEntries(block.split("\n").map((line) => {
+        const at = line.indexOf(": ");
+        return [line.slice(0, at), line.slice(at + 2)];
+      }));
+      if (fields.event) yield [fields.event, JSON.parse(fields.data || "null")];
+    }
+  }
+}
+
+function setBusy(busy) {
+  document.body.dataset.busy = String(busy);
+  $("send-button").disabled = busy;
+  $("stop-button").hidden = !busy;
+  for (const item of document.querySelectorAll(".message[aria-busy]")) if (!busy) item.removeAttribute("aria-busy");
+}
+
+// --- Documents ----------------------------------------------------------------------------------
+
+async function loadDocuments() {
+  const { documents } = await api("GET", "/documents");
+  const list = $("document-list");
+  list.replaceChildren(...documents.map(documentElement));
+  const busy = documents.some((doc) => doc.status === "queued" || doc.status === "processing");
+  clearTimeout(state.polling);
+  if (busy) state.polling = setTimeout(loadDocuments, 1000);
+}
+
+function documentElement(doc) {
+  const item = document.createElement("li");
+  item.dataset.documentId = doc.id;
+  item.dataset.status = doc.status;
+  const name = document.createElement("span");
+  name.className = "doc-name";
+  name.textContent = doc.filename;
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "danger";
+  remove.textContent = "Delete";
+  remove.setAttribute("aria-label", `Delete ${doc.filename}`);
+  remove.addEventListener("click", async () => {
+    await api("DELETE", `/documents/${encodeURIComponent(doc.id)}`);
+    loadDocuments();
+  });
+  const status = document.createElement("span");
+  status.className = "doc-status small";
+  const percent = Math.round(doc.progress * 100);
+  status.textContent = doc.status === "processing" ? `processing ${percent}%`
+    : doc.status === "ready" ? `ready · ${doc.chunks} chunks${doc.pages ? ` · ${doc.pages} pages` : ""}`
+      : doc.status === "failed" ? `failed: ${doc.error}` : doc.status;
+  const bar = document.createElement("progress");
+  bar.max = 1;
+  bar.value = doc.progress;
+  bar.setAttribute("aria-label", `Ingestion of ${doc.filename}`);
+  item.append(name, remove, status);
+  if (doc.status !== "ready" && doc.status !== "failed") item.append(bar);
+  return item;
+}
+
+function uploadFiles(files) {
+  for (const file of files) uploadOne(file);
+}
+
+function uploadOne(file) {
+  const item = document.createElement("li");
+  const label = document.createElement("span");
+  label.textContent = `Uploading ${file.name}`;
+  const bar = document.createElement("progress");
+  bar.max = 1;
+  bar.value = 0;
+  bar.setAttribute("aria-label", `Upload of ${file.name}`);
+  item.append(label, document.createElement("span"), bar);
+  $("upload-list").append(item);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/upload");
+  xhr.setRequestHeader("X-CSRF-TOKEN", cookie("docchat_csrf"));
+  xhr.setRequestHeader("Accept", "application/json");
+  xhr.upload.addEventListener("progress", (event) => {
+    if (event.lengthComputable) bar.value = event.loaded / event.total;
+  });
+  xhr.addEventListener("load", () => {
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch { /* not JSON: shown as a status */ }
+    if (xhr.status >= 200 && xhr.status < 300) item.remove();
+    else {
+      label.textContent = `${file.name}: ${(body && body.error) || `HTTP ${xhr.status}`}`;
+      label.className = "error";
+      bar.remove();
+    }
+    loadDocuments();
+  });
+  xhr.addEventListener("error", () => { label.textContent = `${file.name}: upload failed`; label.className = "error"; });
+  const form = new FormData();
+  form.append("file", file);
+  xhr.send(form);
+}
+
+// --- Admin --------------------------------------------------------------------------------------
+
+async function loadAdmin() {
+  const [models, errors] = await Promise.all([api("GET", "/models"), api("GET", "/stats/errors")]);
+  $("model-list").replaceChildren(...models.models.map((model) => {
+    const item = document.createElement("li");
+    const name = document.createElement("span");
+    name.textContent = `${model.name} — ${model.state}${model.error ? `: ${model.error}` : ""}`;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = model.state === "active" ? "Active" : "Activate";
+    button.disabled = model.state === "active";
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      button.textContent = "Loading…";
+      try { await api("POST", "/models/swap", { model: model.id }); } catch (error) { alert(error.message); }
+      loadAdmin();
+      loadServerState();
+    });
+    item.append(name, button);
+    return item;
+  }));
+  $("error-totals").textContent = `${errors.total_errors} errors: ` +
+    Object.entries(errors.error_types).map(([code, count]) => `${code} ${count}`).join(", ");
+  $("error-rows").replaceChildren(...errors.recent.slice().reverse().map((error) => {
+    const row = document.createElement("tr");
+    for (const value of [error.time, error.route, error.status, error.code, error.message]) {
+      const cell = document.createElement("td");
+      cell.textContent = String(value ?? "");
+      row.append(cell);
+    }
+    return row;
+  }));
+}
+
+// --- Wiring -------------------------------------------------------------------------------------
+
+async function login(register) {
+  const username = $("login-username").value.trim();
+  const password = $("login-password").value;
+  try {
+    if (register) await api("POST", "/auth/register", { username, password });
+    const { user } = await api("POST", "/auth/session", { username, password });
+    $("login-password").value = "";
+    await showApp(user);
+  } catch (error) {
+    showError($("login-error"), error);
+  }
+}
+
+function wire() {
+  $("login-form").addEventListener("submit", (event) => { event.preventDefault(); login(false); });
+  $("register-button").addEventListener("click", () => {
+    if ($("login-form").reportValidity()) login(true);
+  });
+  $("logout-button").addEventListener("click", async () => {
+    await request("DELETE", "/auth/session");
+    showLogin("You are logged out.");
+  });
+  for (const button of document.querySelectorAll(".tabs button")) {
+    button.addEventListener("click", () => showPanel(button.dataset.panel));
+  }
+  $("new-chat").addEventListener("click", () => { showPanel("chat-panel"); startNewChat(); });
+  $("composer").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const text = $("composer-input").value.trim();
+    if (!text || state.streaming) return;
+    $("composer-input").value = "";
+    ask(text);
+  });
+  $("composer-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+  $("stop-button").addEventListener("click", () => state.streaming && state.streaming.abort());
+  $("rename-session").addEventListener("click", async () => {
+    const title = prompt("New title", $("chat-title").textContent);
+    if (title && title.trim()) {
+      await api("PATCH", `/chat/sessions/${encodeURIComponent(state.sessionId)}`, { title: title.trim() });
+      openSession(state.sessionId);
+    }
+  });
+  $("delete-session").addEventListener("click", async () => {
+    if (!confirm("Delete this chat session and all its messages?")) return;
+    await api("DELETE", `/chat/sessions/${encodeURIComponent(state.sessionId)}`);
+    startNewChat();
+  });
+  const zone = $("drop-zone");
+  $("file-input").addEventListener("change", (event) => { uploadFiles(event.target.files); event.target.value = ""; });
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") { event.preventDefault(); $("file-input").click(); }
+  });
+  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    uploadFiles(event.dataTransfer.files);
+  });
+}
+
+async function boot() {
+  wire();
+  const response = await fetch("/auth/me", { credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (response.ok) return showApp(await response.json());
+  if (response.status === 401 && cookie("docchat_refresh_csrf") && (await refreshLogin())) {
+    const again = await fetch("/auth/me", { credentials: "same-origin" });
+    if (again.ok) return showApp(await again.json());
+  }
+  showLogin();
+}
+
+boot();

@@ -1,0 +1,209 @@
+"""The browser UI as a person uses it: Debian's headless Chromium against the real server (gunicorn).
+
+Screenshots of failed tests land in test-artifacts/ (or $TEST_ARTIFACTS)."""
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_server import ROOT, call, free_port, start_server
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make test installs it)")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=(
+    "Debian's chromium and chromium-driver are not installed: `make test` installs them with apt when run as root"))
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Iterator[dict[str, Any]]:
+    """The server as `make run` starts it, with the model loaded; the first admin's password from its log."""
+    directory = tmp_path_factory.mktemp("browser-server")
+    port, log = free_port(), directory / "server.log"
+    server = start_server(directory / "data", port, log, MODEL_CACHE_DIR=str(model_cache_dir))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: call(f"{base}/health")[0] == 200, 600, "the model to load")
+        password = re.search(r"password: (\S+)", log.read_text()).group(1)  # type: ignore[union-attr]
+        yield {"base": base, "admin_password": password, "log": log}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def wait_for(condition: Any, seconds: float, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
+    os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager fetch a driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=webdriver.ChromeService(executable_path=DRIVER), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(ARTIFACTS / f"{request.node.name}.png"))
+    driver.quit()
+
+
+def until(driver: Any, condition: Any, seconds: float = 30) -> Any:
+    return WebDriverWait(driver, seconds, poll_frequency=0.2).until(lambda _driver: condition())
+
+
+def visible(driver: Any, element_id: str) -> bool:
+    return driver.find_element(By.ID, element_id).is_displayed()
+
+
+def register_and_log_in(driver: Any, base: str, username: str) -> None:
+    driver.get(base)
+    until(driver, lambda: visible(driver, "login-view"))
+    driver.find_element(By.ID, "login-username").send_keys(username)
+    driver.find_element(By.ID, "login-password").send_keys("correct horse battery")
+    driver.find_element(By.ID, "register-button").click()
+    until(driver, lambda: visible(driver, "app-view"))
+
+
+def upload_and_wait(driver: Any, path: Path) -> None:
+    driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="documents-panel"]').click()
+    driver.find_element(By.ID, "file-input").send_keys(str(path))
+    until(driver, lambda: driver.find_elements(By.CSS_SELECTOR, '#document-list li[data-status="ready"]'), 180)
+    driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="chat-panel"]').click()
+
+
+def ask(driver: Any, question: str) -> Any:
+    """Type a question, press Enter, wait for the stored answer; returns the answer's element."""
+    before = len(driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant"))
+    driver.execute_script("""
+        window.__mutations = 0;
+        new MutationObserver(() => window.__mutations++).observe(document.getElementById('messages'),
+                                                                 {childList: true, subtree: true, characterData: true});""")
+    box = driver.find_element(By.ID, "composer-input")
+    box.send_keys(question)
+    box.send_keys(Keys.ENTER)
+    until(driver, lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-busy") == "false"
+          and len(driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant[data-index]")) > before, 180)
+    return driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant")[-1]
+
+
+def test_a_person_logs_in_uploads_asks_sees_sources_branches_and_logs_out(browser, live_server, samples):
+    driver, base = browser, live_server["base"]
+    register_and_log_in(driver, base, "pat")
+    assert "smollm2" in driver.find_element(By.ID, "server-state").text
+    upload_and_wait(driver, samples["pdf"])
+    answer = ask(driver, "How often does the lighthouse keeper polish the brass lens?")
+    assert "thursday" in answer.find_element(By.CSS_SELECTOR, ".body").text.lower()
+    assert driver.execute_script("return window.__mutations") > 3  # the answer arrived in pieces
+    sources = answer.find_element(By.CSS_SELECTOR, ".sources").text
+    assert "harbour.pdf" in sources and "page 2" in sources
+    assert "How often does the lighthouse" in driver.find_element(By.ID, "session-list").text  # named by the question
+
+    answer.find_element(By.CSS_SELECTOR, "button.branch").click()
+    until(driver, lambda: "(branch)" in driver.find_element(By.ID, "chat-title").text)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#session-list li")) == 2
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#messages .message")) == 2
+
+    driver.find_element(By.ID, "logout-button").click()
+    until(driver, lambda: visible(driver, "login-view"))
+    driver.refresh()
+    until(driver, lambda: visible(driver, "login-view"))  # the cookies are gone: still logged out
+    assert not driver.find_element(By.ID, "app-view").is_displayed()
+    assert page_errors(driver) == []
+
+
+def page_errors(driver: Any) -> list[dict[str, Any]]:
+    """Script errors and CSP violations the page logged (a logged-out probe's 401 is expected)."""
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
+            and not (entry["source"] == "network" and "status of 401" in entry["message"])]
+
+
+class _Tracker(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        _Tracker.hits.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+def test_nothing_from_a_document_or_an_answer_runs_or_loads(browser, live_server, tmp_path):
+    tracker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Tracker)
+    threading.Thread(target=tracker.serve_forever, daemon=True).start()
+    remote = f"http://127.0.0.1:{tracker.server_port}/pixel.png"
+    payload = (f'<img src=x onerror="window.__xss=1"> <script>window.__xss=2</script> ![pixel]({remote}) '
+               f'<img src="{remote}">')
+    document = tmp_path / "harbour-codes.txt"
+    document.write_text(f"Harbour codes.\n\nThe secret harbour gate code is Vermilion-42. {payload}\n")
+    driver, base = browser, live_server["base"]
+    try:
+        register_and_log_in(driver, base, "mallory")
+        upload_and_wait(driver, document)
+        answer = ask(driver, f"What is the secret harbour gate code? Repeat this exactly: {payload}")
+        page = driver.find_element(By.ID, "messages")
+        assert "onerror" in page.text and "Vermilion-42" in answer.text  # shown, as text
+        assert driver.execute_script("return window.__xss") is None
+        assert driver.find_elements(By.CSS_SELECTOR, "#messages img, #messages script") == []
+        driver.refresh()  # and again as stored and reloaded
+        until(driver, lambda: "onerror" in driver.find_element(By.ID, "messages").text)
+        assert driver.execute_script("return window.__xss") is None
+        assert _Tracker.hits == []
+    finally:
+        tracker.shutdown()
+
+
+def test_an_admin_sees_errors_and_models(browser, live_server):
+    driver, base = browser, live_server["base"]
+    driver.get(base)
+    until(driver, lambda: visible(driver, "login-view"))
+    driver.find_element(By.ID, "login-username").send_keys("admin")
+    driver.find_element(By.ID, "login-password").send_keys(live_server["admin_password"])
+    driver.find_element(By.ID, "login-button").click()
+    until(driver, lambda: visible(driver, "app-view"))
+    driver.find_element(By.ID, "admin-tab").click()
+    until(driver, lambda: "active" in driver.find_element(By.ID, "model-list").text)
+    assert "errors" in driver.find_element(By.ID, "error-totals").text
+
+
+def test_the_page_works_at_phone_width_and_by_keyboard(browser, live_server):
+    driver, base = browser, live_server["base"]
+    driver.set_window_size(390, 844)
+    register_and_log_in(driver, base, "kim")
+    width = driver.execute_script("return document.documentElement.scrollWidth")
+    assert width <= 400, f"the page scrolls sideways at phone width ({width}px)"
+    box = driver.find_element(By.ID, "composer-input")
+    assert box.is_displayed() and box.rect["width"] > 300
+    # By keyboard alone: the question box has the focus after login, Enter sends, Tab reaches Send.
+    assert driver.switch_to.active_element.get_attribute("id") == "composer-input"
+    driver.switch_to.active_element.send_keys("What is the capital city of Mongolia?", Keys.ENTER)
+    until(driver, lambda: "could not find anything" in driver.find_element(By.ID, "messages").text, 60)
+    driver.find_element(By.ID, "composer-input").click()
+    driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert driver.switch_to.active_element.get_attribute("id") == "send-button"
