@@ -45,6 +45,7 @@ from rag.repository import DocumentRepository
 from rag.retriever import Retriever
 from rag.sandbox import ParseLimits
 from rag.vector_store import VectorStore, make_client
+from openai_api.service import CompletionService
 from sessions.chat import ChatService, ChatSettings
 from sessions.repository import SessionRepository
 from sessions.retention import RetentionSweeper
@@ -109,6 +110,7 @@ def build_services(config: Config) -> Services:
     retriever = Retriever(vectors, repository, embedder)
     session_repository = SessionRepository(db)
     sessions = SessionService(session_repository, config.chat_retention_days)
+    chat_settings = _chat_settings(config)
     return Services(
         config=config,
         db=db,
@@ -126,16 +128,17 @@ def build_services(config: Config) -> Services:
         ingestion=ingestion,
         llm=llm,
         sessions=sessions,
-        chat=_chat_service(config, session_repository, retriever, llm),
+        chat=ChatService(session_repository, retriever, llm, Summarizer(llm.generate, config.chat_summary_tokens),
+                         chat_settings),
         retention=RetentionSweeper(sessions),
+        completions=CompletionService(llm, retriever, embedder, chat_settings),
     )
 
 
-def _chat_service(config: Config, repository: SessionRepository, retriever: Retriever, llm: LLMService) -> ChatService:
-    settings = ChatSettings(top_k=config.chat_top_k, min_score=config.chat_min_score,
-                            context_tokens=config.chat_context_tokens, question_tokens=config.chat_question_tokens,
-                            summary_tokens=config.chat_summary_tokens, history_tokens=config.chat_history_tokens)
-    return ChatService(repository, retriever, llm, Summarizer(llm.generate, config.chat_summary_tokens), settings)
+def _chat_settings(config: Config) -> ChatSettings:
+    return ChatSettings(top_k=config.chat_top_k, min_score=config.chat_min_score,
+                        context_tokens=config.chat_context_tokens, question_tokens=config.chat_question_tokens,
+                        summary_tokens=config.chat_summary_tokens, history_tokens=config.chat_history_tokens)
 
 
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
@@ -225,9 +228,10 @@ def _register_blueprints(app: Flask) -> None:
     from monitoring.routes import bp as monitoring_bp
     from llm.routes import bp as models_bp
     from rag.routes import bp as documents_bp
+    from openai_api.routes import bp as openai_bp
     from sessions.routes import bp as chat_bp
 
-    for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp, models_bp, chat_bp):
+    for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp, models_bp, chat_bp, openai_bp):
         app.register_blueprint(blueprint)
 
 

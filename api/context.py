@@ -19,6 +19,7 @@ from rag.documents import DocumentService
 from rag.jobs import IngestionWorkers
 from rag.retriever import Retriever
 from rag.vector_store import VectorStore
+from openai_api.service import CompletionService
 from sessions.chat import ChatService
 from sessions.retention import RetentionSweeper
 from sessions.service import SessionService
@@ -45,6 +46,7 @@ class Services:
     sessions: SessionService
     chat: ChatService
     retention: RetentionSweeper
+    completions: CompletionService
 
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps in one process)."""

@@ -24,6 +24,7 @@ from llm.engine import EngineOverloaded
 from llm.manager import ModelLoadFailed
 from llm.remote import RemoteFailed, RemoteUnavailable
 from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull
+from openai_api.service import ModelNotServed
 
 # Domain exception -> (HTTP status, error code). Looked up along the exception's MRO.
 ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
@@ -37,6 +38,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     RegistrationClosed: (403, "REGISTRATION_CLOSED"),
     CsrfFailed: (403, "CSRF_FAILED"),
     NotFound: (404, "NOT_FOUND"),
+    ModelNotServed: (404, "MODEL_NOT_FOUND"),
     UnsupportedFileType: (415, "UNSUPPORTED_FILE_TYPE"),
     UnprocessableDocument: (422, "UNPROCESSABLE_DOCUMENT"),
     EmptyDocument: (422, "EMPTY_DOCUMENT"),

@@ -3,16 +3,13 @@ generate (whole or streamed), and store the question with its answer."""
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from llm.engine import GenerationResult
-from llm.scheduler import GenerationTimeout, Ticket
 from llm.service import ActiveModel, LLMService
+from llm.streaming import TokenStream
 from llm.settings import GenerationOverrides, GenerationSettings
 from rag.retriever import Retriever, Source
 from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
@@ -28,7 +25,6 @@ NO_CONTEXT_REPLY = (
     "Try rephrasing the question, or upload a document that covers it."
 )
 FOLLOW_UP_WORDS = 6  # a question this short is searched together with the previous one
-FIRST_TOKEN_GRACE_S = 5.0  # past the request's own deadline, when waiting for its first token
 
 
 @dataclass(frozen=True)
@@ -112,23 +108,10 @@ class ChatService:
         return self.record(turn, result.text, result)
 
     def stream(self, turn: PreparedTurn) -> "TurnStream":
-        """Start generating and wait for the first token: until it exists, any failure (full queue,
-        remote server down, timeout) is raised here, so the route can still answer plain JSON."""
-        pieces: queue.Queue[str] = queue.Queue()
+        """Start generating; failures before the first token are raised here (see llm/streaming.py)."""
         if turn.prompt is None:
-            return TurnStream(self, turn, None, pieces)
-        first = threading.Event()
-
-        def on_token(piece: str) -> None:
-            pieces.put(piece)
-            first.set()
-
-        ticket = self._llm.submit(turn.prompt.messages, turn.overrides, on_token)
-        ticket.future.add_done_callback(lambda _future: first.set())
-        first.wait(max(0.0, ticket.request.deadline - time.monotonic()) + FIRST_TOKEN_GRACE_S)
-        if ticket.future.done() and pieces.empty():
-            TurnStream.outcome(ticket)  # raises what went wrong; a clean empty answer streams as usual
-        return TurnStream(self, turn, ticket, pieces)
+            return TurnStream(self, turn, None)
+        return TurnStream(self, turn, TokenStream.open(self._llm.submit, turn.prompt.messages, turn.overrides))
 
     def record(self, turn: PreparedTurn, text: str, result: GenerationResult | None = None,
                interrupted: tuple[str, GenerationSettings] | None = None) -> ChatReply:
@@ -184,24 +167,25 @@ class TurnStream:
     stored with the part of the answer it received, marked `cancelled`, so the session reads on.
     """
 
-    def __init__(self, chat: ChatService, turn: PreparedTurn, ticket: Ticket | None, pieces: queue.Queue[str]) -> None:
-        self._chat, self._turn, self._ticket, self._pieces = chat, turn, ticket, pieces
+    def __init__(self, chat: ChatService, turn: PreparedTurn, tokens: TokenStream | None) -> None:
+        self._chat, self._turn, self._tokens = chat, turn, tokens
         self._sent: list[str] = []
 
     def events(self) -> Iterator[tuple[str, Any]]:
         yield "sources", [cited(source) for source in self._turn.sources]
         finished, reason = False, "cancelled"
         try:
-            if self._ticket is None:
+            if self._tokens is None:
                 text = self._chat.settings.no_context_reply
                 self._sent.append(text)
                 yield "token", {"text": text}
                 reply = self._chat.record(self._turn, text)
             else:
-                for piece in self._tokens(self._ticket):
+                for piece in self._tokens:
                     self._sent.append(piece)
                     yield "token", {"text": piece}
-                reply = self._chat.record(self._turn, *self.outcome(self._ticket))
+                result = self._tokens.outcome()
+                reply = self._chat.record(self._turn, result.text, result)
             finished = True
             yield "done", reply
         except GeneratorExit:
@@ -213,29 +197,12 @@ class TurnStream:
             if not finished:
                 self._abandon(reason)
 
-    def _tokens(self, ticket: Ticket) -> Iterator[str]:
-        while True:
-            try:
-                yield self._pieces.get(timeout=0.05)
-            except queue.Empty:
-                if ticket.future.done() and self._pieces.empty():
-                    return
-
-    @staticmethod
-    def outcome(ticket: Ticket) -> tuple[str, GenerationResult]:
-        """The finished answer's text and result; raises the request's error, or a timeout."""
-        result = ticket.result()
-        if result.finish_reason == "timeout":
-            raise GenerationTimeout("Generation took too long", retry_after_s=5)
-        return result.text, result
-
     def _abandon(self, reason: str) -> None:
         """The stream ended early (client gone, or an error): stop generating, keep what was said."""
-        if self._ticket is None or not self._sent:
+        if self._tokens is None or not self._sent:
             return
-        self._ticket.cancel()
+        self._tokens.cancel()
         try:
-            self._chat.record(self._turn, "".join(self._sent).strip(),
-                              interrupted=(reason, self._ticket.request.settings))
+            self._chat.record(self._turn, "".join(self._sent).strip(), interrupted=(reason, self._tokens.settings))
         except Exception:  # noqa: BLE001 - the client is gone; the log is the only place left to tell
             log.exception("could not store the interrupted turn of session %s", self._turn.session.id)

@@ -1,17 +1,15 @@
 """Chat routes: start, message (JSON or Server-Sent Events), and the caller's sessions."""
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, g, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from api.context import services
-from api.error_table import status_and_code
+from api.errors import stream_error
 from api.limits import rate_limited
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
-from common.errors import DomainError
 from sessions.chat import TurnStream
 from sessions.export import to_markdown
 from sessions.schemas import (
@@ -30,7 +28,6 @@ from sessions.schemas import (
 )
 from sessions.sse import format_event
 
-log = logging.getLogger(__name__)
 bp = Blueprint("chat", __name__)
 
 
@@ -80,20 +77,8 @@ def _sse(stream: TurnStream) -> Iterator[str]:
     try:
         for name, data in stream.events():
             yield format_event(name, ReplyOut.of(data).model_dump(mode="json") if name == "done" else data)
-    except DomainError as exc:
-        status, code = status_and_code(exc)
-        yield format_event("error", _record_stream_error(status, code, exc.message, exc.details))
-    except Exception:  # noqa: BLE001 - the status line is gone; the event is the only way to tell
-        log.exception("stream failed on %s (request %s)", request.path, g.get("request_id"))
-        yield format_event("error", _record_stream_error(500, "INTERNAL_ERROR", "An internal error occurred; it has been logged",
-                                                         {"request_id": g.get("request_id")}))
-
-
-def _record_stream_error(status: int, code: str, message: str, details: dict | None) -> dict:  # type: ignore[type-arg]
-    svc = services()
-    svc.error_stats.record(method=request.method, route=request.path, status=status, code=code, message=message)
-    svc.metrics.observe_error(code)
-    return {"error": message, "code": code, **({"details": details} if details else {})}
+    except Exception as exc:  # noqa: BLE001 - the status line is gone; the event is the only way to tell
+        yield format_event("error", stream_error(exc))
 
 
 @bp.get("/chat/sessions")

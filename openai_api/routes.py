@@ -1,0 +1,88 @@
+"""/v1 routes: OpenAI's shapes, this server's auth (API key or token as Bearer), limits and scheduler."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, stream_with_context
+
+from api.context import services
+from api.errors import stream_error
+from api.limits import rate_limited
+from api.validation import json_body, responds
+from auth.decorators import current_user, login_required
+from openai_api.schemas import ChatCompletionRequest, EmbeddingRequest, usage
+from openai_api.service import Completion, PreparedCompletion
+
+bp = Blueprint("openai", __name__, url_prefix="/v1")
+
+
+@bp.get("/models")
+@login_required
+@responds(200, None, "OpenAI's model list: the active model, the same with retrieval (+rag), the embedding model")
+def list_models() -> Response:
+    """The models this server answers with now."""
+    return jsonify(object="list", data=services().completions.models())
+
+
+@bp.post("/chat/completions")
+@login_required
+@rate_limited("chat")
+@json_body(ChatCompletionRequest)
+@responds(200, None, "A chat.completion (or chat.completion.chunk events with stream: true)")
+def chat_completions(payload: ChatCompletionRequest) -> Response:
+    """OpenAI's chat completion; with "rag": true or a "+rag" model, answered from the caller's documents."""
+    completions = services().completions
+    prepared = completions.prepare(current_user().id, payload)
+    if payload.stream:
+        pieces = completions.stream(prepared)  # failures before the first token: a plain error status
+        include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
+        return Response(stream_with_context(_chunks(prepared, pieces, include_usage)), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return jsonify(_completion(prepared, completions.complete(prepared)))
+
+
+@bp.post("/embeddings")
+@login_required
+@json_body(EmbeddingRequest)
+@responds(200, None, "OpenAI's embedding list")
+def embeddings(payload: EmbeddingRequest) -> Response:
+    """Embeddings with the ingestion embedder (all-MiniLM-L6-v2, 384 dimensions, unit length)."""
+    return jsonify(services().completions.embed(payload))
+
+
+def _completion(prepared: PreparedCompletion, completion: Completion) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": prepared.id, "object": "chat.completion", "created": prepared.created, "model": prepared.model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.text},
+                     "finish_reason": completion.finish_reason}],
+        "usage": usage(completion.prompt_tokens, completion.completion_tokens),
+    }
+    if prepared.sources is not None:
+        body["sources"] = prepared.sources
+    return body
+
+
+def _chunks(prepared: PreparedCompletion, pieces: Iterator[tuple[str, Any]], include_usage: bool) -> Iterator[str]:
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        body = {"id": prepared.id, "object": "chat.completion.chunk", "created": prepared.created,
+                "model": prepared.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+    first = {"sources": prepared.sources} if prepared.sources is not None else {}
+    yield chunk({"role": "assistant", "content": ""}, **first)
+    try:
+        for kind, value in pieces:
+            if kind == "content":
+                yield chunk({"content": value})
+            else:
+                yield chunk({}, value.finish_reason)
+                if include_usage:
+                    body = {"id": prepared.id, "object": "chat.completion.chunk", "created": prepared.created,
+                            "model": prepared.model, "choices": [],
+                            "usage": usage(value.prompt_tokens, value.completion_tokens)}
+                    yield f"data: {json.dumps(body)}\n\n"
+    except Exception as exc:  # noqa: BLE001 - the status line is gone; the event is the only way to tell
+        yield f"data: {json.dumps({'error': stream_error(exc)})}\n\n"
+    yield "data: [DONE]\n\n"

@@ -1,0 +1,201 @@
+"""What /v1 does: the model list, chat completions (plain, or over the caller's documents) and embeddings.
+
+Completions run on the same scheduler as the native chat (same queue, limits and timeouts).
+With retrieval (`"rag": true`, or a model id ending in `+rag`) the last user message is
+answered from the caller's own chunks exactly as /chat/message answers (same prompt assembly,
+same delimiting, the no-context answer when nothing relevant is found), statelessly: history
+that does not fit its budget is dropped, not summarized. Stop sequences are applied here: the
+answer is cut at the first one and the generation cancelled.
+"""
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.database import utcnow
+from common.errors import NotFound, ValidationFailed
+from llm.service import LLMService
+from llm.settings import GenerationOverrides
+from llm.streaming import TokenStream
+from openai_api.schemas import ChatCompletionRequest, EmbeddingRequest, usage
+from rag.embedder import Embedder
+from rag.retriever import Retriever
+from sessions.chat import ChatSettings, cited
+from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBudget, PromptBuilder
+from sessions.repository import MessageView
+
+RAG_SUFFIX = "+rag"
+EMBEDDING_MODEL = "all-minilm-l6-v2"
+OWNER = "docchat"
+
+
+class ModelNotServed(NotFound):
+    """No such model, or not the one this server is running now."""
+
+
+@dataclass
+class PreparedCompletion:
+    model: str
+    messages: list[dict[str, str]] | None  # None: retrieval found nothing; the answer is the no-context reply
+    overrides: GenerationOverrides
+    stops: list[str]
+    sources: list[dict[str, Any]] | None  # None without retrieval
+    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str  # stop or length
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class StopWatcher:
+    """Cuts text at the first stop sequence, holding back a tail that may be the start of one."""
+
+    def __init__(self, stops: list[str]) -> None:
+        self._stops = stops
+        self.text = ""
+        self._sent = 0
+        self.stopped = False
+
+    def feed(self, piece: str) -> str:
+        """The part of the text that is now certainly before any stop sequence."""
+        if self.stopped:
+            return ""
+        self.text += piece
+        cuts = [self.text.find(stop) for stop in self._stops if stop in self.text]
+        if cuts:
+            self.stopped, self.text = True, self.text[:min(cuts)]
+            return self._release(len(self.text))
+        hold = max((size for stop in self._stops for size in range(1, len(stop))
+                    if self.text.endswith(stop[:size])), default=0)
+        return self._release(len(self.text) - hold)
+
+    def flush(self) -> str:
+        return self._release(len(self.text))
+
+    def _release(self, upto: int) -> str:
+        piece, self._sent = self.text[self._sent:upto], max(self._sent, upto)
+        return piece
+
+
+class CompletionService:
+    def __init__(self, llm: LLMService, retriever: Retriever, embedder: Callable[[], Embedder],
+                 settings: ChatSettings) -> None:
+        self._llm = llm
+        self._retriever = retriever
+        self._embedder = embedder
+        self._settings = settings
+
+    def models(self) -> list[dict[str, Any]]:
+        """The model that answers now (plain and with retrieval) and the embedding model."""
+        active = self._llm.active().id
+        created = int(time.time())
+        return [{"id": model_id, "object": "model", "created": created, "owned_by": OWNER}
+                for model_id in (active, active + RAG_SUFFIX, EMBEDDING_MODEL)]
+
+    def prepare(self, user_id: int, request: ChatCompletionRequest) -> PreparedCompletion:
+        model = self._llm.active()
+        base, rag = self._resolve(request.model, model.id)
+        rag = rag or bool(request.rag)
+        overrides = GenerationOverrides(num_beams=1, temperature=request.temperature, top_p=request.top_p,
+                                        max_new_tokens=request.new_tokens())
+        answer_tokens = request.new_tokens() or model.max_new_tokens
+        if not rag:
+            messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                        for m in request.messages]
+            prompt_tokens = sum(model.count_tokens(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
+            if prompt_tokens + answer_tokens > model.context_length:
+                raise ValidationFailed(
+                    f"This model's maximum context length is {model.context_length} tokens; the messages take "
+                    f"about {prompt_tokens} and {answer_tokens} are reserved for the answer",
+                    {"fields": [{"field": "messages", "message": "too long", "type": "context_length_exceeded"}]})
+            return PreparedCompletion(request.model, messages, overrides, request.stop_sequences(), None)
+        return self._prepare_rag(user_id, request, overrides, answer_tokens)
+
+    def complete(self, prepared: PreparedCompletion) -> Completion:
+        """The whole answer: the stream, consumed here."""
+        return next(value for kind, value in self.stream(prepared) if kind == "end")
+
+    def stream(self, prepared: PreparedCompletion) -> Iterator[tuple[str, Any]]:
+        """("content", text) pieces then ("end", Completion); opened once the first token exists."""
+        if prepared.messages is None:
+            return iter([("content", self._settings.no_context_reply),
+                         ("end", Completion(self._settings.no_context_reply, "stop", 0, 0))])
+        return self._pieces(prepared, TokenStream.open(self._llm.submit, prepared.messages, prepared.overrides))
+
+    def embed(self, request: EmbeddingRequest) -> dict[str, Any]:
+        if request.model != EMBEDDING_MODEL:
+            raise ModelNotServed(f"The model '{request.model}' does not exist; embeddings use '{EMBEDDING_MODEL}'")
+        embedder = self._embedder()
+        texts = request.texts()
+        vectors = embedder.embed(texts)
+        tokens = sum(embedder.count_tokens(text) for text in texts)
+        data = [{"object": "embedding", "index": index,
+                 "embedding": base64.b64encode(vector.astype("<f4").tobytes()).decode()
+                 if request.encoding_format == "base64" else [float(value) for value in vector]}
+                for index, vector in enumerate(vectors)]
+        return {"object": "list", "data": data, "model": EMBEDDING_MODEL,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    def _pieces(self, prepared: PreparedCompletion, tokens: TokenStream) -> Iterator[tuple[str, Any]]:
+        watcher = StopWatcher(prepared.stops)
+        try:
+            for piece in tokens:
+                released = watcher.feed(piece)
+                if released:
+                    yield "content", released
+                if watcher.stopped:
+                    tokens.cancel()
+                    break
+            tail = watcher.flush()
+            if tail:
+                yield "content", tail
+            result = tokens.outcome()
+        finally:
+            tokens.cancel()  # a client that left stops costing tokens (a no-op once finished)
+        text = watcher.text.strip() if watcher.stopped else result.text
+        finish = "stop" if watcher.stopped else _finish(result.finish_reason)
+        yield "end", Completion(text, finish, result.prompt_tokens, result.completion_tokens)
+
+    def _resolve(self, requested: str, active: str) -> tuple[str, bool]:
+        base, rag = (requested[: -len(RAG_SUFFIX)], True) if requested.endswith(RAG_SUFFIX) else (requested, False)
+        if base != active:
+            raise ModelNotServed(f"The model '{requested}' does not exist or is not loaded; "
+                                 f"this server answers with '{active}' (and '{active}{RAG_SUFFIX}')")
+        return base, rag
+
+    def _prepare_rag(self, user_id: int, request: ChatCompletionRequest, overrides: GenerationOverrides,
+                     answer_tokens: int) -> PreparedCompletion:
+        model = self._llm.active()
+        system = "\n\n".join(m.text() for m in request.messages if m.role in ("system", "developer") and m.text())
+        turns = [m for m in request.messages if m.role in ("user", "assistant")]
+        last_user = max(index for index, m in enumerate(turns) if m.role == "user" and m.text().strip())
+        question = turns[last_user].text()
+        history = [MessageView(index, m.role, m.text(), utcnow()) for index, m in enumerate(turns[:last_user])]
+        builder = PromptBuilder(model.count_tokens, PromptBudget(
+            context_window=min(model.context_length, self._settings.context_tokens), answer_tokens=answer_tokens,
+            question_tokens=self._settings.question_tokens, summary_tokens=0,
+            history_tokens=self._settings.history_tokens), SYSTEM_PROMPT + (f"\n\n{system}" if system else ""))
+        if not builder.question_fits(question)[0]:
+            raise ValidationFailed("The last user message is too long for retrieval",
+                                   {"fields": [{"field": "messages", "message": "too many tokens", "type": "too_long"}]})
+        _, recent = builder.split_history(history)  # stateless: what does not fit is dropped
+        found = self._retriever.search(user_id, question, request.rag_top_k or self._settings.top_k,
+                                       self._settings.min_score)
+        if not found:
+            return PreparedCompletion(request.model, None, overrides, request.stop_sequences(), [])
+        prompt = builder.build(question, None, recent, found)
+        return PreparedCompletion(request.model, prompt.messages, overrides, request.stop_sequences(),
+                                  [cited(source) for source in prompt.cited])
+
+
+def _finish(reason: str) -> str:
+    return "length" if reason == "length" else "stop"
