@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test venv venv-dev bench bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
+.PHONY: run test test-scale-out venv venv-dev bench bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ run: venv
 ## test: run the whole test suite
 test: venv-dev test-system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-scale-out: 4 gunicorn workers on the local PostgreSQL and Redis and a Chroma server (started
+## by the tests), with the limits, revocation and fault tests run against them
+test-scale-out: venv-dev
+	TEST_POSTGRES_URL=$${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres} \
+	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
+	$(BIN)/python -m pytest tests/test_scale_out.py tests/test_chroma_server.py tests/test_rate_limits.py $(PYTEST_ARGS)
 
 # Real documents for the tests (Debian's manual as PDF and HTML), pandoc to make HTML with, and
 # Chromium with its driver for the browser tests. Installed when running as root with apt;

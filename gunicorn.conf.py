@@ -13,3 +13,17 @@ timeout = int(os.environ.get("WEB_TIMEOUT", "120"))
 graceful_timeout = 30
 accesslog = os.environ.get("ACCESS_LOG", "-")
 control_socket_disable = True  # gunicorn 27's admin socket is shared per user; several servers would clash
+
+
+def _check_scale_out() -> None:
+    """Several worker processes cannot share the embedded stores: refuse clearly instead of racing."""
+    missing = [name for name in ("DATABASE_URL", "CHROMA_HOST") if not os.environ.get(name)]
+    if workers > 1 and missing:
+        raise SystemExit(f"WEB_WORKERS={workers} needs the scale-out settings {', '.join(missing)} "
+                         "(PostgreSQL and a Chroma server; see the README's scale-out section)")
+    if workers > 1 and os.environ.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
+        print(f"warning: WEB_WORKERS={workers} with memory:// rate limits: each worker counts alone "
+              "(set RATELIMIT_STORAGE_URI=redis://...)", flush=True)
+
+
+_check_scale_out()

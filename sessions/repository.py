@@ -106,7 +106,7 @@ class SessionRepository:
         for attempt in range(APPEND_ATTEMPTS):
             try:
                 with self._db.session() as session:
-                    row = _owned(session, user_id, public_id)
+                    row = _owned(session, user_id, public_id, lock=True)  # PostgreSQL: appenders take turns
                     start = session.scalar(select(func.count(ChatMessage.id))
                                            .where(ChatMessage.session_id == row.id)) or 0
                     rows = [_message_row(row.id, start + offset, message) for offset, message in enumerate(messages)]
@@ -149,8 +149,9 @@ class SessionRepository:
             return bool(result.rowcount)
 
 
-def _owned(session: Session, user_id: int, public_id: str) -> ChatSession:
-    row = session.scalar(select(ChatSession).where(ChatSession.user_id == user_id, ChatSession.public_id == public_id))
+def _owned(session: Session, user_id: int, public_id: str, lock: bool = False) -> ChatSession:
+    query = select(ChatSession).where(ChatSession.user_id == user_id, ChatSession.public_id == public_id)
+    row = session.scalar(query.with_for_update() if lock else query)
     if row is None:
         raise SessionNotFound("No such chat session")
     return row

@@ -181,3 +181,83 @@ def make_llm_app(make_app: Callable[..., Flask], model_cache_dir: Path) -> Calla
 @pytest.fixture
 def llm_app(make_llm_app: Callable[..., Flask]) -> Flask:
     return make_llm_app()
+
+
+def postgres_server_url() -> str:
+    """TEST_POSTGRES_URL when set and answering; otherwise the test skips, saying why."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    from common.database import normalize_url
+
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("TEST_POSTGRES_URL is not set")
+    url = normalize_url(url)
+    try:
+        with create_engine(url).connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        pytest.skip(f"PostgreSQL not reachable at {url}: {exc.orig}")
+    return url
+
+
+@pytest.fixture
+def fresh_postgres_url() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = postgres_server_url()
+    name = f"docchat_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def redis_url() -> str:
+    """TEST_REDIS_URL (default: the local Redis, database 15) when it answers; otherwise skip."""
+    import redis
+
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.skip(f"Redis not reachable at {url}: {exc}")
+    return url
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[int]:
+    """chromadb's own server (`chroma run`) on a free port; yields the port."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.test_server import free_port
+
+    chroma = Path(sys.executable).with_name("chroma")
+    if not chroma.exists():
+        pytest.skip("the chroma command is not installed beside this Python")
+    port = free_port()
+    log = (tmp_path / "chroma.log").open("wb")
+    server = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--port", str(port)],
+                              stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
+            break
+        except OSError:
+            assert server.poll() is None, (tmp_path / "chroma.log").read_text()
+            time.sleep(0.3)
+    yield port
+    server.terminate()
+    server.wait(timeout=30)

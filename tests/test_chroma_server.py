@@ -1,39 +1,7 @@
 """CHROMA_HOST: the same ingestion and isolation against a Chroma server (`chroma run`)."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
-import pytest
-
 from tests.conftest import Users, search, upload
-from tests.test_server import free_port
-
-CHROMA = Path(sys.executable).with_name("chroma")
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path):
-    if not CHROMA.exists():
-        pytest.skip("the chroma command is not installed beside this Python")
-    port = free_port()
-    log = (tmp_path / "chroma.log").open("wb")
-    server = subprocess.Popen([str(CHROMA), "run", "--path", str(tmp_path / "chroma-server"), "--port", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-            break
-        except OSError:
-            assert server.poll() is None, (tmp_path / "chroma.log").read_text()
-            time.sleep(0.3)
-    yield port
-    server.terminate()
-    server.wait(timeout=30)
 
 
 def test_documents_are_stored_and_isolated_on_a_chroma_server(make_app, chroma_server, samples, tmp_path):

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from tests.conftest import assert_error
+from tests.conftest import assert_error, redis_url
 
 LOGIN = {"username": "nobody", "password": "wrong password"}
 
@@ -74,18 +74,9 @@ def test_forwarded_for_is_trusted_with_configured_proxy_hops(make_app):
     assert response.status_code == 401
 
 
-def _redis_url() -> str:
-    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis reachable at {url}")
-    return url
-
-
 @pytest.mark.redis
 def test_redis_storage_shares_limits_between_workers(make_app):
-    url = _redis_url()
+    url = redis_url()
     settings = {"ratelimit_storage_uri": url, "ratelimit_login": "3 per minute", "ratelimit_key_prefix": f"t{os.getpid()}{time.time_ns()}"}
     worker_a = make_app(**settings).test_client()
     worker_b = make_app(**settings).test_client()
@@ -101,7 +92,7 @@ def test_redis_storage_shares_limits_between_workers(make_app):
 
 @pytest.mark.redis
 def test_unreachable_redis_is_a_clear_503_not_a_500(make_app):
-    _redis_url()
+    redis_url()
     client = make_app(ratelimit_storage_uri="redis://127.0.0.1:1/0").test_client()
     response = client.post("/auth/login", json=LOGIN)
     assert_error(response, 503, "STORAGE_UNAVAILABLE")
