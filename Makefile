@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test test-scale-out venv venv-dev bench bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
+.PHONY: run test test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench-retrieval: venv-dev test-system-deps
 ## bench-generate: decode tok/s, time to first token, batching through the scheduler
 bench-generate: venv-dev
 	$(BIN)/python -m bench.generate
+
+## bench-load: 20 users chatting and uploading for 2 minutes against a real server (prints a table)
+bench-load: venv-dev
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 ## bench: every benchmark
 bench: bench-ingest bench-retrieval bench-generate

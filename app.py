@@ -40,7 +40,7 @@ from rag.documents import DocumentService
 from common.devices import resolve_device, resolve_dtype
 from rag.embedder import Embedder, packaged_model_path
 from rag.ingestion import IngestionPipeline
-from rag.jobs import IngestionWorkers
+from rag.jobs import IngestionWorkers, make_queue
 from rag.repository import DocumentRepository
 from rag.retriever import Retriever
 from rag.sandbox import ParseLimits
@@ -104,7 +104,9 @@ def build_services(config: Config) -> Services:
         ParseLimits(timeout_s=config.parse_timeout_s, memory_mb=config.parse_memory_mb),
         chunk_tokens=config.chunk_tokens, overlap_tokens=config.chunk_overlap_tokens,
     )
-    ingestion = IngestionWorkers(pipeline, repository, threads=config.ingest_workers, stale_s=config.job_stale_s)
+    ingestion = IngestionWorkers(pipeline, repository, make_queue(config.ingest_queue_url, config.data_dir / "ingest-queue.db"),
+                                 threads=config.ingest_workers, stale_s=config.job_stale_s,
+                                 consume=config.ingest_in_process)
     documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue)
     llm = _llm_service(config, models)
     retriever = Retriever(vectors, repository, embedder)
@@ -299,11 +301,12 @@ def _register_hooks(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from auth.cli import users_cli
     from common.cli import db_cli
-    from rag.cli import ingest_command
+    from rag.cli import ingest_command, ingest_worker_command
 
     app.cli.add_command(users_cli)
     app.cli.add_command(db_cli)
     app.cli.add_command(ingest_command)
+    app.cli.add_command(ingest_worker_command)
 
 
 def _configure_logging(level: str) -> None:

@@ -67,6 +67,8 @@ class Config:
     parse_timeout_s: int = 120
     parse_memory_mb: int = 2048
     ingest_workers: int = 1
+    ingest_queue_url: str = ""
+    ingest_in_process: bool = True
     job_stale_s: int = 120
     upload_wait_timeout_s: int = 600
     search_top_k: int = 5
@@ -125,6 +127,8 @@ class Config:
         "PARSE_TIMEOUT_S": "parse_timeout_s",
         "PARSE_MEMORY_MB": "parse_memory_mb",
         "INGEST_WORKERS": "ingest_workers",
+        "INGEST_QUEUE_URL": "ingest_queue_url",
+        "INGEST_IN_PROCESS": "ingest_in_process",
         "JOB_STALE_S": "job_stale_s",
         "UPLOAD_WAIT_TIMEOUT_S": "upload_wait_timeout_s",
         "SEARCH_TOP_K": "search_top_k",

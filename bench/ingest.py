@@ -25,7 +25,7 @@ from common.database import Database  # noqa: E402
 from common.devices import resolve_device, resolve_dtype  # noqa: E402
 from rag.embedder import Embedder, packaged_model_path  # noqa: E402
 from rag.ingestion import IngestionPipeline  # noqa: E402
-from rag.jobs import IngestionWorkers  # noqa: E402
+from rag.jobs import IngestionWorkers, make_queue  # noqa: E402
 from rag.repository import DocumentRepository  # noqa: E402
 from rag.sandbox import ParseLimits, warm_up  # noqa: E402
 from rag.vector_store import VectorStore, make_client  # noqa: E402
@@ -58,7 +58,7 @@ def bench_pipeline(docs: list[Path], dtype: str, threads: int) -> list[tuple[str
     embedder.embed([" ".join(["warm up the kernels at realistic lengths"] * 25)] * 64)
     warm_up()  # as the server does at start: the parser process is ready before the first upload
     pipeline.chunker()
-    workers = IngestionWorkers(pipeline, repository, threads=threads)
+    workers = IngestionWorkers(pipeline, repository, make_queue("", workdir / "queue.db"), threads=threads)
     document_ids = []
     for number, path in enumerate(docs):
         doc_id, doc_type = f"doc{number}", path.suffix.lstrip(".")

@@ -65,3 +65,19 @@ def _ingest_one(services: Services, user_id: int, path: Path) -> bool:
         return False
     click.echo(f"{path}: {result.chunks} chunks" + (f", {result.pages} pages" if result.pages else ""))
     return True
+
+
+@click.command("ingest-worker")
+@with_appcontext
+@click.option("--threads", default=1, show_default=True, help="Jobs run at once by this process")
+def ingest_worker_command(threads: int) -> None:
+    """Consume ingestion jobs from the queue (INGEST_QUEUE_URL) until stopped (Ctrl-C or SIGTERM).
+
+    Run one or more of these beside web workers started with INGEST_IN_PROCESS=false."""
+    from huey.consumer import Consumer
+
+    services: Services = current_app.extensions[EXTENSION_KEY]
+    services.ingestion.recover()
+    click.echo(f"consuming ingestion jobs with {threads} thread(s); Ctrl-C stops")
+    Consumer(services.ingestion.huey, workers=threads, worker_type="thread", periodic=False,
+             max_delay=1.0, check_worker_health=True).run()

@@ -1,25 +1,29 @@
-"""Background ingestion in this process: worker threads, and recovery of jobs a crash left behind.
+"""Background ingestion: jobs on a Huey queue (SQLite file embedded, or Redis), and recovery.
 
-The durable queue is the documents table itself (status `queued`), so a crash loses nothing: at
-start, and every few seconds after, queued documents are picked up and `processing` ones whose
-worker is dead (same host, pid gone) or silent for JOB_STALE_S are queued again. Claiming is an
-atomic queued -> processing update, so two workers never ingest the same document.
+The documents table stays the source of truth (status `queued`, `processing`, ...), so a crash
+loses nothing: at start every queued document is queued again, and every few seconds
+`processing` ones whose worker is dead (same host, pid gone) or silent for JOB_STALE_S are
+requeued. Claiming is an atomic queued -> processing update, so a job delivered twice, or
+picked by two workers, is ingested once.
 """
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import socket
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+
+from huey import Huey, RedisHuey, SqliteHuey
 
 from rag.ingestion import IngestionPipeline
 from rag.sandbox import warm_up
 from rag.repository import WORKER_ID, DocumentRepository, DocumentView
 
 log = logging.getLogger(__name__)
+POLL_MIN_S, POLL_MAX_S = 0.05, 1.0
 
 
 def worker_alive(worker_id: str) -> bool:
@@ -39,58 +43,74 @@ def worker_alive(worker_id: str) -> bool:
     return True
 
 
+def make_queue(url: str, path: Path) -> Huey:
+    """The job queue: Redis when INGEST_QUEUE_URL names one (shared by every process and host),
+    else a SQLite file under the data directory (one machine, survives restarts)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey("docchat-ingest", url=url, results=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteHuey("docchat-ingest", filename=str(path), results=False)
+
+
 class IngestionWorkers:
-    def __init__(self, pipeline: IngestionPipeline, repository: DocumentRepository, threads: int = 1,
-                 stale_s: int = 120, sweep_s: float = 5.0) -> None:
+    """Ingestion jobs on a Huey queue, consumed by threads of this process (`consume=True`, the
+    embedded default) or by `flask ingest-worker` processes (scale-out)."""
+
+    def __init__(self, pipeline: IngestionPipeline, repository: DocumentRepository, huey: Huey, threads: int = 1,
+                 stale_s: int = 120, sweep_s: float = 5.0, consume: bool = True) -> None:
         self._pipeline = pipeline
         self._repository = repository
+        self.huey = huey
+        self._task = huey.task(name="docchat.ingest")(self._ingest)
         self._threads = max(1, threads)
         self._stale = timedelta(seconds=stale_s)
         self._sweep_s = sweep_s
-        self._queue: queue.Queue[str] = queue.Queue()
-        self._pending: set[str] = set()
-        self._pending_lock = threading.Lock()
+        self._consume = consume
         self._stop = threading.Event()
         self._started = False
         self._start_lock = threading.Lock()
 
     def enqueue(self, document_id: str) -> None:
-        with self._pending_lock:
-            if document_id in self._pending:
-                return
-            self._pending.add(document_id)
-        self._queue.put(document_id)
+        """Queue a document (a duplicate is harmless: only one worker can claim it)."""
+        self._task(document_id)
 
     def run_now(self, document_id: str, on_progress: Callable[[float], None] | None = None) -> DocumentView | None:
         """Ingest in the calling thread (the CLI); None when another worker holds the document."""
         return self._pipeline.run(document_id, on_progress)
 
     def depth(self) -> int:
-        return self._queue.qsize()
+        return self.huey.pending_count()
 
     def start(self) -> None:
-        """Start the threads once; safe to call from every request."""
+        """Recover what an earlier run left, then consume (if this process does). Safe to call often."""
         with self._start_lock:
             if self._started:
                 return
             self._started = True
-        threading.Thread(target=warm_up, name="parser-warm-up", daemon=True).start()
-        self.sweep()
-        for number in range(self._threads):
-            threading.Thread(target=self._work, name=f"ingest-{number}", daemon=True).start()
+        self.recover()
         threading.Thread(target=self._sweep_forever, name="ingest-sweeper", daemon=True).start()
+        if self._consume:
+            threading.Thread(target=warm_up, name="parser-warm-up", daemon=True).start()
+            for number in range(self._threads):
+                threading.Thread(target=self._consume_forever, name=f"ingest-{number}", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
-        for _ in range(self._threads):
-            self._queue.put("")
 
-    def sweep(self) -> None:
-        """Requeue abandoned jobs and make sure every queued document is on the in-memory queue."""
-        for document_id in self._repository.requeue_abandoned(self._stale, worker_alive):
-            log.warning("document %s was left processing by a dead worker; ingesting it again", document_id)
+    def recover(self) -> None:
+        """Queue every `queued` document (the queue may have lost it) and requeue abandoned ones."""
         for document_id in self._repository.queued_ids():
             self.enqueue(document_id)
+        self.sweep()
+
+    def sweep(self) -> None:
+        """Requeue jobs whose worker died (kill -9, a lost host) or went silent for JOB_STALE_S."""
+        for document_id in self._repository.requeue_abandoned(self._stale, worker_alive):
+            log.warning("document %s was left processing by a dead worker; ingesting it again", document_id)
+            self.enqueue(document_id)
+
+    def _ingest(self, document_id: str) -> None:
+        self._pipeline.run(document_id)
 
     def _sweep_forever(self) -> None:
         while not self._stop.wait(self._sweep_s):
@@ -99,13 +119,22 @@ class IngestionWorkers:
             except Exception:  # noqa: BLE001 - the sweeper must outlive a database hiccup
                 log.exception("ingestion sweep failed")
 
-    def _work(self) -> None:
+    def _consume_forever(self) -> None:
+        """Huey's own consumer installs signal handlers (main thread only); in a server, poll instead."""
+        idle = POLL_MIN_S
         while not self._stop.is_set():
-            document_id = self._queue.get()
-            with self._pending_lock:
-                self._pending.discard(document_id)
-            if document_id and not self._stop.is_set():
-                try:
-                    self._pipeline.run(document_id)
-                except Exception:  # noqa: BLE001 - e.g. the database is briefly unavailable
-                    log.exception("ingestion worker error on %s", document_id)
+            try:
+                task = self.huey.dequeue()
+            except Exception:  # noqa: BLE001 - e.g. Redis restarting: wait and try again
+                log.exception("ingestion queue unavailable")
+                task = None
+                idle = POLL_MAX_S
+            if task is None:
+                self._stop.wait(idle)
+                idle = min(idle * 2, POLL_MAX_S)
+                continue
+            idle = POLL_MIN_S
+            try:
+                self.huey.execute(task)
+            except Exception:  # noqa: BLE001 - a failed job must never take the worker down
+                log.exception("ingestion job %s failed", task.id)
