@@ -96,7 +96,7 @@ def build_services(config: Config) -> Services:
     models = ModelRegistry.from_file(config.models_file)
     monitor = SystemMonitor()
     hasher = PasswordHasher(time_cost=config.argon2_time_cost, memory_kib=config.argon2_memory_kib)
-    vectors = VectorStore(make_client(config.chroma_dir, config.chroma_host, config.chroma_port))
+    vectors = VectorStore(lambda: make_client(config.chroma_dir, config.chroma_host, config.chroma_port))
     repository = DocumentRepository(db)
     embedder = _embedder_provider(config)
     pipeline = IngestionPipeline(

@@ -25,6 +25,7 @@ from llm.manager import ModelLoadFailed
 from llm.remote import RemoteFailed, RemoteUnavailable
 from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull
 from openai_api.service import ModelNotServed
+from rag.vector_store import VectorStoreUnavailable
 
 # Domain exception -> (HTTP status, error code). Looked up along the exception's MRO.
 ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
@@ -51,6 +52,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     EngineOverloaded: (503, "GPU_OUT_OF_MEMORY"),
     ModelLoadFailed: (422, "MODEL_LOAD_FAILED"),
     RemoteUnavailable: (503, "UPSTREAM_UNAVAILABLE"),
+    VectorStoreUnavailable: (503, "VECTOR_STORE_UNAVAILABLE"),
     RemoteFailed: (502, "UPSTREAM_ERROR"),
 }
 

@@ -53,7 +53,7 @@ def bench_pipeline(docs: list[Path], dtype: str, threads: int) -> list[tuple[str
     device = resolve_device("auto")
     dtype = resolve_dtype(dtype, device)
     embedder = Embedder.shared(packaged_model_path(), device, dtype)
-    repository, store = DocumentRepository(db), VectorStore(make_client(workdir / "chroma"))
+    repository, store = DocumentRepository(db), VectorStore.on(make_client(workdir / "chroma"))
     pipeline = IngestionPipeline(repository, store, lambda: embedder, workdir / "uploads", ParseLimits(300, 4096), 200, 40)
     embedder.embed([" ".join(["warm up the kernels at realistic lengths"] * 25)] * 64)
     warm_up()  # as the server does at start: the parser process is ready before the first upload
@@ -113,7 +113,7 @@ def bench_queries(total: int, per_user: int, queries: int) -> list[tuple[str, st
             shared.add(ids=ids[part], embeddings=vectors[part], documents=texts[part],
                        metadatas=[{**meta, "user_id": user} for meta in metas[part]])
     target = users // 2
-    store = VectorStore(per_user_store)
+    store = VectorStore.on(per_user_store)
     probes = rng.standard_normal((queries, 384)).astype(np.float32)
     own_ms = _latencies(lambda v: store.query(target, v, 5), probes)
     shared_ms = _latencies(lambda v: shared.query(query_embeddings=v.reshape(1, -1), n_results=5,

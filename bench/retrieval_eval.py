@@ -138,7 +138,7 @@ def main() -> None:
         raise SystemExit(2)
     device = resolve_device("auto")
     embedder = Embedder.shared(packaged_model_path(), device, resolve_dtype(args.dtype, device))
-    store = VectorStore(make_client(Path(tempfile.mkdtemp()) / "chroma"))
+    store = VectorStore.on(make_client(Path(tempfile.mkdtemp()) / "chroma"))
     rows = []
     for user_id, (name, corpus) in enumerate((("pdf", pdf_corpus), ("html", html_corpus)), start=1):
         sections, questions = corpus()

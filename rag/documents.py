@@ -95,9 +95,11 @@ class DocumentService:
         return self._repository.list(user_id)
 
     def delete(self, user_id: int, document_id: str) -> None:
-        """Remove the record, its chunks and its file. A running job notices and cleans up after itself."""
-        document = self._repository.remove(user_id, document_id)
+        """Remove the chunks, the record and the file. Chunks go first: with the vector store down
+        this is a 503 that changed nothing. A running job notices and cleans up after itself."""
+        self._repository.get(user_id, document_id)  # not yours: 404 before anything happens
         self._store.delete_document(user_id, document_id)
+        document = self._repository.remove(user_id, document_id)
         (self._uploads_dir / str(user_id) / document.storage_name).unlink(missing_ok=True)
 
     def purge_user(self, user_id: int) -> None:

@@ -14,7 +14,7 @@ from rag.embedder import Embedder
 from rag.repository import DocumentRepository, DocumentView
 from rag.sandbox import ParseFailed, ParseLimits, parse_in_sandbox
 from rag.types import Chunk
-from rag.vector_store import VectorStore
+from rag.vector_store import VectorStore, VectorStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class IngestionPipeline:
             self._ingest(document, on_progress or (lambda _fraction: None))
         except (ParseFailed, NoTextFound) as exc:
             self._give_up(document, str(exc))
+        except VectorStoreUnavailable:
+            log.warning("vector store unavailable while ingesting %s; it goes back to the queue", document_id)
+            self._repository.release(document_id)  # the sweeper sends it again after JOB_STALE_S
         except Exception as exc:  # noqa: BLE001 - a failed document must never take the worker down
             log.exception("ingestion of %s failed", document_id)
             self._give_up(document, f"Ingestion failed unexpectedly ({type(exc).__name__})")

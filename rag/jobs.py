@@ -71,8 +71,14 @@ class IngestionWorkers:
         self._start_lock = threading.Lock()
 
     def enqueue(self, document_id: str) -> None:
-        """Queue a document (a duplicate is harmless: only one worker can claim it)."""
-        self._task(document_id)
+        """Queue a document (a duplicate is harmless: only one worker can claim it). If the queue is
+        down (Redis restarting), the document stays `queued` in the database and the sweeper queues
+        it again once the queue answers: the upload itself does not fail."""
+        try:
+            self._task(document_id)
+        except Exception:  # noqa: BLE001 - the table is the source of truth; the sweeper retries
+            log.warning("ingestion queue unavailable; document %s will be queued by the sweeper", document_id,
+                        exc_info=True)
 
     def run_now(self, document_id: str, on_progress: Callable[[float], None] | None = None) -> DocumentView | None:
         """Ingest in the calling thread (the CLI); None when another worker holds the document."""
@@ -104,9 +110,12 @@ class IngestionWorkers:
         self.sweep()
 
     def sweep(self) -> None:
-        """Requeue jobs whose worker died (kill -9, a lost host) or went silent for JOB_STALE_S."""
+        """Requeue jobs whose worker died (kill -9, a lost host) or went silent for JOB_STALE_S, and
+        queue again documents left `queued` that long (their job was lost with a queue outage)."""
         for document_id in self._repository.requeue_abandoned(self._stale, worker_alive):
             log.warning("document %s was left processing by a dead worker; ingesting it again", document_id)
+            self.enqueue(document_id)
+        for document_id in self._repository.touch_stale_queued(self._stale):
             self.enqueue(document_id)
 
     def _ingest(self, document_id: str) -> None:

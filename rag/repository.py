@@ -123,6 +123,11 @@ class DocumentRepository:
         return self._update(document_id, {Document.status: STATUS_PROCESSING}, status=STATUS_READY,
                             progress=1.0, chunks=chunks, pages=pages, worker_id=None)
 
+    def release(self, document_id: str) -> bool:
+        """processing -> queued: a transient failure (the vector store is down); try again later."""
+        return self._update(document_id, {Document.status: STATUS_PROCESSING}, status=STATUS_QUEUED, progress=0.0,
+                            worker_id=None)
+
     def fail(self, document_id: str, error: str) -> bool:
         return self._update(document_id, {}, status=STATUS_FAILED, error=error[:2000], chunks=0, worker_id=None)
 
@@ -130,6 +135,16 @@ class DocumentRepository:
         with self._db.session() as session:
             return list(session.scalars(select(Document.id).where(Document.status == STATUS_QUEUED)
                                         .order_by(Document.created_at)))
+
+    def touch_stale_queued(self, stale_after: timedelta) -> list[str]:
+        """Queued documents untouched for `stale_after`, stamped now (so each is re-sent once a period)."""
+        cutoff = utcnow() - stale_after
+        with self._db.session() as session:
+            rows = session.scalars(select(Document).where(Document.status == STATUS_QUEUED,
+                                                          Document.updated_at < cutoff)).all()
+            for row in rows:
+                row.updated_at = utcnow()
+            return [row.id for row in rows]
 
     def requeue_abandoned(self, stale_after: timedelta, is_alive: Callable[[str], bool]) -> list[str]:
         """Processing documents whose worker died (known dead, or silent too long) go back to queued."""

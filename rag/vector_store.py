@@ -7,15 +7,20 @@ touch that user's collection, so no filter can be forgotten. It is also the fast
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 
+from common.errors import ServiceUnavailable
 from rag.types import Chunk
 
 
@@ -45,9 +50,22 @@ def make_client(path: Path, host: str = "", port: int = 8000) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
+class VectorStoreUnavailable(ServiceUnavailable):
+    """The Chroma server does not answer (stopped, restarting, unreachable)."""
+
+
 class VectorStore:
-    def __init__(self, client: Any) -> None:
-        self._client = client
+    """One collection per user. With a Chroma server, the connection is made on first use and
+    made again after a failure, so the app starts, and recovers, while the server is down."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def on(cls, client: Any) -> "VectorStore":
+        return cls(lambda: client)
 
     @staticmethod
     def collection_name(user_id: int) -> str:
@@ -56,7 +74,8 @@ class VectorStore:
     def add(self, user_id: int, document_id: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
             return
-        self._collection(user_id, create=True).upsert(
+        with self._available():
+            self._collection(user_id, create=True).upsert(
             ids=[chunk_id(document_id, chunk.index) for chunk in chunks],
             embeddings=vectors,
             documents=[chunk.text for chunk in chunks],
@@ -64,45 +83,70 @@ class VectorStore:
         )
 
     def delete_document(self, user_id: int, document_id: str) -> None:
-        collection = self._collection(user_id)
-        if collection is not None:
-            collection.delete(where={"document_id": document_id})
+        with self._available():
+            collection = self._collection(user_id)
+            if collection is not None:
+                collection.delete(where={"document_id": document_id})
 
     def drop_user(self, user_id: int) -> None:
         """Remove every chunk of the user (their whole collection)."""
-        if self._collection(user_id) is not None:
-            self._client.delete_collection(self.collection_name(user_id))
+        with self._available():
+            if self._collection(user_id) is not None:
+                self._api().delete_collection(self.collection_name(user_id))
 
     def count(self, user_id: int, document_id: str | None = None) -> int:
-        collection = self._collection(user_id)
-        if collection is None:
-            return 0
-        if document_id is None:
-            return collection.count()
-        return len(collection.get(where={"document_id": document_id}, include=[])["ids"])
+        with self._available():
+            collection = self._collection(user_id)
+            if collection is None:
+                return 0
+            if document_id is None:
+                return collection.count()
+            return len(collection.get(where={"document_id": document_id}, include=[])["ids"])
 
     def query(self, user_id: int, vector: np.ndarray, k: int) -> list[Hit]:
         """The user's k nearest chunks, best first. Nobody else's collection is opened."""
-        collection = self._collection(user_id)
-        if collection is None:
-            return []
-        found = collection.query(query_embeddings=vector.reshape(1, -1), n_results=k,
-                                 include=["documents", "metadatas", "distances"])
+        with self._available():
+            collection = self._collection(user_id)
+            if collection is None:
+                return []
+            found = collection.query(query_embeddings=vector.reshape(1, -1), n_results=k,
+                                     include=["documents", "metadatas", "distances"])
         return [
             _hit(chunk, text, meta, distance)
             for chunk, text, meta, distance in zip(found["ids"][0], found["documents"][0],
                                                    found["metadatas"][0], found["distances"][0])
         ]
 
+    def _api(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    @contextmanager
+    def _available(self) -> Iterator[None]:
+        """Connection failures become VectorStoreUnavailable (503), and the next call reconnects."""
+        try:
+            yield
+        except (httpx.TransportError, ConnectionError) as exc:
+            self._client = None
+            raise VectorStoreUnavailable("The vector store (Chroma server) is unavailable; retry shortly") from exc
+        except ValueError as exc:
+            if "connect" not in str(exc).lower():
+                raise
+            self._client = None
+            raise VectorStoreUnavailable("The vector store (Chroma server) is unavailable; retry shortly") from exc
+
     def _collection(self, user_id: int, create: bool = False) -> Any:
         name = self.collection_name(user_id)
+        client = self._api()
         if create:
-            return self._client.get_or_create_collection(
+            return client.get_or_create_collection(
                 name, configuration={"hnsw": {"space": "cosine"}}, embedding_function=None
             )
         try:
-            return self._client.get_collection(name, embedding_function=None)
-        except (NotFoundError, ValueError):
+            return client.get_collection(name, embedding_function=None)
+        except NotFoundError:
             return None
 
 

@@ -233,31 +233,53 @@ def redis_url() -> str:
     return url
 
 
+class ChromaServer:
+    """chromadb's own server (`chroma run`) on a free port, which a test may stop and start again."""
+
+    def __init__(self, directory: Path) -> None:
+        import sys
+
+        from tests.test_server import free_port
+
+        self.command = Path(sys.executable).with_name("chroma")
+        self.directory, self.port = directory, free_port()
+        self.process: Any = None
+
+    def start(self) -> None:
+        import subprocess
+        import time
+        import urllib.request
+
+        log = (self.directory / "chroma.log").open("ab")
+        self.process = subprocess.Popen([str(self.command), "run", "--path", str(self.directory / "chroma-server"),
+                                         "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", timeout=1)
+                return
+            except OSError:
+                assert self.process.poll() is None, (self.directory / "chroma.log").read_text()
+                time.sleep(0.3)
+        raise AssertionError("the Chroma server did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
 @pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[int]:
-    """chromadb's own server (`chroma run`) on a free port; yields the port."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    from tests.test_server import free_port
-
-    chroma = Path(sys.executable).with_name("chroma")
-    if not chroma.exists():
+def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
+    server = ChromaServer(tmp_path)
+    if not server.command.exists():
         pytest.skip("the chroma command is not installed beside this Python")
-    port = free_port()
-    log = (tmp_path / "chroma.log").open("wb")
-    server = subprocess.Popen([str(chroma), "run", "--path", str(tmp_path / "chroma-server"), "--port", str(port)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1)
-            break
-        except OSError:
-            assert server.poll() is None, (tmp_path / "chroma.log").read_text()
-            time.sleep(0.3)
-    yield port
-    server.terminate()
-    server.wait(timeout=30)
+    server.start()
+    yield server
+    if server.process.poll() is None:
+        server.stop()
+
+
+@pytest.fixture
+def chroma_server(chroma: ChromaServer) -> int:
+    """The port of a running Chroma server."""
+    return chroma.port
