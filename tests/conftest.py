@@ -283,3 +283,15 @@ def chroma(tmp_path: Path) -> Iterator[ChromaServer]:
 def chroma_server(chroma: ChromaServer) -> int:
     """The port of a running Chroma server."""
     return chroma.port
+
+
+def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> None:
+    """Poll `condition` until it holds; fail the test saying what never happened."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")

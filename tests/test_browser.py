@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import wait_for
 from tests.test_server import ROOT, call, free_port, start_server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make test installs it)")
@@ -41,17 +42,6 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path)
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def wait_for(condition: Any, seconds: float, what: str) -> None:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture

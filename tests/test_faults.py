@@ -10,17 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Users, assert_error, search, upload
+from tests.conftest import Users, assert_error, search, upload, wait_for
 from tests.test_server import call, free_port, start_server
-
-
-def wait_for(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_a_stopped_chroma_server_gives_503s_and_loses_nothing(make_app, chroma, samples):

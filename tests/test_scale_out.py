@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import redis_url
+from tests.conftest import redis_url, wait_for
 from tests.test_server import call, free_port, start_server
 
 WORKERS = 4
@@ -111,15 +111,6 @@ def _document(base: str, token: str, document_id: str) -> dict:
     return call(f"{base}/documents/{document_id}", token=token)[1]["document"]
 
 
-def _wait(condition, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 def test_ingestion_runs_in_separate_worker_processes_and_survives_kill_9(four_workers, stack_env, server_dir, samples):
     import signal
 
@@ -129,15 +120,15 @@ def test_ingestion_runs_in_separate_worker_processes_and_survives_kill_9(four_wo
     worker = start_ingest_worker(stack_env, server_dir / "worker.log")
     try:
         small = [_upload(four_workers, token, samples[kind]) for kind in ("pdf", "md", "csv")]
-        _wait(lambda: all(_document(four_workers, token, d["id"])["status"] == "ready" for d in small), 180,
+        wait_for(lambda: all(_document(four_workers, token, d["id"])["status"] == "ready" for d in small), 180,
               "the uploads to be ingested by the worker process")
         big = _upload(four_workers, token, make_pdf(server_dir / "long.pdf", fact_page=150, pages=200))
-        _wait(lambda: _document(four_workers, token, big["id"])["progress"] > 0.3, 180, "ingestion to be under way")
+        wait_for(lambda: _document(four_workers, token, big["id"])["progress"] > 0.3, 180, "ingestion to be under way")
         os.killpg(worker.pid, signal.SIGKILL)  # the worker dies mid-document
         worker.wait(timeout=30)
         assert _document(four_workers, token, big["id"])["status"] == "processing"
         worker = start_ingest_worker(stack_env, server_dir / "worker.log")
-        _wait(lambda: _document(four_workers, token, big["id"])["status"] == "ready", 300,
+        wait_for(lambda: _document(four_workers, token, big["id"])["status"] == "ready", 300,
               "the new worker to finish the document")
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
