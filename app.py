@@ -241,7 +241,8 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError) -> Response:
         status, code = status_and_code(exc)
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, ServiceUnavailable) else None
+        retry_after = getattr(exc, "retry_after_s", None)  # 503s and 429s say when to come back
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return error_response(status, code, exc.message, exc.details, headers)
 
     @app.errorhandler(HTTPException)
@@ -301,10 +302,12 @@ def _register_hooks(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from auth.cli import users_cli
     from common.cli import db_cli
+    from maintenance.cli import backup_cli
     from rag.cli import ingest_command, ingest_worker_command
 
     app.cli.add_command(users_cli)
     app.cli.add_command(db_cli)
+    app.cli.add_command(backup_cli)
     app.cli.add_command(ingest_command)
     app.cli.add_command(ingest_worker_command)
 

@@ -25,6 +25,7 @@ from sessions.retention import RetentionSweeper
 from sessions.service import SessionService
 
 EXTENSION_KEY = "docchat"
+LIMITER_KEY = "docchat_limiter"  # the app's flask-limiter instance (api/limits.py)
 
 
 @dataclass

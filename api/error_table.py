@@ -15,6 +15,7 @@ from common.errors import (
     TokenExpired,
     TokenInvalid,
     TokenRevoked,
+    TooManyAttempts,
     UnprocessableDocument,
     UnsupportedFileType,
     UsernameTaken,
@@ -54,6 +55,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     RemoteUnavailable: (503, "UPSTREAM_UNAVAILABLE"),
     VectorStoreUnavailable: (503, "VECTOR_STORE_UNAVAILABLE"),
     RemoteFailed: (502, "UPSTREAM_ERROR"),
+    TooManyAttempts: (429, "RATE_LIMITED"),
 }
 
 # Errors Flask or an extension raises itself -> code.

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app
 from flask_limiter import Limiter
 
+from api.context import LIMITER_KEY
 from api.validation import document
 from auth.decorators import rate_limit_key
 
@@ -37,6 +38,7 @@ def not_rate_limited(view: View) -> View:
 def install_limiter(app: Flask) -> Limiter:
     """Create the app's Limiter and apply each view's declared limit or exemption."""
     limiter = Limiter(key_func=rate_limit_key, app=app)
+    app.extensions[LIMITER_KEY] = limiter
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, "rate_limit_exempt", False):
             limiter.exempt(view)

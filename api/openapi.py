@@ -11,7 +11,8 @@ from api.schemas import ErrorBody
 
 _CONVERTER = re.compile(r"<(?:(?P<kind>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _PARAM_TYPES = {"int": "integer", "float": "number", "uuid": "string", "path": "string", "string": "string"}
-_SECURITY = {"bearer": [{"bearerAuth": []}], "refresh": [{"bearerAuth": []}], "admin": [{"bearerAuth": []}]}
+_SECURITY = {"bearer": [{"bearerAuth": []}, {"basicAuth": []}], "refresh": [{"bearerAuth": []}],
+             "admin": [{"bearerAuth": []}, {"basicAuth": []}]}
 
 
 def build_openapi(app: Flask, title: str, version: str) -> dict[str, Any]:
@@ -36,7 +37,12 @@ def build_openapi(app: Flask, title: str, version: str) -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A JWT access token from /auth/login, or an API key from /auth/api-keys",
-                }
+                },
+                "basicAuth": {
+                    "type": "http",
+                    "scheme": "basic",
+                    "description": "Username with password or API key; failed guesses count against RATELIMIT_LOGIN",
+                },
             },
         },
     }

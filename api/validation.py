@@ -25,7 +25,7 @@ def parse_body(model: type[ModelT]) -> ModelT:
     if not isinstance(data, dict):
         raise ValidationFailed("The request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)  # JSON types as declared: no false for 0.0, no "5" for 5
     except ValidationError as exc:
         raise validation_failed(exc) from exc
 

@@ -1,11 +1,12 @@
 """Who may call what: Bearer authentication (JWT or API key), role checks, the rate-limit key."""
 from __future__ import annotations
 
+import base64
 import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import (
     CSRFError,
@@ -18,22 +19,25 @@ from flask_jwt_extended.exceptions import (
 from flask_limiter.util import get_remote_address
 from jwt import ExpiredSignatureError, PyJWTError
 
-from api.context import services
+from api.context import LIMITER_KEY, services
 from api.validation import document
 from auth.api_keys import looks_like_api_key
-from auth.users import UserView
+from auth.users import UserView, normalize_username
 from common.errors import (
     CsrfFailed,
     DomainError,
+    InvalidCredentials,
     NotAuthenticated,
     PermissionDenied,
     TokenExpired,
     TokenInvalid,
     TokenRevoked,
+    TooManyAttempts,
 )
 
 View = Callable[..., Any]
 _CACHE = "_authenticated_user"
+_FAILED = "_basic_auth_failure"
 ACCESS_COOKIE = "docchat_access"
 REFRESH_COOKIE = "docchat_refresh"
 
@@ -58,6 +62,17 @@ def authenticate() -> UserView:
         user = _verify_jwt(refresh=False, location="cookies")  # the browser; changes need X-CSRF-TOKEN
         setattr(g, _CACHE, user)
         return user
+    if request.headers.get("Authorization", "").lower().startswith("basic "):
+        failed = g.get(_FAILED)
+        if failed is not None:  # the rate limiter's key function asked already: count a guess once
+            raise failed
+        try:
+            user = _basic_user()
+        except DomainError as exc:
+            setattr(g, _FAILED, exc)
+            raise
+        setattr(g, _CACHE, user)
+        return user
     token = bearer_token()
     if looks_like_api_key(token):
         user = services().api_keys.user_for(token)
@@ -67,6 +82,50 @@ def authenticate() -> UserView:
         user = _verify_jwt(refresh=False)
     setattr(g, _CACHE, user)
     return user
+
+
+def _basic_user() -> UserView:
+    """HTTP Basic: username with password or API key. Failed guesses count against the login
+    limit of the client's address, like POST /auth/login, so Basic is no way around it."""
+    try:
+        decoded = base64.b64decode(request.headers["Authorization"][6:].strip(), validate=True).decode()
+        username, secret = decoded.split(":", 1)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise NotAuthenticated("Malformed Basic credentials: send base64(username:password)") from exc
+    _refuse_when_locked_out()
+    svc = services()
+    user: UserView | None
+    if looks_like_api_key(secret):
+        user = svc.api_keys.user_for(secret)
+        user = user if user is not None and user.username == normalize_username(username) else None
+    else:
+        try:
+            user = svc.users.authenticate(username, secret)
+        except InvalidCredentials:
+            user = None
+    if user is None:
+        _count_failure()
+        raise InvalidCredentials("Wrong username, password or API key")
+    return user
+
+
+def _login_limit() -> tuple[Any, Any, str]:
+    from limits import parse
+
+    limiter = current_app.extensions[LIMITER_KEY]
+    return limiter.limiter, parse(current_app.config["RATE_LIMITS"]["login"]), get_remote_address()
+
+
+def _refuse_when_locked_out() -> None:
+    strategy, limit, address = _login_limit()
+    if not strategy.test(limit, "basic-auth-failures", address):
+        raise TooManyAttempts(f"Too many failed sign-ins from this address ({limit}); wait and retry",
+                              retry_after_s=int(limit.get_expiry()))
+
+
+def _count_failure() -> None:
+    strategy, limit, address = _login_limit()
+    strategy.hit(limit, "basic-auth-failures", address)
 
 
 def authenticate_refresh(location: str = "headers") -> tuple[UserView, dict[str, Any]]:

@@ -109,7 +109,7 @@ def list_api_keys() -> Response:
     return jsonify(api_keys=[ApiKeyOut.model_validate(key, from_attributes=True).model_dump(mode="json") for key in keys])
 
 
-@bp.delete("/auth/api-keys/<int:key_id>")
+@bp.delete("/auth/api-keys/<int(max=9223372036854775807):key_id>")  # larger: 404, not a database overflow
 @login_required
 @responds(204, None, "Deleted")
 def delete_api_key(key_id: int) -> tuple[str, int]:

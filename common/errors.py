@@ -49,6 +49,14 @@ class CsrfFailed(PermissionDenied):
     """A cookie-authenticated change without the matching X-CSRF-TOKEN header."""
 
 
+class TooManyAttempts(DomainError):
+    """Too many failed sign-ins from this address (the login limit also bounds HTTP Basic guesses)."""
+
+    def __init__(self, message: str, retry_after_s: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(DomainError):
     """Unknown, or owned by somebody else (the two must look the same)."""
 

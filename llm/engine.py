@@ -19,6 +19,10 @@ class EngineOverloaded(ServiceUnavailable):
     """The device ran out of memory even with smaller settings."""
 
 
+Chat = list[dict[str, str]]
+Prompt = Chat | str  # a chat (the model's chat template applies) or raw text to continue (legacy completions)
+
+
 @dataclass(frozen=True)
 class EncodedPrompt:
     """A chat as the engine will run it: token ids (none for a remote model) and their count."""
@@ -31,7 +35,7 @@ class EncodedPrompt:
 class GenerationRequest:
     """One prompt in flight. `on_token` receives text pieces as they are decoded (not in beam mode)."""
 
-    messages: list[dict[str, str]]
+    messages: Prompt
     settings: GenerationSettings
     prompt: EncodedPrompt
     engine: "Engine"  # the one that encoded the prompt runs it, even across a swap
@@ -56,7 +60,7 @@ class Engine(Protocol):
     spec: ModelSpec
     device: str
 
-    def encode(self, messages: list[dict[str, str]]) -> EncodedPrompt: ...
+    def encode(self, messages: Prompt) -> EncodedPrompt: ...
 
     def count_tokens(self, text: str) -> int: ...
 
@@ -71,8 +75,11 @@ class TransformersEngine:
     def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str) -> None:
         self.spec, self.model, self.tokenizer, self.device = spec, model, tokenizer, device
 
-    def encode(self, messages: list[dict[str, str]]) -> EncodedPrompt:
-        """The tokenizer's own chat template, with the assistant turn opened."""
+    def encode(self, messages: Prompt) -> EncodedPrompt:
+        """The tokenizer's own chat template, with the assistant turn opened; raw text as it is."""
+        if isinstance(messages, str):
+            ids = list(self.tokenizer(messages)["input_ids"])
+            return EncodedPrompt(ids, len(ids))
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                      return_dict=True)
         ids = list(encoded["input_ids"])
@@ -147,11 +154,16 @@ class TransformersEngine:
             finish = "cancelled"
         elif time.monotonic() > request.deadline:
             finish = "timeout"
-        text = self.tokenizer.decode(generated, skip_special_tokens=True).strip()
+        text = _tidy(request, self.tokenizer.decode(generated, skip_special_tokens=True))
         if request.on_token is not None and request.settings.num_beams > 1 and text:
             request.on_token(text)  # beam search cannot stream: the answer comes in one piece
         return GenerationResult(text, request.prompt.tokens, len(generated), finish, request.settings,
                                 round(time.monotonic() - started, 3))
+
+
+def _tidy(request: GenerationRequest, text: str) -> str:
+    """A chat answer without surrounding white space; a raw continuation keeps its leading space."""
+    return text.rstrip() if isinstance(request.messages, str) else text.strip()
 
 
 class _GeneratedRepetitionPenalty:
@@ -211,7 +223,8 @@ class _RowStreamer:
                 self._finished[row] = True
                 continue
             self._tokens[row].append(token)
-            text = self._tokenizer.decode(self._tokens[row], skip_special_tokens=True).lstrip()
+            text = self._tokenizer.decode(self._tokens[row], skip_special_tokens=True)
+            text = text if isinstance(request.messages, str) else text.lstrip()
             if text.endswith("\ufffd"):  # half a multi-byte character: wait for the rest
                 continue
             piece, self._sent[row] = text[self._sent[row]:], len(text)

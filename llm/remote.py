@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 import httpx
 
 from common.errors import DomainError, ServiceUnavailable
-from llm.engine import EncodedPrompt, GenerationRequest, GenerationResult
+from llm.engine import EncodedPrompt, GenerationRequest, GenerationResult, Prompt
 from llm.registry import ModelSpec
 from llm.settings import GenerationSettings
 
@@ -86,7 +86,9 @@ class OpenAIEngine:
         self.device = f"remote:{urlparse(options.url).netloc}"
         self._client = client or httpx.Client(limits=httpx.Limits(max_connections=64))
 
-    def encode(self, messages: list[dict[str, str]]) -> EncodedPrompt:
+    def encode(self, messages: Prompt) -> EncodedPrompt:
+        if isinstance(messages, str):
+            return EncodedPrompt([], self.count_tokens(messages))
         tokens = sum(self.count_tokens(message["content"]) + TOKENS_PER_MESSAGE for message in messages)
         return EncodedPrompt([], tokens + TOKENS_PER_MESSAGE)
 
@@ -133,7 +135,7 @@ class OpenAIEngine:
         usage: dict[str, Any] = {}
         finish = "stop"
         try:
-            with self._client.stream("POST", f"{self.options.url}/chat/completions", json=self._body(request, settings),
+            with self._client.stream("POST", self._endpoint(request), json=self._body(request, settings),
                                      headers=self._headers(), timeout=timeout) as response:
                 _check_status(response)
                 for line in response.iter_lines():
@@ -147,9 +149,9 @@ class OpenAIEngine:
                         break
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content") or ""
+                        piece = choice.get("text") or (choice.get("delta") or {}).get("content") or ""
                         if piece:
-                            if not pieces:
+                            if not pieces and not isinstance(request.messages, str):
                                 piece = piece.lstrip()
                             pieces.append(piece)
                             if request.on_token is not None and piece:
@@ -161,14 +163,19 @@ class OpenAIEngine:
             raise _NotYet(f"{type(exc).__name__}: {exc}") from exc
         except httpx.ReadTimeout:
             finish = "timeout"
-        text = "".join(pieces).strip()
+        text = "".join(pieces).rstrip() if isinstance(request.messages, str) else "".join(pieces).strip()
         return GenerationResult(
             text, int(usage.get("prompt_tokens") or request.prompt.tokens),
             int(usage.get("completion_tokens") or self.count_tokens(text)), finish, settings,
             round(time.monotonic() - started, 3))
 
+    def _endpoint(self, request: GenerationRequest) -> str:
+        """Chats go to /chat/completions; raw text (legacy completions) to /completions."""
+        return f"{self.options.url}/{'completions' if isinstance(request.messages, str) else 'chat/completions'}"
+
     def _body(self, request: GenerationRequest, settings: GenerationSettings) -> dict[str, Any]:
-        return {"model": self.options.model, "messages": request.messages, "stream": True,
+        prompt_field = "prompt" if isinstance(request.messages, str) else "messages"
+        return {"model": self.options.model, prompt_field: request.messages, "stream": True,
                 "stream_options": {"include_usage": True}, "max_tokens": settings.max_new_tokens,
                 "temperature": settings.temperature if settings.do_sample else 0.0,
                 "top_p": settings.top_p if settings.do_sample else 1.0}

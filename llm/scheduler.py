@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 
 from common.errors import ServiceUnavailable
-from llm.engine import Engine, GenerationRequest, GenerationResult
+from llm.engine import Engine, GenerationRequest, GenerationResult, Prompt
 from llm.settings import GenerationOverrides, adaptive_settings
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Scheduler:
         with self._condition:
             return len(self._waiting) + self._running
 
-    def submit(self, messages: list[dict[str, str]], overrides: GenerationOverrides | None = None,
+    def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
                on_token: Callable[[str], None] | None = None) -> Ticket:
         """Queue a chat for generation with settings adapted to its length; QueueFull when full."""
         engine = self._engine()
@@ -88,7 +88,7 @@ class Scheduler:
             self._condition.notify()
         return ticket
 
-    def generate(self, messages: list[dict[str, str]], overrides: GenerationOverrides | None = None,
+    def generate(self, messages: Prompt, overrides: GenerationOverrides | None = None,
                  on_token: Callable[[str], None] | None = None) -> GenerationResult:
         """Submit and wait; GenerationTimeout when the time limit passes first."""
         ticket = self.submit(messages, overrides, on_token)

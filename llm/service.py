@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llm.engine import GenerationResult
+from llm.engine import GenerationResult, Prompt
 from llm.manager import ModelManager
 from llm.scheduler import ModelNotReady, Scheduler, Ticket
 from llm.settings import GenerationOverrides
@@ -26,11 +26,11 @@ class LLMService:
         self.manager = manager
         self.scheduler = scheduler
 
-    def submit(self, messages: list[dict[str, str]], overrides: GenerationOverrides | None = None,
+    def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
                on_token: Callable[[str], None] | None = None) -> Ticket:
         return self.scheduler.submit(messages, overrides, on_token)
 
-    def generate(self, messages: list[dict[str, str]], overrides: GenerationOverrides | None = None,
+    def generate(self, messages: Prompt, overrides: GenerationOverrides | None = None,
                  on_token: Callable[[str], None] | None = None) -> GenerationResult:
         return self.scheduler.generate(messages, overrides, on_token)
 

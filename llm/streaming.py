@@ -12,12 +12,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from llm.engine import GenerationResult
+from llm.engine import GenerationResult, Prompt
 from llm.scheduler import GenerationTimeout, Ticket
 from llm.settings import GenerationOverrides, GenerationSettings
 
 FIRST_TOKEN_GRACE_S = 5.0  # past the request's own deadline, when waiting for its first token
-Submit = Callable[[list[dict[str, str]], GenerationOverrides | None, Callable[[str], None]], Ticket]
+Submit = Callable[[Prompt, GenerationOverrides | None, Callable[[str], None]], Ticket]
 
 
 class TokenStream:
@@ -25,7 +25,7 @@ class TokenStream:
         self._ticket, self._pieces = ticket, pieces
 
     @classmethod
-    def open(cls, submit: Submit, messages: list[dict[str, str]],
+    def open(cls, submit: Submit, messages: Prompt,
              overrides: GenerationOverrides | None = None) -> "TokenStream":
         """Submit and wait for the first token; raises what went wrong if the request ended without one."""
         pieces: queue.Queue[str] = queue.Queue()

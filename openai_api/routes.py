@@ -12,7 +12,7 @@ from api.errors import stream_error
 from api.limits import rate_limited
 from api.validation import json_body, responds
 from auth.decorators import current_user, login_required
-from openai_api.schemas import ChatCompletionRequest, EmbeddingRequest, usage
+from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, usage
 from openai_api.service import Completion, PreparedCompletion
 
 bp = Blueprint("openai", __name__, url_prefix="/v1")
@@ -43,6 +43,34 @@ def chat_completions(payload: ChatCompletionRequest) -> Response:
     return jsonify(_completion(prepared, completions.complete(prepared)))
 
 
+@bp.post("/completions")
+@login_required
+@rate_limited("chat")
+@json_body(CompletionRequest)
+@responds(200, None, "A text_completion (or text_completion events with stream: true)")
+def completions(payload: CompletionRequest) -> Response:
+    """OpenAI's legacy completion: the prompt continued as raw text."""
+    service = services().completions
+    prepared = service.prepare_text(payload)
+    if payload.stream:
+        pieces = service.stream(prepared)
+        include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
+        if payload.echo:
+            pieces = _echoed(payload.text(), pieces)
+        return Response(stream_with_context(_chunks(prepared, pieces, include_usage, legacy=True)),
+                        mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    completion = service.complete(prepared)
+    text = (payload.text() if payload.echo else "") + completion.text
+    return jsonify(id=prepared.id, object="text_completion", created=prepared.created, model=prepared.model,
+                   choices=[{"index": 0, "text": text, "logprobs": None, "finish_reason": completion.finish_reason}],
+                   usage=usage(completion.prompt_tokens, completion.completion_tokens))
+
+
+def _echoed(prompt: str, pieces: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+    yield "content", prompt
+    yield from pieces
+
+
 @bp.post("/embeddings")
 @login_required
 @json_body(EmbeddingRequest)
@@ -64,25 +92,32 @@ def _completion(prepared: PreparedCompletion, completion: Completion) -> dict[st
     return body
 
 
-def _chunks(prepared: PreparedCompletion, pieces: Iterator[tuple[str, Any]], include_usage: bool) -> Iterator[str]:
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        body = {"id": prepared.id, "object": "chat.completion.chunk", "created": prepared.created,
-                "model": prepared.model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+def _chunks(prepared: PreparedCompletion, pieces: Iterator[tuple[str, Any]], include_usage: bool,
+            legacy: bool = False) -> Iterator[str]:
+    """OpenAI's stream: chat.completion.chunk (delta) or text_completion (text) events, then [DONE]."""
+    kind = "text_completion" if legacy else "chat.completion.chunk"
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        body = {"id": prepared.id, "object": kind, "created": prepared.created, "model": prepared.model,
+                "choices": choices, **extra}
         return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
-    first = {"sources": prepared.sources} if prepared.sources is not None else {}
-    yield chunk({"role": "assistant", "content": ""}, **first)
+    def choice(text: str | None, finish: str | None = None) -> dict[str, Any]:
+        if legacy:
+            return {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+        return {"index": 0, "delta": {} if text is None else {"content": text}, "finish_reason": finish}
+
+    if not legacy:
+        first = {"sources": prepared.sources} if prepared.sources is not None else {}
+        yield event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}], **first)
     try:
-        for kind, value in pieces:
-            if kind == "content":
-                yield chunk({"content": value})
+        for name, value in pieces:
+            if name == "content":
+                yield event([choice(value)])
             else:
-                yield chunk({}, value.finish_reason)
+                yield event([choice(None, value.finish_reason)])
                 if include_usage:
-                    body = {"id": prepared.id, "object": "chat.completion.chunk", "created": prepared.created,
-                            "model": prepared.model, "choices": [],
-                            "usage": usage(value.prompt_tokens, value.completion_tokens)}
-                    yield f"data: {json.dumps(body)}\n\n"
+                    yield event([], usage=usage(value.prompt_tokens, value.completion_tokens))
     except Exception as exc:  # noqa: BLE001 - the status line is gone; the event is the only way to tell
         yield f"data: {json.dumps({'error': stream_error(exc)})}\n\n"
     yield "data: [DONE]\n\n"

@@ -75,6 +75,39 @@ class ChatCompletionRequest(BaseModel):
         return list(self.stop or [])  # type: ignore[arg-type]  (the validator made it a list)
 
 
+class CompletionRequest(BaseModel):
+    """OpenAI's legacy completion body: raw text continued, no chat template."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=200)
+    prompt: str | list[str] = Field(description="One prompt (a list of exactly one is accepted)")
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int = Field(default=16, ge=1, le=2048, description="OpenAI's default, 16")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    n: int = Field(default=1, ge=1, le=1, description="Only 1 is supported")
+    stop: str | list[str] | None = None
+    echo: bool = Field(default=False, description="Return the prompt before the completion")
+
+    _stops = field_validator("stop")(ChatCompletionRequest._stops.__func__)  # type: ignore[attr-defined]
+
+    @field_validator("prompt")
+    @classmethod
+    def _one_prompt(cls, value: str | list[str]) -> str:
+        prompts = [value] if isinstance(value, str) else value
+        if len(prompts) != 1 or not prompts[0]:
+            raise ValueError("exactly one non-empty prompt (batches of prompts are not supported)")
+        return prompts[0]
+
+    def text(self) -> str:
+        return str(self.prompt)
+
+    def stop_sequences(self) -> list[str]:
+        return list(self.stop or [])  # type: ignore[arg-type]
+
+
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -18,10 +18,11 @@ from typing import Any
 
 from common.database import utcnow
 from common.errors import NotFound, ValidationFailed
+from llm.engine import Prompt
 from llm.service import LLMService
 from llm.settings import GenerationOverrides
 from llm.streaming import TokenStream
-from openai_api.schemas import ChatCompletionRequest, EmbeddingRequest, usage
+from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
 from rag.retriever import Retriever
 from sessions.chat import ChatSettings, cited
@@ -40,7 +41,7 @@ class ModelNotServed(NotFound):
 @dataclass
 class PreparedCompletion:
     model: str
-    messages: list[dict[str, str]] | None  # None: retrieval found nothing; the answer is the no-context reply
+    messages: Prompt | None  # raw text for legacy completions; None: retrieval found nothing (no-context reply)
     overrides: GenerationOverrides
     stops: list[str]
     sources: list[dict[str, Any]] | None  # None without retrieval
@@ -119,6 +120,24 @@ class CompletionService:
                     {"fields": [{"field": "messages", "message": "too long", "type": "context_length_exceeded"}]})
             return PreparedCompletion(request.model, messages, overrides, request.stop_sequences(), None)
         return self._prepare_rag(user_id, request, overrides, answer_tokens)
+
+    def prepare_text(self, request: CompletionRequest) -> PreparedCompletion:
+        """A legacy completion: the prompt is continued as raw text (no chat template, no retrieval)."""
+        model = self._llm.active()
+        self._resolve(request.model, model.id)
+        if request.model.endswith(RAG_SUFFIX):
+            raise ValidationFailed("Retrieval is for chat completions; use /v1/chat/completions",
+                                   {"fields": [{"field": "model", "message": "no +rag here", "type": "value_error"}]})
+        prompt_tokens = model.count_tokens(request.text())
+        if prompt_tokens + request.max_tokens > model.context_length:
+            raise ValidationFailed(
+                f"This model's maximum context length is {model.context_length} tokens; the prompt takes "
+                f"{prompt_tokens} and max_tokens asks for {request.max_tokens}",
+                {"fields": [{"field": "prompt", "message": "too long", "type": "context_length_exceeded"}]})
+        overrides = GenerationOverrides(num_beams=1, temperature=request.temperature, top_p=request.top_p,
+                                        max_new_tokens=request.max_tokens)
+        return PreparedCompletion(request.model, request.text(), overrides, request.stop_sequences(), None,
+                                  id=f"cmpl-{uuid.uuid4().hex}")
 
     def complete(self, prepared: PreparedCompletion) -> Completion:
         """The whole answer: the stream, consumed here."""

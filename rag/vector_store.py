@@ -117,6 +117,36 @@ class VectorStore:
                                                    found["metadatas"][0], found["distances"][0])
         ]
 
+    def chunk_counts(self, user_id: int) -> dict[str, int]:
+        """How many chunks each document of the user has in the store."""
+        with self._available():
+            collection = self._collection(user_id)
+            if collection is None:
+                return {}
+            counts: dict[str, int] = {}
+            for meta in collection.get(include=["metadatas"])["metadatas"]:
+                counts[str(meta["document_id"])] = counts.get(str(meta["document_id"]), 0) + 1
+            return counts
+
+    def export_user(self, user_id: int) -> dict[str, Any] | None:
+        """Every chunk of the user (ids, embeddings, texts, metadata), or None without a collection."""
+        with self._available():
+            collection = self._collection(user_id)
+            if collection is None:
+                return None
+            found = collection.get(include=["embeddings", "documents", "metadatas"])
+            return {"ids": list(found["ids"]), "embeddings": np.asarray(found["embeddings"], dtype=np.float32),
+                    "documents": list(found["documents"]), "metadatas": list(found["metadatas"])}
+
+    def import_user(self, user_id: int, data: dict[str, Any], batch: int = 1000) -> None:
+        """Put exported chunks back (upsert: a retried restore does not duplicate)."""
+        with self._available():
+            collection = self._collection(user_id, create=True)
+            for start in range(0, len(data["ids"]), batch):
+                end = start + batch
+                collection.upsert(ids=data["ids"][start:end], embeddings=data["embeddings"][start:end],
+                                  documents=data["documents"][start:end], metadatas=data["metadatas"][start:end])
+
     def _api(self) -> Any:
         with self._lock:
             if self._client is None:

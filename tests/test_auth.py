@@ -239,3 +239,34 @@ def test_cli_create_admin_refuses_a_taken_name(app, users):
     users.register("taken")
     result = app.test_cli_runner().invoke(args=["users", "create-admin", "taken", "--password", "whatever123"])
     assert result.exit_code != 0 and "already taken" in result.output
+
+
+def _basic(username: str, secret: str) -> dict[str, str]:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()}
+
+
+def test_http_basic_with_a_password_or_an_api_key(client, users):
+    alice, bob = users.register(), users.register()
+    me = client.get("/auth/me", headers=_basic(alice.username, alice.password))
+    assert me.status_code == 200 and me.get_json()["username"] == alice.username
+    key = client.post("/auth/api-keys", json={"name": "basic"}, headers=alice.headers).get_json()["key"]
+    assert client.get("/auth/me", headers=_basic(alice.username, key)).get_json()["id"] == alice.id
+    assert_error(client.get("/auth/me", headers=_basic(bob.username, key)), 401, "INVALID_CREDENTIALS")  # not his key
+    assert_error(client.get("/auth/me", headers=_basic(alice.username, "wrong password")), 401, "INVALID_CREDENTIALS")
+    assert_error(client.get("/auth/me", headers={"Authorization": "Basic %%%"}), 401)
+
+
+def test_http_basic_guesses_count_against_the_login_limit(make_app):
+    app = make_app(ratelimit_login="3 per minute", ratelimit_register="100 per minute")
+    client = app.test_client()
+    from tests.conftest import Users
+
+    alice = Users(app, client).register()
+    for _ in range(3):
+        assert_error(client.get("/auth/me", headers=_basic(alice.username, "guess")), 401)
+    locked = client.get("/auth/me", headers=_basic(alice.username, alice.password))  # even the right one, now
+    assert_error(locked, 429, "RATE_LIMITED")
+    assert int(locked.headers["Retry-After"]) >= 1
+    assert client.get("/auth/me", headers=alice.headers).status_code == 200  # tokens are not locked out

@@ -71,4 +71,5 @@ def test_error_stats_routes_are_templates_not_raw_paths(client, users):
     admin, user = users.admin(), users.register()
     client.delete("/auth/api-keys/98765", headers=user.headers)
     recent = client.get("/stats/errors", headers=admin.headers).get_json()["recent"]
-    assert recent[0]["route"] == "/auth/api-keys/<int:key_id>" and recent[0]["code"] == "NOT_FOUND"
+    assert recent[0]["route"].startswith("/auth/api-keys/<int") and recent[0]["route"].endswith(":key_id>")
+    assert recent[0]["code"] == "NOT_FOUND" and "98765" not in recent[0]["route"]

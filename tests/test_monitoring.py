@@ -86,7 +86,7 @@ def test_openapi_request_schemas_are_the_validating_models(client):
     assert schema == RegisterRequest.model_json_schema()
     assert schema["properties"]["password"]["minLength"] == 8
     assert "201" in register["responses"] and "default" in register["responses"]
-    assert spec["paths"]["/auth/me"]["get"]["security"] == [{"bearerAuth": []}]
+    assert spec["paths"]["/auth/me"]["get"]["security"] == [{"bearerAuth": []}, {"basicAuth": []}]
     assert spec["paths"]["/auth/login"]["post"]["security"] == []
 
 

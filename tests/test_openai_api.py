@@ -177,3 +177,19 @@ def test_the_remote_backend_works_against_this_servers_own_v1(live, make_app, tm
                                                      on_token=pieces.append)
     assert "7:45" in result.text and len(pieces) > 3 and result.prompt_tokens > 20
     assert re.fullmatch(r"remote:127\.0\.0\.1:\d+", app.extensions["docchat"].llm.manager.engine().device)
+
+
+def test_legacy_completions_continue_raw_text(live):
+    completion = client(live).completions.create(model=live["active"], prompt="The harbour ferry leaves at 7:45. "
+                                                 "The harbour ferry leaves at", max_tokens=6, temperature=0)
+    assert completion.object == "text_completion" and "7:45" in completion.choices[0].text
+    assert completion.usage.completion_tokens <= 6
+    echoed = client(live).completions.create(model=live["active"], prompt="One, two, three,", max_tokens=4,
+                                             temperature=0, echo=True)
+    assert echoed.choices[0].text.startswith("One, two, three,") and len(echoed.choices[0].text) > 16
+    streamed = client(live).completions.create(model=live["active"], prompt="One, two, three,", max_tokens=4,
+                                               temperature=0, stream=True)
+    text = "".join(chunk.choices[0].text for chunk in streamed if chunk.choices)
+    assert text == echoed.choices[0].text[len("One, two, three,"):]
+    with pytest.raises(openai.BadRequestError):
+        client(live).completions.create(model=live["active"], prompt=["a", "b"])

@@ -1,0 +1,44 @@
+"""`flask backup create` and `flask backup restore`: archives of the whole install, with progress."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from api.context import EXTENSION_KEY, Services
+from common.errors import DomainError
+from maintenance.backup import BackupService
+
+backup_cli = AppGroup("backup", help="Back up and restore the database, vectors and uploaded files.")
+
+
+def _service() -> BackupService:
+    services: Services = current_app.extensions[EXTENSION_KEY]
+    config = services.config
+    return BackupService(services.db, services.vectors, config.uploads_dir, config.data_dir)
+
+
+@backup_cli.command("create")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for the archive (default: $DATA_DIR/backups)")
+def create(out_dir: Path | None) -> None:
+    """Write a consistent archive while the server keeps running."""
+    services: Services = current_app.extensions[EXTENSION_KEY]
+    target = out_dir or services.config.data_dir / "backups"
+    archive = _service().create(target, progress=lambda step: click.echo(f"  {step}", err=True))
+    click.echo(str(archive))
+
+
+@backup_cli.command("restore")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore(archive: Path) -> None:
+    """Load ARCHIVE into this install, which must be empty (a fresh DATA_DIR and database)."""
+    try:
+        counts = _service().restore(archive, progress=lambda step: click.echo(f"  {step}", err=True))
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"restored {counts.get('users', 0)} users, {counts.get('documents', 0)} documents, "
+               f"{counts.get('chat_sessions', 0)} chat sessions, {counts['chunks']} chunks; "
+               f"{counts['requeued']} documents queued for re-ingestion")
