@@ -32,6 +32,7 @@ from llm.manager import ModelManager
 from llm.registry import ModelRegistry
 from llm.scheduler import Scheduler
 from llm.service import LLMService
+from maintenance.integrity import IntegrityChecker
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
@@ -109,6 +110,7 @@ def build_services(config: Config) -> Services:
                                  consume=config.ingest_in_process)
     documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue)
     llm = _llm_service(config, models)
+    integrity = IntegrityChecker(db, vectors)
     retriever = Retriever(vectors, repository, embedder)
     session_repository = SessionRepository(db)
     sessions = SessionService(session_repository, config.chat_retention_days)
@@ -122,7 +124,7 @@ def build_services(config: Config) -> Services:
         revocations=RevocationList(db),
         error_stats=ErrorStats(config.recent_errors_kept),
         metrics=Metrics(monitor),
-        health=HealthService(db, llm, monitor),
+        health=HealthService(db, llm, monitor, checks=[integrity]),
         models=models,
         vectors=vectors,
         documents=documents,
@@ -134,6 +136,7 @@ def build_services(config: Config) -> Services:
                          chat_settings),
         retention=RetentionSweeper(sessions),
         completions=CompletionService(llm, retriever, embedder, chat_settings),
+        integrity=integrity,
     )
 
 
@@ -163,6 +166,8 @@ def start_background_work(app: Flask) -> None:
     """Start ingestion workers (picking up jobs an earlier run left) and, unless
     LOAD_MODEL_AT_START=false, the model's loading. Idempotent."""
     services: Services = app.extensions[EXTENSION_KEY]
+    if not services.ingestion.started:
+        services.integrity.start()  # once, in the background, as the server starts its work
     services.ingestion.start()
     services.retention.start()
     if services.config.load_model_at_start:
@@ -302,12 +307,13 @@ def _register_hooks(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from auth.cli import users_cli
     from common.cli import db_cli
-    from maintenance.cli import backup_cli
+    from maintenance.cli import backup_cli, integrity_cli
     from rag.cli import ingest_command, ingest_worker_command
 
     app.cli.add_command(users_cli)
     app.cli.add_command(db_cli)
     app.cli.add_command(backup_cli)
+    app.cli.add_command(integrity_cli)
     app.cli.add_command(ingest_command)
     app.cli.add_command(ingest_worker_command)
 

@@ -11,6 +11,7 @@ from auth.users import UserService
 from common.database import Database
 from config import Config
 from llm.registry import ModelRegistry
+from maintenance.integrity import IntegrityChecker
 from llm.service import LLMService
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
@@ -48,6 +49,7 @@ class Services:
     chat: ChatService
     retention: RetentionSweeper
     completions: CompletionService
+    integrity: IntegrityChecker
 
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps in one process)."""

@@ -42,6 +42,7 @@ class BackupService:
     def create(self, out_dir: Path, progress: Progress = lambda _step: None) -> Path:
         """Write docchat-backup-<UTC time>.tar.gz into `out_dir` and return its path."""
         out_dir.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_partials(out_dir)
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
         final = out_dir / f"docchat-backup-{stamp}.tar.gz"
         partial = final.with_name(f".{final.name}.{os.getpid()}.partial")
@@ -187,6 +188,24 @@ class BackupService:
                     document.status, document.progress, document.worker_id = STATUS_QUEUED, 0.0, None
                     requeued += 1
         return requeued
+
+
+def _remove_abandoned_partials(out_dir: Path) -> None:
+    """Partial archives of backups that died (kill -9) are removed by the next backup."""
+    for partial in out_dir.glob(".docchat-backup-*.partial"):
+        pid = partial.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:

@@ -42,3 +42,31 @@ def restore(archive: Path) -> None:
     click.echo(f"restored {counts.get('users', 0)} users, {counts.get('documents', 0)} documents, "
                f"{counts.get('chat_sessions', 0)} chat sessions, {counts['chunks']} chunks; "
                f"{counts['requeued']} documents queued for re-ingestion")
+
+
+integrity_cli = AppGroup("integrity", help="Check that the database and the vector store agree, and repair.")
+
+
+@integrity_cli.command("check")
+def integrity_check() -> None:
+    """Report problems (exit status 1 when there are some)."""
+    services: Services = current_app.extensions[EXTENSION_KEY]
+    problems = services.integrity.check().problems()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise SystemExit(1)
+    click.echo("no problems found")
+
+
+@integrity_cli.command("repair")
+def integrity_repair() -> None:
+    """Queue documents with missing or extra chunks for re-ingestion; remove orphaned chunks."""
+    services: Services = current_app.extensions[EXTENSION_KEY]
+    before = services.integrity.check()
+    after = services.integrity.repair()
+    services.ingestion.recover()  # running servers' sweepers would queue them too
+    click.echo(f"queued {len(before.mismatched)} document(s) for re-ingestion; removed the chunks of "
+               f"{sum(len(d) for d in before.orphans.values())} deleted document(s)")
+    for problem in after.problems():
+        click.echo(f"still: {problem}")

@@ -13,6 +13,10 @@ class Pingable(Protocol):
     def ping(self) -> None: ...
 
 
+class ProblemSource(Protocol):
+    def problems(self) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class HealthReport:
     body: dict[str, Any]
@@ -24,8 +28,10 @@ class HealthReport:
 
 
 class HealthService:
-    def __init__(self, database: Pingable, engine: EngineStatusSource, monitor: SystemMonitor) -> None:
+    def __init__(self, database: Pingable, engine: EngineStatusSource, monitor: SystemMonitor,
+                 checks: list[ProblemSource] | None = None) -> None:
         self._database = database
+        self._checks = checks or []
         self._engine = engine
         self._monitor = monitor
         self._started = time.monotonic()
@@ -49,4 +55,4 @@ class HealthService:
             self._database.ping()
         except Exception as exc:  # any driver error means the same to a monitor
             return [f"database unreachable: {type(exc).__name__}"]
-        return []
+        return [problem for check in self._checks for problem in check.problems()]

@@ -54,3 +54,44 @@ def test_restore_into_a_fresh_install_answers_the_same(make_app, samples, tmp_pa
         assert again.exit_code != 0 and "empty install" in again.output  # never over live data
     finally:
         fresh.extensions["docchat"].close()
+
+
+def test_a_backup_killed_midway_leaves_no_archive_and_the_next_one_works(make_app, samples, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from rag.types import Chunk
+    from tests.test_server import ROOT
+
+    app = make_app()
+    client = app.test_client()
+    alice = Users(app, client).register()
+    document = upload(client, alice, samples["md"]).get_json()["document"]
+    vectors = app.extensions["docchat"].vectors
+    bulk = [Chunk(text=f"filler chunk {n} " * 20, index=n, tokens=60) for n in range(20000)]
+    rng = np.random.default_rng(0)
+    for start in range(0, len(bulk), 5000):  # enough data that the backup takes a while
+        vectors.add(alice.id, "bulk-document", bulk[start:start + 5000], rng.random((5000, 384), dtype=np.float32))
+    out = tmp_path / "backups"
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+    flask = Path(sys.executable).with_name("flask")
+    backup = subprocess.Popen([str(flask), "--app", "app", "backup", "create", "--out", str(out)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and list(out.glob(".*.partial"))):  # the archive is being written
+        assert backup.poll() is None, backup.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "the backup never started writing"
+        time.sleep(0.001)
+    backup.send_signal(signal.SIGKILL)  # mid-archive
+    backup.wait(timeout=30)
+    assert not list(out.glob("docchat-backup-*.tar.gz"))  # no torn archive under a real name
+    assert list(out.glob(".*.partial"))
+    assert client.get(f"/documents/{document['id']}", headers=alice.headers).status_code == 200  # unaffected
+    assert vectors.count(alice.id) == 20000 + document["chunks"]
+    archive = _backup(app, out)  # the next backup works, and clears the dead one's leftovers
+    assert archive.exists() and not list(out.glob(".*.partial"))
