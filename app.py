@@ -33,6 +33,7 @@ from llm.registry import ModelRegistry
 from llm.scheduler import Scheduler
 from llm.service import LLMService
 from maintenance.integrity import IntegrityChecker
+from maintenance.schedule import LeakWatch, MaintenanceScheduler
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
@@ -49,7 +50,6 @@ from rag.vector_store import VectorStore, make_client
 from openai_api.service import CompletionService
 from sessions.chat import ChatService, ChatSettings
 from sessions.repository import SessionRepository
-from sessions.retention import RetentionSweeper
 from sessions.service import SessionService
 from sessions.summarizer import Summarizer
 
@@ -115,6 +115,7 @@ def build_services(config: Config) -> Services:
     session_repository = SessionRepository(db)
     sessions = SessionService(session_repository, config.chat_retention_days)
     chat_settings = _chat_settings(config)
+    maintenance = _maintenance(config, sessions, integrity, monitor)
     return Services(
         config=config,
         db=db,
@@ -124,7 +125,8 @@ def build_services(config: Config) -> Services:
         revocations=RevocationList(db),
         error_stats=ErrorStats(config.recent_errors_kept),
         metrics=Metrics(monitor),
-        health=HealthService(db, llm, monitor, checks=[integrity]),
+        health=HealthService(db, llm, monitor, checks=[integrity, maintenance],
+                             sections={"maintenance": maintenance.status}),
         models=models,
         vectors=vectors,
         documents=documents,
@@ -134,10 +136,27 @@ def build_services(config: Config) -> Services:
         sessions=sessions,
         chat=ChatService(session_repository, retriever, llm, Summarizer(llm.generate, config.chat_summary_tokens),
                          chat_settings),
-        retention=RetentionSweeper(sessions),
+        maintenance=maintenance,
         completions=CompletionService(llm, retriever, embedder, chat_settings),
         integrity=integrity,
     )
+
+
+def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityChecker,
+                 monitor: SystemMonitor) -> MaintenanceScheduler:
+    def retention() -> str:
+        if sessions.retention_days <= 0:
+            return "retention is off (CHAT_RETENTION_DAYS=0)"
+        return f"deleted {len(sessions.expire_inactive())} idle session(s)"
+
+    leak_watch = LeakWatch(monitor.memory_readings, checks=config.memory_leak_checks)
+    every = config.maintenance_interval_s
+    return MaintenanceScheduler({
+        "session_retention": (every, retention),
+        "orphaned_chunks": (every, integrity.remove_orphans),
+        "stale_chunks": (every, integrity.remove_stale_chunks),
+        "memory_watch": (config.memory_check_s, leak_watch.sample),
+    }, leak_watch)
 
 
 def _chat_settings(config: Config) -> ChatSettings:
@@ -169,7 +188,7 @@ def start_background_work(app: Flask) -> None:
     if not services.ingestion.started:
         services.integrity.start()  # once, in the background, as the server starts its work
     services.ingestion.start()
-    services.retention.start()
+    services.maintenance.start()
     if services.config.load_model_at_start:
         services.llm.manager.start()
 

@@ -87,6 +87,9 @@ class Config:
     chat_summary_tokens: int = 192
     chat_history_tokens: int = 1024
     chat_retention_days: int = 0
+    maintenance_interval_s: int = 3600
+    memory_check_s: int = 300
+    memory_leak_checks: int = 6
     auto_migrate: bool = True
     log_level: str = "INFO"
     models_file: Path = Path(__file__).with_name("models.json")
@@ -147,6 +150,9 @@ class Config:
         "CHAT_SUMMARY_TOKENS": "chat_summary_tokens",
         "CHAT_HISTORY_TOKENS": "chat_history_tokens",
         "CHAT_RETENTION_DAYS": "chat_retention_days",
+        "MAINTENANCE_INTERVAL_S": "maintenance_interval_s",
+        "MEMORY_CHECK_S": "memory_check_s",
+        "MEMORY_LEAK_CHECKS": "memory_leak_checks",
         "AUTO_MIGRATE": "auto_migrate",
         "LOG_LEVEL": "log_level",
         "MODELS_FILE": "models_file",

@@ -12,6 +12,7 @@ from common.database import Database
 from config import Config
 from llm.registry import ModelRegistry
 from maintenance.integrity import IntegrityChecker
+from maintenance.schedule import MaintenanceScheduler
 from llm.service import LLMService
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
@@ -22,7 +23,6 @@ from rag.retriever import Retriever
 from rag.vector_store import VectorStore
 from openai_api.service import CompletionService
 from sessions.chat import ChatService
-from sessions.retention import RetentionSweeper
 from sessions.service import SessionService
 
 EXTENSION_KEY = "docchat"
@@ -47,14 +47,14 @@ class Services:
     llm: LLMService
     sessions: SessionService
     chat: ChatService
-    retention: RetentionSweeper
+    maintenance: MaintenanceScheduler
     completions: CompletionService
     integrity: IntegrityChecker
 
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps in one process)."""
         self.ingestion.stop()
-        self.retention.stop()
+        self.maintenance.stop()
         self.llm.close()
         self.db.close()
 

@@ -88,6 +88,23 @@ class IntegrityChecker:
                 self._vectors.delete_document(user_id, document_id)
         return self.check()
 
+    def remove_orphans(self) -> str:
+        """Maintenance task: delete chunks whose document is gone."""
+        report = self.check()
+        for user_id, document_ids in report.orphans.items():
+            for document_id in document_ids:
+                self._vectors.delete_document(user_id, document_id)
+        return f"removed the chunks of {sum(len(d) for d in report.orphans.values())} deleted document(s)"
+
+    def remove_stale_chunks(self) -> str:
+        """Maintenance task: delete chunks numbered past their ready document's chunk count."""
+        removed = 0
+        with self._db.session() as session:
+            ready = session.scalars(select(Document).where(Document.status == STATUS_READY)).all()
+        for document in ready:
+            removed += self._vectors.delete_chunks_from(document.user_id, document.id, document.chunks)
+        return f"removed {removed} stale chunk(s)"
+
     def _database_problems(self) -> list[str]:
         if self._db.engine.dialect.name != "sqlite":
             return []

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,9 +30,11 @@ class HealthReport:
 
 class HealthService:
     def __init__(self, database: Pingable, engine: EngineStatusSource, monitor: SystemMonitor,
-                 checks: list[ProblemSource] | None = None) -> None:
+                 checks: list[ProblemSource] | None = None,
+                 sections: dict[str, Callable[[], Any]] | None = None) -> None:
         self._database = database
         self._checks = checks or []
+        self._sections = sections or {}
         self._engine = engine
         self._monitor = monitor
         self._started = time.monotonic()
@@ -48,6 +51,7 @@ class HealthService:
             "queue_depth": engine.queue_depth,
             "uptime_s": round(time.monotonic() - self._started, 1),
             "gpu": self._monitor.gpu(),
+            **{name: section() for name, section in self._sections.items()},
         })
 
     def _problems(self) -> list[str]:

@@ -37,6 +37,13 @@ class SystemMonitor:
             "gpu": self.gpu(),
         }
 
+    def memory_readings(self) -> dict[str, int]:
+        """What the leak watch follows: this process's RSS and each GPU's allocated memory."""
+        readings = {"process RSS": int(self._process.memory_info().rss)}
+        for device in (self.gpu() or {}).get("devices", []):
+            readings[f"GPU {device['index']} allocated"] = int(device["memory_allocated_bytes"])
+        return readings
+
     def gpu(self) -> dict[str, Any] | None:
         """Memory of each visible CUDA device, or None without one."""
         cuda = _torch_cuda()

@@ -117,6 +117,18 @@ class VectorStore:
                                                    found["metadatas"][0], found["distances"][0])
         ]
 
+    def delete_chunks_from(self, user_id: int, document_id: str, first_index: int) -> int:
+        """Delete a document's chunks numbered `first_index` and up; how many there were."""
+        with self._available():
+            collection = self._collection(user_id)
+            if collection is None:
+                return 0
+            where = {"$and": [{"document_id": document_id}, {"chunk_index": {"$gte": first_index}}]}
+            stale = collection.get(where=where, include=[])["ids"]
+            if stale:
+                collection.delete(ids=stale)
+            return len(stale)
+
     def chunk_counts(self, user_id: int) -> dict[str, int]:
         """How many chunks each document of the user has in the store."""
         with self._available():
