@@ -124,7 +124,8 @@ class ChatService:
         reason = interrupted[0] if interrupted else result.finish_reason if result else "no_context"
         context = turn.prompt.describe() if turn.prompt else {"summary_used": False, "history_messages": 0,
                                                                "sources_given": 0}
-        details = {"finish_reason": reason, "usage": usage, "generation": generation, "context": context}
+        details = {"finish_reason": reason, "usage": usage, "generation": generation, "context": context,
+                   "seconds": result.seconds if result else None}
         stored = self._repository.append(turn.user_id, turn.session.id, [
             NewMessage("user", turn.question),
             NewMessage("assistant", text, sources, details),

@@ -10,6 +10,7 @@ from api.errors import stream_error
 from api.limits import rate_limited
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
+from sessions.analytics import analyze
 from sessions.chat import TurnStream
 from sessions.export import to_markdown
 from sessions.schemas import (
@@ -20,6 +21,7 @@ from sessions.schemas import (
     MessageRequest,
     RenameRequest,
     ReplyOut,
+    SessionAnalytics,
     SessionList,
     SessionOut,
     SessionSummaryOut,
@@ -130,6 +132,14 @@ def branch_session(session_id: str, payload: BranchRequest) -> tuple[Response, i
     body = BranchResult(sessionId=branch.id, title=branch.title, branched_from=session_id,
                         messages=[MessageOut.of(message) for message in branch.messages])
     return jsonify(body.model_dump(mode="json")), 201
+
+
+@bp.get("/chat/sessions/<session_id>/analytics")
+@login_required
+@responds(200, SessionAnalytics, "Counts, lengths, response times, hit rate, documents, keywords, sentiment")
+def session_analytics(session_id: str) -> Response:
+    """Conversation analysis of one of the caller's sessions."""
+    return jsonify(analyze(services().sessions.get(current_user().id, session_id)))
 
 
 @bp.get("/chat/sessions/<session_id>/export")

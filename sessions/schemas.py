@@ -151,3 +151,14 @@ class BranchResult(BaseModel):
     title: str
     branched_from: str
     messages: list[MessageOut]
+
+
+class SessionAnalytics(BaseModel):
+    sessionId: str
+    messages: dict[str, int] = Field(description="user and assistant message counts")
+    average_length_chars: dict[str, float | None]
+    response_seconds: dict[str, float | None] = Field(description="generation time of the answers (average, max)")
+    retrieval_hit_rate: float | None = Field(description="share of answers that found relevant context")
+    top_documents: list[dict[str, Any]] = Field(description="the files cited most, with their citation counts")
+    top_keywords: list[str]
+    sentiment: list[dict[str, float]] = Field(description="VADER compound score (-1 to 1) of each user message")

@@ -189,6 +189,8 @@ async function openSession(sessionId) {
   state.sessionId = session.sessionId;
   $("chat-title").textContent = session.title;
   $("session-actions").hidden = false;
+  $("analytics").hidden = true;
+  $("analytics-button").setAttribute("aria-expanded", "false");
   const base = `/chat/sessions/${encodeURIComponent(session.sessionId)}/export`;
   $("export-md").href = `${base}?format=markdown`;
   $("export-json").href = `${base}?format=json`;
@@ -409,6 +411,34 @@ function uploadOne(file) {
   xhr.send(form);
 }
 
+// --- Analytics ---------------------------------------------------------------------------------
+
+async function toggleAnalytics() {
+  const panel = $("analytics");
+  const open = panel.hidden;
+  panel.hidden = !open;
+  $("analytics-button").setAttribute("aria-expanded", String(open));
+  if (!open || !state.sessionId) return;
+  const data = await api("GET", `/chat/sessions/${encodeURIComponent(state.sessionId)}/analytics`);
+  const trend = data.sentiment.map((item) => (item.compound > 0.05 ? "+" : item.compound < -0.05 ? "−" : "·")).join(" ");
+  const rows = [
+    ["Messages", `${data.messages.user} questions, ${data.messages.assistant} answers`],
+    ["Average length", `${data.average_length_chars.user ?? "–"} / ${data.average_length_chars.assistant ?? "–"} characters`],
+    ["Answer time", data.response_seconds.average === null ? "–" : `${data.response_seconds.average} s on average`],
+    ["Found context", data.retrieval_hit_rate === null ? "–" : `${Math.round(data.retrieval_hit_rate * 100)}% of answers`],
+    ["Documents relied on", data.top_documents.map((d) => `${d.filename} (${d.citations})`).join(", ") || "none"],
+    ["Keywords", data.top_keywords.join(", ") || "none"],
+    ["Sentiment trend", trend || "none"],
+  ];
+  $("analytics-list").replaceChildren(...rows.flatMap(([term, value]) => {
+    const dt = document.createElement("dt");
+    dt.textContent = term;
+    const dd = document.createElement("dd");
+    dd.textContent = value;
+    return [dt, dd];
+  }));
+}
+
 // --- Admin --------------------------------------------------------------------------------------
 
 async function loadAdmin() {
@@ -486,6 +516,7 @@ function wire() {
     }
   });
   $("stop-button").addEventListener("click", () => state.streaming && state.streaming.abort());
+  $("analytics-button").addEventListener("click", toggleAnalytics);
   $("rename-session").addEventListener("click", async () => {
     const title = prompt("New title", $("chat-title").textContent);
     if (title && title.trim()) {

@@ -113,6 +113,10 @@ def test_a_person_logs_in_uploads_asks_sees_sources_branches_and_logs_out(browse
     assert "harbour.pdf" in sources and "page 2" in sources
     assert "How often does the lighthouse" in driver.find_element(By.ID, "session-list").text  # named by the question
 
+    driver.find_element(By.ID, "analytics-button").click()
+    until(driver, lambda: "harbour.pdf (1)" in driver.find_element(By.ID, "analytics").text)
+    assert "100% of answers" in driver.find_element(By.ID, "analytics").text
+
     answer.find_element(By.CSS_SELECTOR, "button.branch").click()
     until(driver, lambda: "(branch)" in driver.find_element(By.ID, "chat-title").text)
     assert len(driver.find_elements(By.CSS_SELECTOR, "#session-list li")) == 2

@@ -269,3 +269,30 @@ def test_a_start_whose_first_answer_fails_leaves_no_session(client, users):
     response = client.post("/chat/start", json={"message": "Hello?"}, headers=alice.headers)
     assert_error(response, 503, "MODEL_NOT_READY")
     assert client.get("/chat/sessions", headers=alice.headers).get_json()["sessions"] == []
+
+
+def test_conversation_analytics(app, client, users):
+    alice, bob = users.register(), users.register()
+    svc = app.extensions["docchat"]
+    session, _ = svc.sessions.start(alice.id)
+    harbour = {"document_id": "d1", "filename": "harbour.pdf", "page": 2, "chunk_index": 1, "score": 0.8,
+               "excerpt": "…", "section": None, "row": None}
+    svc.sessions._repository.append(alice.id, session.id, [
+        NewMessage("user", "When does the harbour ferry leave?"),
+        NewMessage("assistant", "At 7:45 [1].", [harbour], {"finish_reason": "stop", "seconds": 2.0}),
+        NewMessage("user", "Thanks, that is really helpful! And the harbour ferry on Sunday?"),
+        NewMessage("assistant", "On Sunday at 9:00 [1].", [harbour], {"finish_reason": "stop", "seconds": 4.0}),
+        NewMessage("user", "This answer about the lighthouse is wrong and useless."),
+        NewMessage("assistant", "I could not find anything.", [], {"finish_reason": "no_context", "seconds": None}),
+    ])
+    response = client.get(f"/chat/sessions/{session.id}/analytics", headers=alice.headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["messages"] == {"user": 3, "assistant": 3}
+    assert body["response_seconds"] == {"average": 3.0, "max": 4.0}
+    assert body["retrieval_hit_rate"] == 0.667
+    assert body["top_documents"] == [{"filename": "harbour.pdf", "citations": 2}]
+    assert body["top_keywords"][:2] == ["harbour", "ferry"]
+    trend = [point["compound"] for point in body["sentiment"]]
+    assert trend[1] > 0.3 and trend[2] < -0.3 and [point["index"] for point in body["sentiment"]] == [0, 2, 4]
+    assert_error(client.get(f"/chat/sessions/{session.id}/analytics", headers=bob.headers), 404)
