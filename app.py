@@ -26,7 +26,7 @@ from auth.passwords import PasswordHasher
 from auth.tokens import init_jwt
 from auth.users import BOOTSTRAP_ADMIN_NAME, UserService
 from common.database import Database
-from common.errors import DomainError, ServiceUnavailable
+from common.errors import DomainError
 from config import Config
 from llm.manager import ModelManager
 from llm.registry import ModelRegistry
@@ -162,7 +162,7 @@ def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityC
 def _chat_settings(config: Config) -> ChatSettings:
     return ChatSettings(top_k=config.chat_top_k, min_score=config.chat_min_score,
                         context_tokens=config.chat_context_tokens, question_tokens=config.chat_question_tokens,
-                        summary_tokens=config.chat_summary_tokens, history_tokens=config.chat_history_tokens)
+                        history_tokens=config.chat_history_tokens)
 
 
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
@@ -185,8 +185,6 @@ def start_background_work(app: Flask) -> None:
     """Start ingestion workers (picking up jobs an earlier run left) and, unless
     LOAD_MODEL_AT_START=false, the model's loading. Idempotent."""
     services: Services = app.extensions[EXTENSION_KEY]
-    if not services.ingestion.started:
-        services.integrity.start()  # once, in the background, as the server starts its work
     services.ingestion.start()
     services.maintenance.start()
     if services.config.load_model_at_start:

@@ -69,12 +69,17 @@ class Scheduler:
         with self._condition:
             return len(self._waiting) + self._running
 
-    def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-               on_token: Callable[[str], None] | None = None) -> Ticket:
-        """Queue a chat for generation with settings adapted to its length; QueueFull when full."""
+    def engine(self) -> Engine:
+        """The engine new requests go to; ModelNotReady (503) while none is loaded."""
         engine = self._engine()
         if engine is None:
             raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
+        return engine
+
+    def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
+               on_token: Callable[[str], None] | None = None) -> Ticket:
+        """Queue a chat for generation with settings adapted to its length; QueueFull when full."""
+        engine = self.engine()
         prompt = engine.encode(messages)
         settings = adaptive_settings(prompt.tokens, engine.spec.generation.get("max_new_tokens"), overrides)
         ticket = Ticket(GenerationRequest(messages, settings, prompt, engine, on_token,

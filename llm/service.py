@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from llm.engine import GenerationResult, Prompt
 from llm.manager import ModelManager
-from llm.scheduler import ModelNotReady, Scheduler, Ticket
+from llm.scheduler import Scheduler, Ticket
 from llm.settings import GenerationOverrides
 from llm.status import EngineStatus
 
@@ -36,9 +36,7 @@ class LLMService:
 
     def active(self) -> ActiveModel:
         """The active model; ModelNotReady (503) while none is loaded."""
-        engine = self.manager.engine()
-        if engine is None:
-            raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
+        engine = self.scheduler.engine()
         spec = engine.spec
         return ActiveModel(spec.id, spec.context_length, int(spec.generation.get("max_new_tokens", 256)),
                            engine.count_tokens)

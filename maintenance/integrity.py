@@ -1,7 +1,7 @@
 """Start-up integrity: the database checks itself, and every document's chunks match the store.
 
-Run at start (in the background) and by `flask integrity check`; what it finds shows in /health
-as `degraded` with the reasons. `flask integrity repair` fixes what it can: a ready document
+Run at start and then hourly by the maintenance schedule (its orphaned_chunks task), and by
+`flask integrity check`; what it finds shows in /health as `degraded` with the reasons. `flask integrity repair` fixes what it can: a ready document
 whose chunks are missing or extra is ingested again from its file, and chunks whose document is
 gone are removed.
 """
@@ -47,9 +47,6 @@ class IntegrityChecker:
         """What the last check found (nothing before the first check ends)."""
         return self._last.problems() if self._last else []
 
-    def start(self) -> None:
-        threading.Thread(target=self._check_logged, name="integrity-check", daemon=True).start()
-
     def check(self) -> IntegrityReport:
         report = IntegrityReport(database_problems=self._database_problems())
         if report.database_problems:  # nothing read from a damaged database can be trusted
@@ -89,12 +86,16 @@ class IntegrityChecker:
         return self.check()
 
     def remove_orphans(self) -> str:
-        """Maintenance task: delete chunks whose document is gone."""
+        """Maintenance task: check, delete chunks whose document is gone, and warn about the rest."""
         report = self.check()
+        removed = sum(len(document_ids) for document_ids in report.orphans.values())
         for user_id, document_ids in report.orphans.items():
             for document_id in document_ids:
                 self._vectors.delete_document(user_id, document_id)
-        return f"removed the chunks of {sum(len(d) for d in report.orphans.values())} deleted document(s)"
+        report.orphans.clear()  # the last report (shown in /health) no longer lists what is gone
+        for problem in report.problems():
+            log.warning("integrity: %s (run `flask integrity repair`)", problem)
+        return f"removed the chunks of {removed} deleted document(s)"
 
     def remove_stale_chunks(self) -> str:
         """Maintenance task: delete chunks numbered past their ready document's chunk count."""
@@ -114,12 +115,3 @@ class IntegrityChecker:
         except DatabaseError as exc:
             return [f"SQLite database damaged: {exc.orig}"]
         return [] if results == ["ok"] else [f"SQLite quick_check: {'; '.join(results[:5])}"]
-
-    def _check_logged(self) -> None:
-        try:
-            problems = self.check().problems()
-        except Exception:  # noqa: BLE001 - e.g. the Chroma server is down: /health says so on its own
-            log.exception("integrity check failed")
-            return
-        for problem in problems:
-            log.warning("integrity: %s (run `flask integrity repair`)", problem)

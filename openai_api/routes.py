@@ -5,11 +5,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, stream_with_context
+from flask import Blueprint, Response, jsonify
 
 from api.context import services
 from api.errors import stream_error
 from api.limits import rate_limited
+from api.streaming import sse_response
 from api.validation import json_body, responds
 from auth.decorators import current_user, login_required
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, usage
@@ -37,9 +38,7 @@ def chat_completions(payload: ChatCompletionRequest) -> Response:
     prepared = completions.prepare(current_user().id, payload)
     if payload.stream:
         pieces = completions.stream(prepared)  # failures before the first token: a plain error status
-        include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
-        return Response(stream_with_context(_chunks(prepared, pieces, include_usage)), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return sse_response(_chunks(prepared, pieces, payload.include_usage()))
     return jsonify(_completion(prepared, completions.complete(prepared)))
 
 
@@ -54,11 +53,9 @@ def completions(payload: CompletionRequest) -> Response:
     prepared = service.prepare_text(payload)
     if payload.stream:
         pieces = service.stream(prepared)
-        include_usage = bool(payload.stream_options and payload.stream_options.include_usage)
         if payload.echo:
             pieces = _echoed(payload.text(), pieces)
-        return Response(stream_with_context(_chunks(prepared, pieces, include_usage, legacy=True)),
-                        mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return sse_response(_chunks(prepared, pieces, payload.include_usage(), legacy=True))
     completion = service.complete(prepared)
     text = (payload.text() if payload.echo else "") + completion.text
     return jsonify(id=prepared.id, object="text_completion", created=prepared.created, model=prepared.model,

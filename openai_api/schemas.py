@@ -33,23 +33,18 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
-    """OpenAI's chat completion body. `rag` and `rag_top_k` are this server's extensions."""
+class _GenerationRequest(BaseModel):
+    """What chat and legacy completions share: the model, sampling, stop sequences, streaming."""
 
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1, max_length=200)
-    messages: list[ChatMessageIn] = Field(min_length=1, max_length=500)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(default=None, ge=1, le=2048)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=2048)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     n: int = Field(default=1, ge=1, le=1, description="Only 1 is supported")
     stop: str | list[str] | None = None
-    rag: bool | None = Field(default=None, description="Extension: answer from the caller's documents (sources returned)")
-    rag_top_k: int | None = Field(default=None, ge=1, le=20, description="Extension: chunks to retrieve")
 
     @field_validator("stop")
     @classmethod
@@ -61,6 +56,22 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError(f"up to {MAX_STOP_SEQUENCES} non-empty stop sequences")
         return stops
 
+    def stop_sequences(self) -> list[str]:
+        return list(self.stop or [])  # type: ignore[arg-type]  (the validator made it a list)
+
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+class ChatCompletionRequest(_GenerationRequest):
+    """OpenAI's chat completion body. `rag` and `rag_top_k` are this server's extensions."""
+
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=500)
+    max_tokens: int | None = Field(default=None, ge=1, le=2048)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=2048)
+    rag: bool | None = Field(default=None, description="Extension: answer from the caller's documents (sources returned)")
+    rag_top_k: int | None = Field(default=None, ge=1, le=20, description="Extension: chunks to retrieve")
+
     @field_validator("messages")
     @classmethod
     def _ends_with_a_question(cls, messages: list[ChatMessageIn]) -> list[ChatMessageIn]:
@@ -71,27 +82,13 @@ class ChatCompletionRequest(BaseModel):
     def new_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
-    def stop_sequences(self) -> list[str]:
-        return list(self.stop or [])  # type: ignore[arg-type]  (the validator made it a list)
 
-
-class CompletionRequest(BaseModel):
+class CompletionRequest(_GenerationRequest):
     """OpenAI's legacy completion body: raw text continued, no chat template."""
 
-    model_config = ConfigDict(extra="ignore")
-
-    model: str = Field(min_length=1, max_length=200)
     prompt: str | list[str] = Field(description="One prompt (a list of exactly one is accepted)")
-    stream: bool = False
-    stream_options: StreamOptions | None = None
     max_tokens: int = Field(default=16, ge=1, le=2048, description="OpenAI's default, 16")
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    n: int = Field(default=1, ge=1, le=1, description="Only 1 is supported")
-    stop: str | list[str] | None = None
     echo: bool = Field(default=False, description="Return the prompt before the completion")
-
-    _stops = field_validator("stop")(ChatCompletionRequest._stops.__func__)  # type: ignore[attr-defined]
 
     @field_validator("prompt")
     @classmethod
@@ -103,9 +100,6 @@ class CompletionRequest(BaseModel):
 
     def text(self) -> str:
         return str(self.prompt)
-
-    def stop_sequences(self) -> list[str]:
-        return list(self.stop or [])  # type: ignore[arg-type]
 
 
 class EmbeddingRequest(BaseModel):

@@ -19,14 +19,14 @@ from typing import Any
 from common.database import utcnow
 from common.errors import NotFound, ValidationFailed
 from llm.engine import Prompt
-from llm.service import LLMService
+from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides
 from llm.streaming import TokenStream
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
 from rag.retriever import Retriever
 from sessions.chat import ChatSettings, cited
-from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBudget, PromptBuilder
+from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
 from sessions.repository import MessageView
 
 RAG_SUFFIX = "+rag"
@@ -108,18 +108,13 @@ class CompletionService:
         rag = rag or bool(request.rag)
         overrides = GenerationOverrides(num_beams=1, temperature=request.temperature, top_p=request.top_p,
                                         max_new_tokens=request.new_tokens())
-        answer_tokens = request.new_tokens() or model.max_new_tokens
-        if not rag:
-            messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
-                        for m in request.messages]
-            prompt_tokens = sum(model.count_tokens(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
-            if prompt_tokens + answer_tokens > model.context_length:
-                raise ValidationFailed(
-                    f"This model's maximum context length is {model.context_length} tokens; the messages take "
-                    f"about {prompt_tokens} and {answer_tokens} are reserved for the answer",
-                    {"fields": [{"field": "messages", "message": "too long", "type": "context_length_exceeded"}]})
-            return PreparedCompletion(request.model, messages, overrides, request.stop_sequences(), None)
-        return self._prepare_rag(user_id, request, overrides, answer_tokens)
+        if rag:
+            return self._prepare_rag(user_id, request, overrides, model)
+        messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+                    for m in request.messages]
+        prompt_tokens = sum(model.count_tokens(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
+        _check_fits(model, prompt_tokens, request.new_tokens() or model.max_new_tokens, "messages")
+        return PreparedCompletion(request.model, messages, overrides, request.stop_sequences(), None)
 
     def prepare_text(self, request: CompletionRequest) -> PreparedCompletion:
         """A legacy completion: the prompt is continued as raw text (no chat template, no retrieval)."""
@@ -128,12 +123,7 @@ class CompletionService:
         if request.model.endswith(RAG_SUFFIX):
             raise ValidationFailed("Retrieval is for chat completions; use /v1/chat/completions",
                                    {"fields": [{"field": "model", "message": "no +rag here", "type": "value_error"}]})
-        prompt_tokens = model.count_tokens(request.text())
-        if prompt_tokens + request.max_tokens > model.context_length:
-            raise ValidationFailed(
-                f"This model's maximum context length is {model.context_length} tokens; the prompt takes "
-                f"{prompt_tokens} and max_tokens asks for {request.max_tokens}",
-                {"fields": [{"field": "prompt", "message": "too long", "type": "context_length_exceeded"}]})
+        _check_fits(model, model.count_tokens(request.text()), request.max_tokens, "prompt")
         overrides = GenerationOverrides(num_beams=1, temperature=request.temperature, top_p=request.top_p,
                                         max_new_tokens=request.max_tokens)
         return PreparedCompletion(request.model, request.text(), overrides, request.stop_sequences(), None,
@@ -192,17 +182,14 @@ class CompletionService:
         return base, rag
 
     def _prepare_rag(self, user_id: int, request: ChatCompletionRequest, overrides: GenerationOverrides,
-                     answer_tokens: int) -> PreparedCompletion:
-        model = self._llm.active()
+                     model: ActiveModel) -> PreparedCompletion:
         system = "\n\n".join(m.text() for m in request.messages if m.role in ("system", "developer") and m.text())
         turns = [m for m in request.messages if m.role in ("user", "assistant")]
         last_user = max(index for index, m in enumerate(turns) if m.role == "user" and m.text().strip())
         question = turns[last_user].text()
         history = [MessageView(index, m.role, m.text(), utcnow()) for index, m in enumerate(turns[:last_user])]
-        builder = PromptBuilder(model.count_tokens, PromptBudget(
-            context_window=min(model.context_length, self._settings.context_tokens), answer_tokens=answer_tokens,
-            question_tokens=self._settings.question_tokens, summary_tokens=0,
-            history_tokens=self._settings.history_tokens), SYSTEM_PROMPT + (f"\n\n{system}" if system else ""))
+        builder = PromptBuilder(model.count_tokens, self._settings.budget(model, request.new_tokens()),
+                                SYSTEM_PROMPT + (f"\n\n{system}" if system else ""))
         if not builder.question_fits(question)[0]:
             raise ValidationFailed("The last user message is too long for retrieval",
                                    {"fields": [{"field": "messages", "message": "too many tokens", "type": "too_long"}]})
@@ -214,6 +201,15 @@ class CompletionService:
         prompt = builder.build(question, None, recent, found)
         return PreparedCompletion(request.model, prompt.messages, overrides, request.stop_sequences(),
                                   [cited(source) for source in prompt.cited])
+
+
+def _check_fits(model: ActiveModel, prompt_tokens: int, answer_tokens: int, field_name: str) -> None:
+    """The prompt and the tokens asked for must fit the model's context (OpenAI's context_length_exceeded)."""
+    if prompt_tokens + answer_tokens > model.context_length:
+        raise ValidationFailed(
+            f"This model's maximum context length is {model.context_length} tokens; the {field_name} take about "
+            f"{prompt_tokens} and {answer_tokens} are asked for the answer",
+            {"fields": [{"field": field_name, "message": "too long", "type": "context_length_exceeded"}]})
 
 
 def _finish(reason: str) -> str:

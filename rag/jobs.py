@@ -87,10 +87,6 @@ class IngestionWorkers:
     def depth(self) -> int:
         return self.huey.pending_count()
 
-    @property
-    def started(self) -> bool:
-        return self._started
-
     def start(self) -> None:
         """Recover what an earlier run left, then consume (if this process does). Safe to call often."""
         with self._start_lock:

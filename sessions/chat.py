@@ -29,13 +29,20 @@ FOLLOW_UP_WORDS = 6  # a question this short is searched together with the previ
 
 @dataclass(frozen=True)
 class ChatSettings:
-    top_k: int = 5
-    min_score: float = 0.3
-    context_tokens: int = 4096
-    question_tokens: int = 512
-    summary_tokens: int = 192
-    history_tokens: int = 1024
+    """Retrieval and prompt budgets (the CHAT_* settings; their defaults are in config.py)."""
+
+    top_k: int
+    min_score: float
+    context_tokens: int
+    question_tokens: int
+    history_tokens: int
     no_context_reply: str = NO_CONTEXT_REPLY
+
+    def budget(self, model: ActiveModel, answer_tokens: int | None) -> PromptBudget:
+        """The prompt's token budgets for `model`, reserving `answer_tokens` (default: the model's)."""
+        return PromptBudget(context_window=min(model.context_length, self.context_tokens),
+                            answer_tokens=answer_tokens or model.max_new_tokens,
+                            question_tokens=self.question_tokens, history_tokens=self.history_tokens)
 
 
 @dataclass
@@ -85,7 +92,8 @@ class ChatService:
         """Check, summarize what no longer fits, retrieve and build the prompt (no answer yet)."""
         session = self._repository.get(user_id, session_id)
         model = self._llm.active()
-        builder = PromptBuilder(model.count_tokens, self._budget(model, overrides))
+        builder = PromptBuilder(model.count_tokens,
+                                self.settings.budget(model, overrides.max_new_tokens if overrides else None))
         fits, tokens = builder.question_fits(question)
         if not fits:
             raise ValidationFailed(
@@ -133,12 +141,6 @@ class ChatService:
         if turn.session.title == DEFAULT_TITLE and turn.session.message_count == 0:
             self._repository.rename(turn.user_id, turn.session.id, title_from(turn.question))
         return ChatReply(turn.session.id, stored[-1], sources, usage, generation, context)
-
-    def _budget(self, model: ActiveModel, overrides: GenerationOverrides | None) -> PromptBudget:
-        answer = (overrides.max_new_tokens if overrides and overrides.max_new_tokens else None) or model.max_new_tokens
-        return PromptBudget(context_window=min(model.context_length, self.settings.context_tokens),
-                            answer_tokens=answer, question_tokens=self.settings.question_tokens,
-                            summary_tokens=self.settings.summary_tokens, history_tokens=self.settings.history_tokens)
 
     def _fold_old_history(self, session: SessionView, builder: PromptBuilder, model: ActiveModel) -> SessionView:
         """When the unsummarized turns overflow their budget, summarize the oldest and persist it."""

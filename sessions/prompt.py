@@ -7,7 +7,8 @@ The window (the model's context length, capped by CHAT_CONTEXT_TOKENS) is shared
 | answer            | the model's max_new_tokens (or override) | reserved first                             |
 | system prompt     | its measured length                      | fixed                                      |
 | question          | CHAT_QUESTION_TOKENS                     | refused: 400 naming `message`              |
-| summary           | CHAT_SUMMARY_TOKENS                      | the summarizer writes within it            |
+| summary           | CHAT_SUMMARY_TOKENS (the summarizer's    | the summarizer writes within it; counted   |
+|                   | max new tokens)                          | with the system prompt it sits in          |
 | recent turns      | CHAT_HISTORY_TOKENS                      | oldest whole turns go to the summary       |
 | retrieved context | whatever is left                         | whole chunks in rank order; one that does  |
 |                   |                                          | not fit is left out (and not cited)        |
@@ -43,7 +44,6 @@ class PromptBudget:
     context_window: int
     answer_tokens: int
     question_tokens: int
-    summary_tokens: int
     history_tokens: int
 
 

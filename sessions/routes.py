@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request
 
 from api.context import services
 from api.errors import stream_error
 from api.limits import rate_limited
+from api.streaming import sse_response
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
 from sessions.analytics import analyze
@@ -69,8 +70,7 @@ def message(payload: MessageRequest) -> Response:
     turn = svc.chat.prepare(user.id, payload.sessionId, payload.message, payload.generation)
     if payload.stream or request.accept_mimetypes.best == "text/event-stream":
         stream = svc.chat.stream(turn)  # a full queue is still a plain JSON 503 here
-        return Response(stream_with_context(_sse(stream)), mimetype="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return sse_response(_sse(stream))
     return jsonify(ReplyOut.of(svc.chat.answer(turn)).model_dump(mode="json"))
 
 

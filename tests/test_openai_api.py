@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import requests
 
+from tests.conftest import wait_for
 from tests.test_server import call, free_port, start_server
 
 openai = pytest.importorskip("openai", reason="the openai package is not installed (make test installs it)")
@@ -32,19 +33,11 @@ def live(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Ite
                           RATELIMIT_LOGIN="200 per minute", RATELIMIT_API_KEYS="200 per hour")
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline_ok = any(call(f"{base}/health")[0] == 200 or _sleep() for _ in range(2000))
-        assert deadline_ok, log.read_text()[-2000:]
+        wait_for(lambda: call(f"{base}/health")[0] == 200, 600, "the model to load")
         yield {"base": base, "active": call(f"{base}/health")[1]["model"]}
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _sleep() -> bool:
-    import time
-
-    time.sleep(0.3)
-    return False
 
 
 _users = iter(range(1, 1000))

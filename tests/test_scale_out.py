@@ -5,6 +5,7 @@ logout must hold in every worker at once."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -67,8 +68,6 @@ def test_a_logout_holds_in_every_worker(four_workers):
 
 
 def test_several_workers_on_the_embedded_stores_refuse_to_start(server_dir):
-    import subprocess
-
     from tests.test_server import GUNICORN, ROOT
 
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "CHROMA_HOST")}
@@ -79,9 +78,8 @@ def test_several_workers_on_the_embedded_stores_refuse_to_start(server_dir):
     assert "WEB_WORKERS=3 needs the scale-out settings DATABASE_URL, CHROMA_HOST" in result.stdout + result.stderr
 
 
-def start_ingest_worker(stack_env: dict[str, str], log_path) -> "subprocess.Popen[bytes]":
+def start_ingest_worker(stack_env: dict[str, str], log_path) -> subprocess.Popen[bytes]:
     """`flask ingest-worker`, as an operator starts one beside the web workers."""
-    import subprocess
     import sys
     from pathlib import Path
 

@@ -5,7 +5,6 @@ import logging
 import threading
 from datetime import timedelta
 
-import pytest
 
 from common.database import utcnow
 from rag.retriever import Source
@@ -222,7 +221,7 @@ def _turn(position: int, role: str, words: int) -> MessageView:
     return MessageView(position, role, " ".join(["word"] * words), utcnow())
 
 
-BUDGET = PromptBudget(context_window=300, answer_tokens=50, question_tokens=40, summary_tokens=30, history_tokens=60)
+BUDGET = PromptBudget(context_window=300, answer_tokens=50, question_tokens=40, history_tokens=60)
 
 
 def test_retrieved_text_is_delimited_and_cannot_close_its_element():
@@ -245,7 +244,7 @@ def test_only_whole_chunks_that_fit_are_given_and_cited():
 
 
 def test_history_overflow_moves_the_oldest_turns_to_the_summary():
-    budget = PromptBudget(context_window=400, answer_tokens=50, question_tokens=40, summary_tokens=30, history_tokens=100)
+    budget = PromptBudget(context_window=400, answer_tokens=50, question_tokens=40, history_tokens=100)
     builder = PromptBuilder(_words, budget)
     fits = [_turn(0, "user", 10), _turn(1, "assistant", 10)]
     assert builder.split_history(fits) == ([], fits)
