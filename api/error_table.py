@@ -4,9 +4,11 @@ from __future__ import annotations
 from common.errors import (
     Conflict,
     CsrfFailed,
+    DuplicateContent,
     DomainError,
     EmptyDocument,
     InvalidCredentials,
+    LastVersion,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
@@ -20,6 +22,7 @@ from common.errors import (
     UnsupportedFileType,
     UsernameTaken,
     ValidationFailed,
+    VersionNotReady,
 )
 from llm.engine import EngineOverloaded
 from llm.manager import ModelLoadFailed
@@ -46,6 +49,9 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     EmptyDocument: (422, "EMPTY_DOCUMENT"),
     Conflict: (409, "CONFLICT"),
     UsernameTaken: (409, "USERNAME_TAKEN"),
+    VersionNotReady: (409, "VERSION_NOT_READY"),
+    LastVersion: (409, "LAST_VERSION"),
+    DuplicateContent: (409, "DUPLICATE_CONTENT"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
     QueueFull: (503, "QUEUE_FULL"),
     ModelNotReady: (503, "MODEL_NOT_READY"),

@@ -81,6 +81,18 @@ class DocumentNotFound(NotFound):
     """No such document for this user."""
 
 
+class VersionNotReady(Conflict):
+    """Only a ready version (one whose chunks exist) can be restored."""
+
+
+class LastVersion(Conflict):
+    """A document's only version cannot be deleted on its own: delete the document."""
+
+
+class DuplicateContent(Conflict):
+    """The uploaded bytes are already another of the user's documents."""
+
+
 class UnsupportedFileType(DomainError):
     """The file is of no supported type, or its content contradicts its name."""
 

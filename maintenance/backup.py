@@ -118,18 +118,21 @@ class BackupService:
                 engine.dispose()
 
     def _dump_vectors(self, archive: tarfile.TarFile, users: list[int], progress: Progress) -> int:
+        """Each user's live collection as vectors/u<id>.npy + .json, the archive of older
+        versions the same way under vectors/archive/."""
         total = 0
         for user_id in users:
             progress(f"vectors of user {user_id}")
-            data = self._vectors.export_user(user_id)
-            if data is None:
-                continue
-            buffer = io.BytesIO()
-            np.save(buffer, data["embeddings"], allow_pickle=False)
-            _add_bytes(archive, f"vectors/u{user_id}.npy", buffer.getvalue())
-            rest = {key: data[key] for key in ("ids", "documents", "metadatas")}
-            _add_bytes(archive, f"vectors/u{user_id}.json", json.dumps(rest).encode())
-            total += len(data["ids"])
+            for archived, folder in ((False, "vectors"), (True, "vectors/archive")):
+                data = self._vectors.export_user(user_id, archived=archived)
+                if data is None:
+                    continue
+                buffer = io.BytesIO()
+                np.save(buffer, data["embeddings"], allow_pickle=False)
+                _add_bytes(archive, f"{folder}/u{user_id}.npy", buffer.getvalue())
+                rest = {key: data[key] for key in ("ids", "documents", "metadatas")}
+                _add_bytes(archive, f"{folder}/u{user_id}.json", json.dumps(rest).encode())
+                total += len(data["ids"])
         return total
 
     def _dump_files(self, archive: tarfile.TarFile, documents: list[dict[str, Any]], progress: Progress) -> int:
@@ -155,7 +158,8 @@ class BackupService:
             for table in Base.metadata.sorted_tables:
                 progress(f"table {table.name}")
                 path = directory / f"{table.name}.jsonl"
-                rows = [_typed(table, json.loads(line)) for line in path.read_text().splitlines() if line]
+                rows = [_typed(table, _upgraded(table.name, json.loads(line)))
+                        for line in path.read_text().splitlines() if line]
                 if rows:
                     connection.execute(insert(table), rows)
             if connection.dialect.name == "postgresql":
@@ -167,11 +171,13 @@ class BackupService:
             shutil.copytree(directory, self._uploads_dir, dirs_exist_ok=True)
 
     def _load_vectors(self, directory: Path, progress: Progress) -> None:
-        for embeddings_path in sorted(directory.glob("u*.npy")) if directory.exists() else []:
-            user_id = int(embeddings_path.stem[1:])
-            progress(f"vectors of user {user_id}")
-            rest = json.loads(embeddings_path.with_suffix(".json").read_text())
-            self._vectors.import_user(user_id, {**rest, "embeddings": np.load(embeddings_path, allow_pickle=False)})
+        for archived, folder in ((False, directory), (True, directory / "archive")):
+            for embeddings_path in sorted(folder.glob("u*.npy")) if folder.exists() else []:
+                user_id = int(embeddings_path.stem[1:])
+                progress(f"vectors of user {user_id}")
+                rest = json.loads(embeddings_path.with_suffix(".json").read_text())
+                self._vectors.import_user(user_id, {**rest, "embeddings": np.load(embeddings_path, allow_pickle=False)},
+                                          archived=archived)
 
     def _requeue_mismatched(self) -> int:
         """Documents whose chunks did not make it into the archive whole are ingested again."""
@@ -218,6 +224,13 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} in a backup")
+
+
+def _upgraded(table_name: str, row: dict[str, Any]) -> dict[str, Any]:
+    """Rows of archives written before document versions: each document its own version 1."""
+    if table_name == "documents" and "family_id" not in row:
+        row |= {"family_id": row["id"], "version": 1, "is_head": True, "is_live": row["status"] == "ready"}
+    return row
 
 
 def _typed(table: Any, row: dict[str, Any]) -> dict[str, Any]:

@@ -61,12 +61,11 @@ def integrity_check() -> None:
 
 @integrity_cli.command("repair")
 def integrity_repair() -> None:
-    """Queue documents with missing or extra chunks for re-ingestion; remove orphaned chunks."""
+    """Remove orphaned chunks, move misplaced ones, queue documents with missing or extra chunks for re-ingestion."""
     services: Services = current_app.extensions[EXTENSION_KEY]
-    before = services.integrity.check()
-    after = services.integrity.repair()
+    outcome = services.integrity.repair()
     services.ingestion.recover()  # running servers' sweepers would queue them too
-    click.echo(f"queued {len(before.mismatched)} document(s) for re-ingestion; removed the chunks of "
-               f"{sum(len(d) for d in before.orphans.values())} deleted document(s)")
-    for problem in after.problems():
+    click.echo(f"queued {outcome.requeued} document(s) for re-ingestion; removed the chunks of {outcome.removed} "
+               f"deleted document(s); moved the chunks of {outcome.moved} version(s) to the right collection")
+    for problem in outcome.after.problems():
         click.echo(f"still: {problem}")

@@ -1,9 +1,10 @@
 """Start-up integrity: the database checks itself, and every document's chunks match the store.
 
 Run at start and then hourly by the maintenance schedule (its orphaned_chunks task), and by
-`flask integrity check`; what it finds shows in /health as `degraded` with the reasons. `flask integrity repair` fixes what it can: a ready document
-whose chunks are missing or extra is ingested again from its file, and chunks whose document is
-gone are removed.
+`flask integrity check`; what it finds shows in /health as `degraded` with the reasons.
+`flask integrity repair` fixes what it can: chunks whose document is gone are removed, chunks of
+a version in the wrong collection (live or archive) are moved, and a ready document whose chunks
+are still missing or extra is ingested again from its file.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ class IntegrityReport:
     database_problems: list[str] = field(default_factory=list)
     mismatched: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # doc -> (user, stored, expected)
     orphans: dict[int, list[str]] = field(default_factory=dict)  # user -> document ids without a row
+    misplaced: dict[str, tuple[int, bool]] = field(default_factory=dict)  # doc -> (user, belongs in the archive)
 
     def problems(self) -> list[str]:
         found = list(self.database_problems)
@@ -34,7 +36,18 @@ class IntegrityReport:
         orphaned = sum(len(docs) for docs in self.orphans.values())
         if orphaned:
             found.append(f"chunks of {orphaned} deleted document(s) left in the vector store")
+        if self.misplaced:
+            found.append(f"chunks of {len(self.misplaced)} document version(s) in the wrong collection "
+                         "(live or archive)")
         return found
+
+
+@dataclass(frozen=True)
+class RepairOutcome:
+    requeued: int  # documents queued for re-ingestion
+    removed: int  # deleted documents whose chunks were removed
+    moved: int  # versions whose chunks were moved to the right collection
+    after: IntegrityReport
 
 
 class IntegrityChecker:
@@ -49,30 +62,39 @@ class IntegrityChecker:
 
     def check(self) -> IntegrityReport:
         report = IntegrityReport(database_problems=self._database_problems())
-        if report.database_problems:  # nothing read from a damaged database can be trusted
-            with self._lock:
-                self._last = report
-            return report
+        if not report.database_problems:  # nothing read from a damaged database can be trusted
+            self._check_chunks(report)
+        with self._lock:
+            self._last = report
+        return report
+
+    def _check_chunks(self, report: IntegrityReport) -> None:
+        """Every ready version's chunks are where they belong (the live version's in the live
+        collection, the others' in the archive), as many as its row says; none without a row."""
         documents: dict[int, dict[str, Document]] = {}
         with self._db.session() as session:
             for document in session.scalars(select(Document)).all():
                 documents.setdefault(document.user_id, {})[document.id] = document
             users = [row[0] for row in session.execute(text("SELECT id FROM users"))]
         for user_id in users:
-            stored = self._vectors.chunk_counts(user_id)
+            live, archived = self._vectors.chunk_counts(user_id), self._vectors.chunk_counts(user_id, archived=True)
             mine = documents.get(user_id, {})
             for document_id, document in mine.items():
-                if document.status == STATUS_READY and stored.get(document_id, 0) != document.chunks:
-                    report.mismatched[document_id] = (user_id, stored.get(document_id, 0), document.chunks)
-            orphans = sorted(set(stored) - set(mine))
+                if document.status != STATUS_READY:
+                    continue
+                home, away = (live, archived) if document.is_live else (archived, live)
+                if away.get(document_id, 0):
+                    report.misplaced[document_id] = (user_id, not document.is_live)
+                elif home.get(document_id, 0) != document.chunks:
+                    report.mismatched[document_id] = (user_id, home.get(document_id, 0), document.chunks)
+            orphans = sorted((set(live) | set(archived)) - set(mine))
             if orphans:
                 report.orphans[user_id] = orphans
-        with self._lock:
-            self._last = report
-        return report
 
-    def repair(self) -> IntegrityReport:
-        """Re-ingest mismatched documents (queued again) and remove orphaned chunks; then check again."""
+    def repair(self) -> RepairOutcome:
+        """Move misplaced chunks home and remove orphaned ones; then re-ingest documents whose
+        chunks are still missing or extra (queued again); then check again."""
+        removed, moved = self.tidy()
         report = self.check()
         for document_id, (user_id, _, _) in report.mismatched.items():
             self._vectors.delete_document(user_id, document_id)
@@ -80,22 +102,26 @@ class IntegrityChecker:
                 document = session.get(Document, document_id)
                 if document is not None:
                     document.status, document.progress, document.worker_id = STATUS_QUEUED, 0.0, None
+        return RepairOutcome(requeued=len(report.mismatched), removed=removed, moved=moved, after=self.check())
+
+    def tidy(self) -> tuple[int, int]:
+        """What needs no re-embedding: chunks whose document is gone are deleted, chunks in the
+        wrong collection moved; (orphaned documents, misplaced versions) handled."""
+        report = self.check()
         for user_id, document_ids in report.orphans.items():
             for document_id in document_ids:
                 self._vectors.delete_document(user_id, document_id)
-        return self.check()
+        for document_id, (user_id, archived) in report.misplaced.items():
+            self._vectors.move(user_id, document_id, archived=archived)
+        return sum(len(ids) for ids in report.orphans.values()), len(report.misplaced)
 
     def remove_orphans(self) -> str:
-        """Maintenance task: check, delete chunks whose document is gone, and warn about the rest."""
-        report = self.check()
-        removed = sum(len(document_ids) for document_ids in report.orphans.values())
-        for user_id, document_ids in report.orphans.items():
-            for document_id in document_ids:
-                self._vectors.delete_document(user_id, document_id)
-        report.orphans.clear()  # the last report (shown in /health) no longer lists what is gone
-        for problem in report.problems():
+        """Maintenance task: delete chunks whose document is gone, put misplaced ones back, check
+        again, and warn about the rest."""
+        removed, moved = self.tidy()
+        for problem in (self.check() if removed or moved else self._last or IntegrityReport()).problems():
             log.warning("integrity: %s (run `flask integrity repair`)", problem)
-        return f"removed the chunks of {removed} deleted document(s)"
+        return f"removed the chunks of {removed} deleted document(s), moved {moved} misplaced version(s)"
 
     def remove_stale_chunks(self) -> str:
         """Maintenance task: delete chunks numbered past their ready document's chunk count."""

@@ -50,7 +50,7 @@ def _ingest_one(services: Services, user_id: int, path: Path) -> bool:
         click.echo(f"{path}: {exc.message}", err=True)
         return False
     if not created:
-        click.echo(f"{path}: already uploaded as document {document.id} ({document.status})")
+        click.echo(f"{path}: already uploaded as document {document.family_id} ({document.status})")
         return document.status != "failed"
     with click.progressbar(length=BAR_STEPS, label=path.name[:40].ljust(40), show_percent=True) as bar:
         def advance(fraction: float) -> None:
@@ -58,7 +58,7 @@ def _ingest_one(services: Services, user_id: int, path: Path) -> bool:
 
         result = services.ingestion.run_now(document.id, advance)
         if result is None:  # a running server's worker took it first: follow along
-            result = services.documents.wait(user_id, document.id, services.config.upload_wait_timeout_s)
+            result = services.documents.wait(user_id, document.family_id, services.config.upload_wait_timeout_s)
         advance(1.0)
     if result.status != "ready":
         click.echo(f"{path}: failed: {result.error}", err=True)

@@ -7,12 +7,14 @@ import shutil
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from common.errors import EmptyDocument
-from rag.models import STATUS_FAILED
+from common.errors import DuplicateContent, EmptyDocument, LastVersion
+from rag.models import STATUS_FAILED, STATUS_READY
 from rag.repository import DocumentRepository, DocumentView, DuplicateDocument
 from rag.sniff import detect_type
 from rag.vector_store import VectorStore
@@ -37,43 +39,76 @@ class DocumentService:
         self._uploads_dir = uploads_dir
         self._enqueue = enqueue
 
-    def upload(self, user_id: int, filename: str | None, stream: BinaryIO) -> tuple[DocumentView, bool]:
-        """Store and queue a new document -> (document, True); the same bytes again -> (existing, False).
+    def upload(self, user_id: int, filename: str | None, stream: BinaryIO,
+               new_document: bool = False) -> tuple[DocumentView, bool]:
+        """Store and queue an upload -> (document, True); nothing new to ingest -> (document, False).
 
-        Checks happen before anything is kept: empty (EmptyDocument) and unsupported or mismatched
-        type (UnsupportedFileType). The stored file gets a server-made name; `filename` is metadata.
+        New content under the name of one of the user's documents becomes that document's next
+        version (unless `new_document`); the same bytes as an older version of it restore that
+        version; the same bytes as anything else return that document unchanged. Checks happen
+        before anything is kept: empty (EmptyDocument) and unsupported or mismatched type
+        (UnsupportedFileType). The stored file gets a server-made name; `filename` is metadata.
         """
         name = display_filename(filename)
-        incoming, sha256, size = self._receive(stream)
-        try:
-            if size == 0 or not _has_content(incoming):
-                raise EmptyDocument("The file is empty")
-            doc_type = detect_type(incoming, name)
-            existing = self._repository.find_by_hash(user_id, sha256)
-            if existing is not None and existing.status != STATUS_FAILED:
-                return existing, False
-            if existing is not None:  # the same bytes failed before: try again from scratch
-                self.delete(user_id, existing.id)
-            return self._create(user_id, name, doc_type, sha256, size, incoming), True
-        except DuplicateDocument as duplicate:  # uploaded twice at the same moment
-            return duplicate.existing, False
-        finally:
-            incoming.unlink(missing_ok=True)
+        with self._received(stream, name) as incoming:
+            same_name = None if new_document else self._repository.find_by_filename(user_id, name)
+            return self._store_upload(user_id, same_name.family_id if same_name else None, name, incoming)
 
-    def _create(self, user_id: int, name: str, doc_type: str, sha256: str, size: int, incoming: Path) -> DocumentView:
-        document_id = uuid.uuid4().hex
-        storage_name = f"{document_id}.{doc_type}"
+    def replace(self, user_id: int, family_id: str, filename: str | None, stream: BinaryIO) -> tuple[DocumentView, bool]:
+        """PUT /documents/<id>: the file becomes the document's next version (same rules as upload);
+        bytes that are another document already are DuplicateContent."""
+        current = self._repository.get(user_id, family_id)  # not yours: 404 before reading the body
+        name = display_filename(filename) if filename else current.filename
+        with self._received(stream, name) as incoming:
+            document, created = self._store_upload(user_id, family_id, name, incoming)
+        if document.family_id != family_id:
+            raise DuplicateContent("These bytes are already another of your documents",
+                                   {"document_id": document.family_id, "filename": document.filename})
+        return document, created
+
+    def _store_upload(self, user_id: int, family_id: str | None, name: str, incoming: "Incoming") -> tuple[DocumentView, bool]:
+        existing = self._repository.find_by_hash(user_id, incoming.sha256)
+        if existing is not None and existing.status == STATUS_FAILED:  # failed before: try again from scratch
+            if not self._discard(existing) and family_id == existing.family_id:
+                family_id = None
+            existing = None
+        if existing is not None:
+            if existing.family_id == family_id and not existing.is_head and existing.status == STATUS_READY:
+                return self.restore(user_id, family_id, existing.version), False
+            return self._repository.get(user_id, existing.family_id), False
+        try:
+            return self._create(user_id, family_id, name, incoming), True
+        except DuplicateDocument as duplicate:  # uploaded twice at the same moment
+            return self._repository.get(user_id, duplicate.existing.family_id), False
+
+    def _create(self, user_id: int, family_id: str | None, name: str, incoming: "Incoming") -> DocumentView:
+        version_id = uuid.uuid4().hex
+        storage_name = f"{version_id}.{incoming.doc_type}"
         target = self._uploads_dir / str(user_id) / storage_name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(incoming, target)
+        shutil.copyfile(incoming.path, target)
+        fields = dict(id=version_id, user_id=user_id, filename=name, type=incoming.doc_type, sha256=incoming.sha256,
+                      size_bytes=incoming.size, storage_name=storage_name)
         try:
-            document = self._repository.create(id=document_id, user_id=user_id, filename=name, type=doc_type,
-                                               sha256=sha256, size_bytes=size, storage_name=storage_name)
+            created = (self._repository.add_version(family_id, **fields) if family_id
+                       else self._repository.create(**fields))
         except BaseException:
             target.unlink(missing_ok=True)
             raise
-        self._enqueue(document.id)
-        return document
+        self._enqueue(created.id)
+        return self._repository.get(user_id, created.family_id)
+
+    @contextmanager
+    def _received(self, stream: BinaryIO, name: str) -> Iterator["Incoming"]:
+        """The upload in a private temporary file, checked (not empty, a supported type), and
+        removed again afterwards whatever happens."""
+        path, sha256, size = self._receive(stream)
+        try:
+            if size == 0 or not _has_content(path):
+                raise EmptyDocument("The file is empty")
+            yield Incoming(path, sha256, size, detect_type(path, name))
+        finally:
+            path.unlink(missing_ok=True)
 
     def _receive(self, stream: BinaryIO) -> tuple[Path, str, int]:
         """Copy the upload to a private temporary file, hashing it on the way."""
@@ -94,13 +129,49 @@ class DocumentService:
     def list(self, user_id: int) -> list[DocumentView]:
         return self._repository.list(user_id)
 
+    def versions(self, user_id: int, document_id: str) -> list[DocumentView]:
+        return self._repository.versions(user_id, document_id)
+
+    def restore(self, user_id: int, document_id: str, version: int) -> DocumentView:
+        """Make a ready older version the one shown and answered from (its chunks are moved back
+        from the archive, nothing is embedded again)."""
+        target = self._repository.version(user_id, document_id, version)
+        if target.status == STATUS_READY:  # chunks in first, skipped by retrieval until it is live
+            self._store.move(user_id, target.id, archived=False)
+        change = self._repository.restore(user_id, document_id, version)
+        self._store.apply(user_id, change)
+        return self._repository.get(user_id, document_id)
+
     def delete(self, user_id: int, document_id: str) -> None:
-        """Remove the chunks, the record and the file. Chunks go first: with the vector store down
-        this is a 503 that changed nothing. A running job notices and cleans up after itself."""
-        self._repository.get(user_id, document_id)  # not yours: 404 before anything happens
-        self._store.delete_document(user_id, document_id)
-        document = self._repository.remove(user_id, document_id)
-        (self._uploads_dir / str(user_id) / document.storage_name).unlink(missing_ok=True)
+        """Remove the document: every version's chunks, rows and files. Chunks go first: with the
+        vector store down this is a 503 that changed nothing. A running job notices and cleans up."""
+        for version in self._repository.versions(user_id, document_id):  # not yours: 404 first
+            self._store.delete_document(user_id, version.id)
+        for version in self._repository.remove(user_id, document_id):
+            self._file(version).unlink(missing_ok=True)
+
+    def delete_version(self, user_id: int, document_id: str, version: int) -> DocumentView:
+        """Remove one version; the document that remains (LastVersion for its only version)."""
+        target = self._repository.version(user_id, document_id, version)
+        if self._repository.get(user_id, document_id).versions == 1:
+            raise LastVersion("This is the document's only version; delete the document instead")
+        self._store.delete_document(user_id, target.id)
+        removed, change = self._repository.remove_version(user_id, document_id, version)
+        self._store.apply(user_id, change)
+        self._file(removed).unlink(missing_ok=True)
+        return self._repository.get(user_id, document_id)
+
+    def _discard(self, version: DocumentView) -> bool:
+        """Remove a (failed) version, the whole document when it is its only one; whether the
+        document remains."""
+        if self._repository.get(version.user_id, version.family_id).versions > 1:
+            self.delete_version(version.user_id, version.family_id, version.version)
+            return True
+        self.delete(version.user_id, version.family_id)
+        return False
+
+    def _file(self, version: DocumentView) -> Path:
+        return self._uploads_dir / str(version.user_id) / version.storage_name
 
     def purge_user(self, user_id: int) -> None:
         """Remove a deleted user's files and chunks (their rows went with the user, by cascade)."""
@@ -115,6 +186,16 @@ class DocumentService:
             time.sleep(WAIT_POLL_S)
             document = self.get(user_id, document_id)
         return document
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A received upload, checked, in its temporary file."""
+
+    path: Path
+    sha256: str
+    size: int
+    doc_type: str
 
 
 def _has_content(path: Path) -> bool:

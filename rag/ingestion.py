@@ -72,8 +72,11 @@ class IngestionPipeline:
         if not self._embed_and_store(document, chunks, on_progress):
             self._store.delete_document(document.user_id, document.id)  # deleted meanwhile
             return
-        if not self._repository.finish(document.id, chunks=len(chunks), pages=parsed.pages):
+        change = self._repository.finish(document.id, chunks=len(chunks), pages=parsed.pages)
+        if change is None:  # deleted meanwhile
             self._store.delete_document(document.user_id, document.id)
+            return
+        self._store.apply(document.user_id, change)
 
     def _embed_and_store(self, document: DocumentView, chunks: list[Chunk], on_progress: Callable[[float], None]) -> bool:
         """Embed batch n+1 while batch n is written to the store; False if the document vanished."""

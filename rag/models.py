@@ -1,9 +1,17 @@
-"""The documents table: one row per uploaded file, its ingestion status and progress."""
+"""The documents table: one row per uploaded version of a file, its ingestion status and progress.
+
+Versions of one document share `family_id` (the document's public id: the first version's row id)
+and are numbered from 1. `is_head` marks the version the user sees (the newest upload, or the one
+restored); `is_live` the version answers come from: the head once it is ready, until then the
+version that was live before. Exactly one of each per family, enforced by partial unique indexes.
+Chunks of the live version sit in the user's live vector collection; those of other ready versions
+in the archive collection, so they never mix in retrieval and a restore needs no re-embedding.
+"""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.database import Base, UTCDateTime, utcnow
@@ -16,10 +24,21 @@ STATUS_FAILED = "failed"
 
 class Document(Base):
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("user_id", "sha256", name="uq_documents_user_sha256"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "sha256", name="uq_documents_user_sha256"),
+        UniqueConstraint("family_id", "version", name="uq_documents_family_version"),
+        Index("uq_documents_family_head", "family_id", unique=True,
+              sqlite_where=text("is_head"), postgresql_where=text("is_head")),
+        Index("uq_documents_family_live", "family_id", unique=True,
+              sqlite_where=text("is_live"), postgresql_where=text("is_live")),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    is_head: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_live: Mapped[bool] = mapped_column(Boolean, default=False)
     filename: Mapped[str] = mapped_column(String(255))
     type: Mapped[str] = mapped_column(String(8))
     sha256: Mapped[str] = mapped_column(String(64))

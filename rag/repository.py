@@ -5,15 +5,17 @@ import os
 import secrets
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from common.database import Database, utcnow
-from common.errors import DocumentNotFound
+from common.errors import DocumentNotFound, LastVersion, VersionNotReady
 from rag.models import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_READY, Document
+from rag.types import VersionChange
 
 # host:pid:boot-token. The token tells this process from an earlier one that had the same pid.
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -21,8 +23,16 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 @dataclass(frozen=True)
 class DocumentView:
+    """One version's row. `id` is the version's own id (files, chunks, jobs); `family_id` is the
+    document's public id, shared by its versions. Read through `get`/`list`, `versions` and
+    `live_version` describe the whole document."""
+
     id: str
     user_id: int
+    family_id: str
+    version: int
+    is_head: bool
+    is_live: bool
     filename: str
     type: str
     sha256: str
@@ -34,15 +44,27 @@ class DocumentView:
     pages: int | None
     error: str | None
     created_at: datetime
+    versions: int = 1
+    live_version: int | None = None
 
     @classmethod
     def of(cls, row: Document) -> "DocumentView":
-        return cls(row.id, row.user_id, row.filename, row.type, row.sha256, row.size_bytes, row.storage_name,
-                   row.status, round(row.progress, 4), row.chunks, row.pages, row.error, row.created_at)
+        return cls(row.id, row.user_id, row.family_id, row.version, row.is_head, row.is_live, row.filename,
+                   row.type, row.sha256, row.size_bytes, row.storage_name, row.status, round(row.progress, 4),
+                   row.chunks, row.pages, row.error, row.created_at)
 
     @property
     def finished(self) -> bool:
         return self.status in (STATUS_READY, STATUS_FAILED)
+
+
+@dataclass(frozen=True)
+class LiveVersion:
+    """What a retrieved chunk's citation needs from its (live) version."""
+
+    family_id: str
+    filename: str
+    version: int
 
 
 class DuplicateDocument(Exception):
@@ -58,49 +80,139 @@ class DocumentRepository:
     # --- what users see -------------------------------------------------------------------
 
     def create(self, **fields: object) -> DocumentView:
-        """Insert a queued document; DuplicateDocument when this user already has the same bytes."""
-        try:
-            with self._db.session() as session:
-                row = Document(**fields)
-                session.add(row)
-                session.flush()
-                return DocumentView.of(row)
-        except IntegrityError:
-            existing = self.find_by_hash(int(fields["user_id"]), str(fields["sha256"]))  # type: ignore[arg-type]
-            if existing is None:
-                raise
-            raise DuplicateDocument(existing) from None
+        """Insert version 1 of a new document; DuplicateDocument when this user has the same bytes."""
+        fields = {**fields, "family_id": fields["id"], "version": 1, "is_head": True, "is_live": False}
+        return self._insert(lambda _session: Document(**fields))
+
+    def add_version(self, family_id: str, **fields: object) -> DocumentView:
+        """Insert the next version of a document as its head; the live version answers until the
+        new one is ready. DuplicateDocument when this user has the same bytes."""
+        def next_version(session: Session) -> Document:
+            rows = self._family_rows(session, int(fields["user_id"]), family_id)  # type: ignore[arg-type]
+            session.execute(update(Document).where(Document.family_id == family_id).values(is_head=False))
+            session.flush()
+            return Document(**fields, family_id=family_id, version=max(row.version for row in rows) + 1,
+                            is_head=True, is_live=False)
+        return self._insert(next_version)
 
     def find_by_hash(self, user_id: int, sha256: str) -> DocumentView | None:
         with self._db.session() as session:
             row = session.scalar(select(Document).where(Document.user_id == user_id, Document.sha256 == sha256))
             return DocumentView.of(row) if row else None
 
-    def get(self, user_id: int, document_id: str) -> DocumentView:
-        """The user's document; another user's is DocumentNotFound, exactly like a missing one."""
+    def find_by_filename(self, user_id: int, filename: str) -> DocumentView | None:
+        """The user's newest document whose head version has this file name."""
         with self._db.session() as session:
-            row = session.get(Document, document_id)
-            if row is None or row.user_id != user_id:
-                raise DocumentNotFound("No such document")
-            return DocumentView.of(row)
+            family_id = session.scalar(select(Document.family_id)
+                                       .where(Document.user_id == user_id, Document.is_head,
+                                              Document.filename == filename)
+                                       .order_by(Document.created_at.desc()).limit(1))
+        return self.get(user_id, family_id) if family_id else None
+
+    def get(self, user_id: int, family_id: str) -> DocumentView:
+        """The user's document (its head version, with the family's counts); another user's is
+        DocumentNotFound, exactly like a missing one."""
+        with self._db.session() as session:
+            return _head_view(self._family_rows(session, user_id, family_id))
 
     def list(self, user_id: int) -> list[DocumentView]:
+        """The user's documents (head versions), newest upload first."""
         with self._db.session() as session:
-            rows = session.scalars(select(Document).where(Document.user_id == user_id)
-                                   .order_by(Document.created_at.desc(), Document.id))
-            return [DocumentView.of(row) for row in rows]
+            rows = session.scalars(select(Document).where(Document.user_id == user_id)).all()
+        families: dict[str, list[Document]] = {}
+        for row in rows:
+            families.setdefault(row.family_id, []).append(row)
+        heads = [_head_view(family) for family in families.values()]
+        return sorted(heads, key=lambda view: (view.created_at, view.id), reverse=True)
 
-    def filenames(self, user_id: int, document_ids: set[str]) -> dict[str, str]:
+    def versions(self, user_id: int, family_id: str) -> list[DocumentView]:
+        """Every version of the user's document, newest first."""
         with self._db.session() as session:
-            rows = session.execute(select(Document.id, Document.filename)
-                                   .where(Document.user_id == user_id, Document.id.in_(document_ids)))
-            return {row.id: row.filename for row in rows}
+            rows = self._family_rows(session, user_id, family_id)
+            return [DocumentView.of(row) for row in sorted(rows, key=lambda row: -row.version)]
 
-    def remove(self, user_id: int, document_id: str) -> DocumentView:
-        document = self.get(user_id, document_id)
+    def version(self, user_id: int, family_id: str, number: int) -> DocumentView:
+        for view in self.versions(user_id, family_id):
+            if view.version == number:
+                return view
+        raise DocumentNotFound(f"The document has no version {number}")
+
+    def live_versions(self, user_id: int, version_ids: set[str]) -> dict[str, LiveVersion]:
+        """Of these version ids, the live ones (the only ones answers may cite)."""
         with self._db.session() as session:
-            session.execute(delete(Document).where(Document.id == document_id, Document.user_id == user_id))
-        return document
+            rows = session.execute(select(Document.id, Document.family_id, Document.filename, Document.version)
+                                   .where(Document.user_id == user_id, Document.id.in_(version_ids),
+                                          Document.is_live))
+            return {row.id: LiveVersion(row.family_id, row.filename, row.version) for row in rows}
+
+    def restore(self, user_id: int, family_id: str, number: int) -> VersionChange:
+        """Make a ready version the head and the live one."""
+        with self._db.session() as session:
+            rows = self._family_rows(session, user_id, family_id)
+            target = _numbered(rows, number)
+            if target.status != STATUS_READY:
+                raise VersionNotReady(f"Version {number} is {target.status}; only a ready version can be restored")
+            _set_flag(session, family_id, "is_head", target.id)
+            previous = _set_flag(session, family_id, "is_live", target.id)
+            return VersionChange(to_live=[target.id], to_archive=[previous] if previous else [])
+
+    def remove(self, user_id: int, family_id: str) -> list[DocumentView]:
+        """Delete the document with all its versions; the versions removed."""
+        with self._db.session() as session:
+            rows = self._family_rows(session, user_id, family_id)
+            removed = [DocumentView.of(row) for row in rows]
+            session.execute(delete(Document).where(Document.family_id == family_id, Document.user_id == user_id))
+            return removed
+
+    def remove_version(self, user_id: int, family_id: str, number: int) -> tuple[DocumentView, VersionChange]:
+        """Delete one version. Without the head, the live version (else the newest) becomes the head;
+        without the live version, the head if ready, else the newest ready version, goes live."""
+        with self._db.session() as session:
+            rows = self._family_rows(session, user_id, family_id)
+            target = _numbered(rows, number)
+            if len(rows) == 1:
+                raise LastVersion("This is the document's only version; delete the document instead")
+            removed = DocumentView.of(target)
+            session.delete(target)
+            session.flush()
+            remaining = sorted((row for row in rows if row is not target), key=lambda row: -row.version)
+            head = next((row for row in remaining if row.is_head), None)
+            if head is None:  # back to the version that answers, else the newest
+                head = next((row for row in remaining if row.is_live), remaining[0])
+                _set_flag(session, family_id, "is_head", head.id)
+            if removed.is_live or not any(row.is_live for row in remaining):
+                ready = [row for row in remaining if row.status == STATUS_READY]
+                live = head if head.status == STATUS_READY else (ready[0] if ready else None)
+                if live is not None:
+                    _set_flag(session, family_id, "is_live", live.id)
+                    return removed, VersionChange(to_live=[live.id])
+            return removed, VersionChange()
+
+    def _insert(self, make_row: Callable[[Session], Document]) -> DocumentView:
+        fields_user_sha: tuple[int, str] | None = None
+        for attempt in range(INSERT_ATTEMPTS):
+            try:
+                with self._db.session() as session:
+                    row = make_row(session)
+                    fields_user_sha = (row.user_id, row.sha256)
+                    session.add(row)
+                    session.flush()
+                    return DocumentView.of(row)
+            except IntegrityError:
+                existing = self.find_by_hash(*fields_user_sha) if fields_user_sha else None
+                if existing is not None:
+                    raise DuplicateDocument(existing) from None
+                if attempt + 1 == INSERT_ATTEMPTS:  # a version number taken by a simultaneous upload
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _family_rows(session: Session, user_id: int, family_id: str) -> list[Document]:
+        rows = session.scalars(select(Document).where(Document.family_id == family_id)
+                               .order_by(Document.version).with_for_update()).all()
+        if not rows or rows[0].user_id != user_id:
+            raise DocumentNotFound("No such document")
+        return list(rows)
 
     # --- the job state machine ------------------------------------------------------------
 
@@ -119,9 +231,24 @@ class DocumentRepository:
         return self._update(document_id, {Document.status: STATUS_PROCESSING},
                             progress=min(max(fraction, 0.0), 1.0), heartbeat_at=utcnow())
 
-    def finish(self, document_id: str, chunks: int, pages: int | None) -> bool:
-        return self._update(document_id, {Document.status: STATUS_PROCESSING}, status=STATUS_READY,
-                            progress=1.0, chunks=chunks, pages=pages, worker_id=None)
+    def finish(self, document_id: str, chunks: int, pages: int | None) -> VersionChange | None:
+        """processing -> ready. The head version goes live (the previous live version's chunks go to
+        the archive); a version that stopped being the head meanwhile goes to the archive itself.
+        None when the document is no longer being processed (deleted meanwhile)."""
+        with self._db.session() as session:
+            done = session.execute(update(Document).where(Document.id == document_id,
+                                                          Document.status == STATUS_PROCESSING)
+                                   .values(status=STATUS_READY, progress=1.0, chunks=chunks, pages=pages,
+                                           worker_id=None))
+            if not done.rowcount:
+                return None
+            row = session.get(Document, document_id)
+            if row is None:
+                return None
+            if not row.is_head:
+                return VersionChange(to_archive=[row.id])
+            previous = _set_flag(session, row.family_id, "is_live", row.id)
+            return VersionChange(to_archive=[previous] if previous else [])
 
     def release(self, document_id: str) -> bool:
         """processing -> queued: a transient failure (the vector store is down); try again later."""
@@ -162,3 +289,31 @@ class DocumentRepository:
         with self._db.session() as session:
             result = session.execute(update(Document).where(*conditions).values(**values))
             return bool(result.rowcount)
+
+
+INSERT_ATTEMPTS = 3
+
+
+def _head_view(rows: list[Document]) -> DocumentView:
+    head = next((row for row in rows if row.is_head), rows[-1])
+    live = next((row.version for row in rows if row.is_live), None)
+    return replace(DocumentView.of(head), versions=len(rows), live_version=live)
+
+
+def _numbered(rows: list[Document], number: int) -> Document:
+    for row in rows:
+        if row.version == number:
+            return row
+    raise DocumentNotFound(f"The document has no version {number}")
+
+
+def _set_flag(session: Session, family_id: str, flag: str, version_id: str) -> str | None:
+    """Move `is_head` or `is_live` to one version of the family; the version that had it before.
+    Cleared first, then set: the partial unique index is checked row by row."""
+    column = getattr(Document, flag)
+    previous = session.scalar(select(Document.id).where(Document.family_id == family_id, column))
+    session.execute(update(Document).where(Document.family_id == family_id, column)
+                    .values({flag: False}).execution_options(synchronize_session="fetch"))
+    session.execute(update(Document).where(Document.id == version_id)
+                    .values({flag: True}).execution_options(synchronize_session="fetch"))
+    return previous if previous != version_id else None

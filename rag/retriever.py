@@ -18,6 +18,7 @@ class Source:
 
     document_id: str
     filename: str
+    version: int
     page: int | None
     chunk_index: int
     score: float
@@ -34,17 +35,31 @@ class Retriever:
         self._embedder = embedder
 
     def search(self, user_id: int, query: str, k: int, min_score: float = -1.0) -> list[Source]:
-        """The user's k best chunks for `query`, best first, from documents that still exist."""
+        """The user's k best chunks for `query`, best first, from live document versions only.
+
+        The live collection also holds chunks of versions still being ingested (and, briefly, of a
+        version just replaced); those are skipped, and the store is asked for more when they crowd
+        the top k."""
         vector = self._embedder().embed([query])[0]
-        hits = [hit for hit in self._store.query(user_id, vector, k) if hit.score >= min_score]
-        filenames = self._repository.filenames(user_id, {hit.document_id for hit in hits})
+        wanted = k
+        for _attempt in range(FETCH_ATTEMPTS):
+            found = self._store.query(user_id, vector, wanted)
+            live = self._repository.live_versions(user_id, {hit.document_id for hit in found})
+            hits = [hit for hit in found if hit.document_id in live]
+            if len(hits) >= k or len(found) < wanted:
+                break
+            wanted *= 4
         return [
-            Source(document_id=hit.document_id, filename=filenames[hit.document_id], page=hit.page,
-                   chunk_index=hit.chunk_index, score=hit.score, excerpt=excerpt(hit.text, query),
-                   section=hit.section, row=hit.row, text=hit.text)
-            for hit in hits
-            if hit.document_id in filenames
+            Source(document_id=live[hit.document_id].family_id, filename=live[hit.document_id].filename,
+                   version=live[hit.document_id].version, page=hit.page, chunk_index=hit.chunk_index,
+                   score=hit.score, excerpt=excerpt(hit.text, query), section=hit.section, row=hit.row,
+                   text=hit.text)
+            for hit in hits[:k]
+            if hit.score >= min_score
         ]
+
+
+FETCH_ATTEMPTS = 3
 
 
 def excerpt(text: str, query: str, limit: int = EXCERPT_CHARS) -> str:

@@ -1,7 +1,8 @@
-"""Document routes: upload, list, read, delete, and search over the caller's own chunks."""
+"""Document routes: upload, list, read, delete, versions, and search over the caller's own chunks."""
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
+from werkzeug.datastructures import FileStorage
 
 from api.context import services
 from api.errors import error_response
@@ -9,7 +10,9 @@ from api.limits import rate_limited
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
 from common.errors import ValidationFailed
-from rag.schemas import DocumentEnvelope, DocumentList, DocumentOut, SearchRequest, SearchResults, SourceOut, UploadQuery
+from rag.repository import DocumentView
+from rag.schemas import (DocumentEnvelope, DocumentList, DocumentOut, ReplaceQuery, SearchRequest, SearchResults,
+                         SourceOut, UploadQuery, VersionList, VersionOut)
 
 bp = Blueprint("documents", __name__)
 
@@ -22,20 +25,48 @@ def _document(document) -> dict:  # type: ignore[no-untyped-def]
 @login_required
 @rate_limited("upload")
 @openapi(query=UploadQuery, multipart="file")
-@responds(202, DocumentEnvelope, "Queued for ingestion")
+@responds(202, DocumentEnvelope, "Queued for ingestion (a new document, or a new version of the one with this name)")
 @responds(201, DocumentEnvelope, "Ingested (with wait=true)")
 @responds(200, DocumentEnvelope, "The same bytes were uploaded before: the existing document")
 def upload() -> tuple[Response, int] | Response:
-    """Upload a document (multipart field `file`) for ingestion."""
+    """Upload a document (multipart field `file`) for ingestion; new content under the name of
+    one of your documents becomes its new version."""
     options = parse_query(UploadQuery)
+    upload_file = _file_field()
+    svc, user = services(), current_user()
+    document, created = svc.documents.upload(user.id, upload_file.filename, upload_file.stream,
+                                             new_document=options.new_document)
+    return _accepted(document, created, options.wait)
+
+
+@bp.put("/documents/<document_id>")
+@login_required
+@rate_limited("upload")
+@openapi(query=ReplaceQuery, multipart="file")
+@responds(202, DocumentEnvelope, "The file is queued as the document's new version")
+@responds(201, DocumentEnvelope, "The new version is ingested (with wait=true)")
+@responds(200, DocumentEnvelope, "The bytes are the current version (unchanged) or an older one (restored)")
+def replace_document(document_id: str) -> tuple[Response, int] | Response:
+    """Upload a new version of one of your documents (multipart field `file`)."""
+    options = parse_query(ReplaceQuery)
+    upload_file = _file_field()
+    svc, user = services(), current_user()
+    document, created = svc.documents.replace(user.id, document_id, upload_file.filename, upload_file.stream)
+    return _accepted(document, created, options.wait)
+
+
+def _file_field() -> FileStorage:
     upload_file = request.files.get("file")
     if upload_file is None:
         raise ValidationFailed("Send the document as multipart/form-data in the field `file`",
                                {"fields": [{"field": "file", "message": "Field required", "type": "missing"}]})
+    return upload_file
+
+
+def _accepted(document: DocumentView, created: bool, wait: bool) -> tuple[Response, int]:
     svc, user = services(), current_user()
-    document, created = svc.documents.upload(user.id, upload_file.filename, upload_file.stream)
-    if options.wait:
-        document = svc.documents.wait(user.id, document.id, svc.config.upload_wait_timeout_s)
+    if wait:
+        document = svc.documents.wait(user.id, document.family_id, svc.config.upload_wait_timeout_s)
         if document.status == "failed":
             return error_response(422, "UNPROCESSABLE_DOCUMENT", document.error or "The document could not be ingested",
                                   {"document": _document(document)})
@@ -62,11 +93,38 @@ def get_document(document_id: str) -> Response:
 
 @bp.delete("/documents/<document_id>")
 @login_required
-@responds(204, None, "Deleted, with its chunks")
+@responds(204, None, "Deleted, every version with its chunks")
 def delete_document(document_id: str) -> tuple[str, int]:
-    """Delete one of the caller's documents and its chunks."""
+    """Delete one of the caller's documents (all its versions) and its chunks."""
     services().documents.delete(current_user().id, document_id)
     return "", 204
+
+
+@bp.get("/documents/<document_id>/versions")
+@login_required
+@responds(200, VersionList, "The document and all its versions, newest first")
+def list_versions(document_id: str) -> Response:
+    """The versions of one of the caller's documents."""
+    svc, user = services(), current_user()
+    versions = svc.documents.versions(user.id, document_id)
+    return jsonify(document=_document(svc.documents.get(user.id, document_id)),
+                   versions=[VersionOut.of(version).model_dump(mode="json") for version in versions])
+
+
+@bp.post("/documents/<document_id>/versions/<int:version>/restore")
+@login_required
+@responds(200, DocumentEnvelope, "That version is current again (no re-embedding)")
+def restore_version(document_id: str, version: int) -> Response:
+    """Make an older, ready version the current one; 409 VERSION_NOT_READY otherwise."""
+    return jsonify(document=_document(services().documents.restore(current_user().id, document_id, version)))
+
+
+@bp.delete("/documents/<document_id>/versions/<int:version>")
+@login_required
+@responds(200, DocumentEnvelope, "Deleted with its chunks; the document as it remains")
+def delete_version(document_id: str, version: int) -> Response:
+    """Delete one version; 409 LAST_VERSION for a document's only version."""
+    return jsonify(document=_document(services().documents.delete_version(current_user().id, document_id, version)))
 
 
 @bp.post("/search")

@@ -9,8 +9,29 @@ from rag.repository import DocumentView
 from rag.retriever import Source
 
 
+class VersionOut(BaseModel):
+    version: int = Field(description="1 for the first upload, then one more for each new content")
+    current: bool = Field(description="Answers come from this version")
+    filename: str
+    type: str
+    sha256: str
+    size_bytes: int
+    status: str = Field(description="queued, processing, ready or failed")
+    progress: float = Field(description="0.0 to 1.0")
+    chunks: int
+    pages: int | None
+    error: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, document: DocumentView) -> "VersionOut":
+        return cls.model_validate({**_fields(document), "current": document.is_live})
+
+
 class DocumentOut(BaseModel):
-    id: str
+    """The document as its head version (the newest upload, or the version restored) shows it."""
+
+    id: str = Field(description="The document's id, the same for all its versions")
     filename: str = Field(description="The uploader's file name (metadata only; stored under a server-made name)")
     type: str = Field(description="pdf, docx, html, md, csv or txt")
     sha256: str
@@ -21,10 +42,21 @@ class DocumentOut(BaseModel):
     pages: int | None = Field(description="PDF page count; null where the format has no pages")
     error: str | None = Field(description="Why ingestion failed; null unless failed")
     created_at: datetime
+    version: int = Field(description="The version shown here: the newest upload, or the one restored")
+    versions: int = Field(description="How many versions the document has (GET /documents/<id>/versions)")
+    current_version: int | None = Field(description="The version answers come from: `version` once it is "
+                                        "ready; until then the one before; null while none is ready")
 
     @classmethod
     def of(cls, document: DocumentView) -> "DocumentOut":
-        return cls.model_validate(document, from_attributes=True)
+        return cls.model_validate({**_fields(document), "id": document.family_id, "versions": document.versions,
+                                   "current_version": document.live_version})
+
+
+def _fields(document: DocumentView) -> dict[str, object]:
+    names = ("filename", "type", "sha256", "size_bytes", "status", "progress", "chunks", "pages", "error",
+             "created_at", "version")
+    return {name: getattr(document, name) for name in names}
 
 
 class DocumentEnvelope(BaseModel):
@@ -35,8 +67,19 @@ class DocumentList(BaseModel):
     documents: list[DocumentOut]
 
 
+class VersionList(BaseModel):
+    document: DocumentOut
+    versions: list[VersionOut] = Field(description="Newest first")
+
+
 class UploadQuery(BaseModel):
     wait: bool = Field(default=False, description="Answer only once the document is ready (201) or failed (422)")
+    new_document: bool = Field(default=False, description="Keep it a separate document even when one of yours "
+                               "has the same file name (by default it becomes that document's new version)")
+
+
+class ReplaceQuery(BaseModel):
+    wait: bool = Field(default=False, description="Answer only once the new version is ready (201) or failed (422)")
 
 
 class SearchRequest(BaseModel):
@@ -45,14 +88,18 @@ class SearchRequest(BaseModel):
 
 
 class SourceOut(BaseModel):
+    """A cited chunk: search results, chat answers and their stored history all use this shape."""
+
     document_id: str
     filename: str
+    version: int | None = Field(default=None, description="The document version the chunk comes from "
+                                "(absent in answers stored before versions existed)")
     page: int | None = Field(description="1-based PDF page; null where the format has none")
     chunk_index: int
     score: float = Field(description="Cosine similarity, higher is closer")
     excerpt: str
-    section: str | None = Field(description="Title of the section (DOCX, HTML, Markdown)")
-    row: int | None = Field(description="1-based data row (CSV)")
+    section: str | None = Field(default=None, description="Title of the section (DOCX, HTML, Markdown)")
+    row: int | None = Field(default=None, description="1-based data row (CSV)")
 
     @classmethod
     def of(cls, source: Source) -> "SourceOut":

@@ -1,4 +1,8 @@
-"""Chunks and their vectors in Chroma, one collection per user.
+"""Chunks and their vectors in Chroma, one live collection per user, and one archive.
+
+The live collection holds the chunks answers may come from (and those of versions being ingested);
+the archive holds the chunks of a document's other ready versions, moved there when a newer version
+goes live and back on restore: old versions never mix into retrieval, and need no re-embedding.
 
 Isolation lives in the store itself: every call names the user, and a user's queries only ever
 touch that user's collection, so no filter can be forgotten. It is also the fast design: a
@@ -21,7 +25,7 @@ from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 
 from common.errors import ServiceUnavailable
-from rag.types import Chunk
+from rag.types import Chunk, VersionChange
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ class VectorStore:
         return cls(lambda: client)
 
     @staticmethod
-    def collection_name(user_id: int) -> str:
-        return f"docs_u{user_id}"
+    def collection_name(user_id: int, archived: bool = False) -> str:
+        return f"docs_u{user_id}_archive" if archived else f"docs_u{user_id}"
 
     def add(self, user_id: int, document_id: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
@@ -83,25 +87,49 @@ class VectorStore:
         )
 
     def delete_document(self, user_id: int, document_id: str) -> None:
+        """Remove a document version's chunks, live or archived."""
         with self._available():
-            collection = self._collection(user_id)
-            if collection is not None:
+            for collection in self._both(user_id):
                 collection.delete(where={"document_id": document_id})
 
     def drop_user(self, user_id: int) -> None:
-        """Remove every chunk of the user (their whole collection)."""
+        """Remove every chunk of the user (their collections)."""
         with self._available():
-            if self._collection(user_id) is not None:
-                self._api().delete_collection(self.collection_name(user_id))
+            for archived in (False, True):
+                if self._collection(user_id, archived=archived) is not None:
+                    self._api().delete_collection(self.collection_name(user_id, archived))
 
     def count(self, user_id: int, document_id: str | None = None) -> int:
+        """How many chunks the user (or one document version) has, live and archived."""
         with self._available():
-            collection = self._collection(user_id)
-            if collection is None:
-                return 0
             if document_id is None:
-                return collection.count()
-            return len(collection.get(where={"document_id": document_id}, include=[])["ids"])
+                return sum(collection.count() for collection in self._both(user_id))
+            return sum(len(collection.get(where={"document_id": document_id}, include=[])["ids"])
+                       for collection in self._both(user_id))
+
+    def move(self, user_id: int, document_id: str, archived: bool) -> int:
+        """Move a version's chunks into the archive (archived=True) or back into the live
+        collection, vectors and all; how many moved. Written before deleted: a crash in between
+        leaves a copy, which the integrity check finds and the maintenance task removes."""
+        with self._available():
+            source = self._collection(user_id, archived=not archived)
+            if source is None:
+                return 0
+            found = source.get(where={"document_id": document_id}, include=["embeddings", "documents", "metadatas"])
+            if not found["ids"]:
+                return 0
+            self._collection(user_id, create=True, archived=archived).upsert(
+                ids=found["ids"], embeddings=found["embeddings"], documents=found["documents"],
+                metadatas=found["metadatas"])
+            source.delete(ids=found["ids"])
+            return len(found["ids"])
+
+    def apply(self, user_id: int, change: VersionChange) -> None:
+        """Bring the new live version's chunks in before the old one's go out."""
+        for document_id in change.to_live:
+            self.move(user_id, document_id, archived=False)
+        for document_id in change.to_archive:
+            self.move(user_id, document_id, archived=True)
 
     def query(self, user_id: int, vector: np.ndarray, k: int) -> list[Hit]:
         """The user's k nearest chunks, best first. Nobody else's collection is opened."""
@@ -118,21 +146,21 @@ class VectorStore:
         ]
 
     def delete_chunks_from(self, user_id: int, document_id: str, first_index: int) -> int:
-        """Delete a document's chunks numbered `first_index` and up; how many there were."""
+        """Delete a document version's chunks numbered `first_index` and up; how many there were."""
+        removed = 0
         with self._available():
-            collection = self._collection(user_id)
-            if collection is None:
-                return 0
-            where = {"$and": [{"document_id": document_id}, {"chunk_index": {"$gte": first_index}}]}
-            stale = collection.get(where=where, include=[])["ids"]
-            if stale:
-                collection.delete(ids=stale)
-            return len(stale)
+            for collection in self._both(user_id):
+                where = {"$and": [{"document_id": document_id}, {"chunk_index": {"$gte": first_index}}]}
+                stale = collection.get(where=where, include=[])["ids"]
+                if stale:
+                    collection.delete(ids=stale)
+                removed += len(stale)
+        return removed
 
-    def chunk_counts(self, user_id: int) -> dict[str, int]:
-        """How many chunks each document of the user has in the store."""
+    def chunk_counts(self, user_id: int, archived: bool = False) -> dict[str, int]:
+        """How many chunks each document version of the user has in the live collection (or the archive)."""
         with self._available():
-            collection = self._collection(user_id)
+            collection = self._collection(user_id, archived=archived)
             if collection is None:
                 return {}
             counts: dict[str, int] = {}
@@ -140,20 +168,21 @@ class VectorStore:
                 counts[str(meta["document_id"])] = counts.get(str(meta["document_id"]), 0) + 1
             return counts
 
-    def export_user(self, user_id: int) -> dict[str, Any] | None:
-        """Every chunk of the user (ids, embeddings, texts, metadata), or None without a collection."""
+    def export_user(self, user_id: int, archived: bool = False) -> dict[str, Any] | None:
+        """Every chunk of the user's live collection (or archive): ids, embeddings, texts,
+        metadata; None when there is no such collection."""
         with self._available():
-            collection = self._collection(user_id)
+            collection = self._collection(user_id, archived=archived)
             if collection is None:
                 return None
             found = collection.get(include=["embeddings", "documents", "metadatas"])
             return {"ids": list(found["ids"]), "embeddings": np.asarray(found["embeddings"], dtype=np.float32),
                     "documents": list(found["documents"]), "metadatas": list(found["metadatas"])}
 
-    def import_user(self, user_id: int, data: dict[str, Any], batch: int = 1000) -> None:
+    def import_user(self, user_id: int, data: dict[str, Any], archived: bool = False, batch: int = 1000) -> None:
         """Put exported chunks back (upsert: a retried restore does not duplicate)."""
         with self._available():
-            collection = self._collection(user_id, create=True)
+            collection = self._collection(user_id, create=True, archived=archived)
             for start in range(0, len(data["ids"]), batch):
                 end = start + batch
                 collection.upsert(ids=data["ids"][start:end], embeddings=data["embeddings"][start:end],
@@ -179,8 +208,8 @@ class VectorStore:
             self._client = None
             raise VectorStoreUnavailable("The vector store (Chroma server) is unavailable; retry shortly") from exc
 
-    def _collection(self, user_id: int, create: bool = False) -> Any:
-        name = self.collection_name(user_id)
+    def _collection(self, user_id: int, create: bool = False, archived: bool = False) -> Any:
+        name = self.collection_name(user_id, archived)
         client = self._api()
         if create:
             return client.get_or_create_collection(
@@ -190,6 +219,11 @@ class VectorStore:
             return client.get_collection(name, embedding_function=None)
         except NotFoundError:
             return None
+
+    def _both(self, user_id: int) -> list[Any]:
+        """The user's live collection and archive, those that exist."""
+        found = (self._collection(user_id), self._collection(user_id, archived=True))
+        return [collection for collection in found if collection is not None]
 
 
 def _metadata(document_id: str, chunk: Chunk) -> dict[str, Any]:

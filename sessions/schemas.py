@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llm.settings import GenerationOverrides
+from rag.schemas import SourceOut
 from sessions.chat import ChatReply
 from sessions.repository import MessageView, SessionView
 
@@ -59,17 +60,6 @@ class BranchRequest(BaseModel):
 
 class ExportQuery(BaseModel):
     format: Literal["json", "markdown", "md"] = "json"
-
-
-class SourceOut(BaseModel):
-    document_id: str
-    filename: str
-    page: int | None = Field(description="1-based PDF page; null where the format has none")
-    chunk_index: int
-    score: float
-    excerpt: str
-    section: str | None = None
-    row: int | None = None
 
 
 class MessageOut(BaseModel):

@@ -249,6 +249,7 @@ function sourcesElement(sources) {
     name.textContent = source.filename;
     const where = [source.page ? `page ${source.page}` : "", source.section ? `“${source.section}”` : "",
       source.row ? `row ${source.row}` : ""].filter(Boolean).join(", ");
+    if (source.version > 1) name.textContent += ` (v${source.version})`;
     item.append(name, where ? ` (${where}) ` : " ", `— ${source.excerpt}`);
     list.append(item);
   }
@@ -364,13 +365,71 @@ function documentElement(doc) {
   status.textContent = doc.status === "processing" ? `processing ${percent}%`
     : doc.status === "ready" ? `ready · ${doc.chunks} chunks${doc.pages ? ` · ${doc.pages} pages` : ""}`
       : doc.status === "failed" ? `failed: ${doc.error}` : doc.status;
+  if (doc.versions > 1) status.textContent = `v${doc.version} · ${status.textContent}`;
+  if (doc.current_version !== null && doc.current_version !== doc.version) {
+    status.textContent += ` · answers use v${doc.current_version}`;
+  }
   const bar = document.createElement("progress");
   bar.max = 1;
   bar.value = doc.progress;
   bar.setAttribute("aria-label", `Ingestion of ${doc.filename}`);
   item.append(name, remove, status);
   if (doc.status !== "ready" && doc.status !== "failed") item.append(bar);
+  if (doc.versions > 1) item.append(versionsElement(doc));
   return item;
+}
+
+function versionsElement(doc) {
+  const details = document.createElement("details");
+  details.className = "versions small";
+  const summary = document.createElement("summary");
+  summary.textContent = `Versions (${doc.versions})`;
+  const list = document.createElement("ol");
+  list.className = "version-list";
+  details.append(summary, list);
+  details.addEventListener("toggle", async () => {
+    if (!details.open) return;
+    const { versions } = await api("GET", `/documents/${encodeURIComponent(doc.id)}/versions`);
+    list.replaceChildren(...versions.map((version) => versionElement(doc, version)));
+  });
+  return details;
+}
+
+function versionElement(doc, version) {
+  const item = document.createElement("li");
+  item.dataset.version = String(version.version);
+  const when = new Date(version.created_at).toLocaleString();
+  const label = document.createElement("span");
+  label.textContent = `v${version.version} · ${version.status} · ${when}${version.current ? " · current" : ""}`;
+  item.append(label);
+  const base = `/documents/${encodeURIComponent(doc.id)}/versions/${version.version}`;
+  if (!version.current && version.status === "ready") {
+    item.append(actionButton("Restore", `Restore version ${version.version} of ${doc.filename}`,
+      () => api("POST", `${base}/restore`)));
+  }
+  if (doc.versions > 1) {
+    item.append(actionButton("Delete", `Delete version ${version.version} of ${doc.filename}`,
+      () => api("DELETE", base), "danger"));
+  }
+  return item;
+}
+
+function actionButton(text, label, action, className = "") {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = className;
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", async () => {
+    showError($("documents-error"), null);
+    try {
+      await action();
+    } catch (error) {
+      showError($("documents-error"), error);
+    }
+    loadDocuments();
+  });
+  return button;
 }
 
 function uploadFiles(files) {

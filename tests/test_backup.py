@@ -95,3 +95,32 @@ def test_a_backup_killed_midway_leaves_no_archive_and_the_next_one_works(make_ap
     assert vectors.count(alice.id) == 20000 + document["chunks"]
     archive = _backup(app, out)  # the next backup works, and clears the dead one's leftovers
     assert archive.exists() and not list(out.glob(".*.partial"))
+
+
+def test_versions_survive_a_restore(make_app, tmp_path):
+    from tests.test_versions import NEW_TEXT, OLD_TEXT, QUESTION, _write
+
+    app = make_app()
+    client = app.test_client()
+    alice = Users(app, client).register()
+    upload(client, alice, _write(tmp_path / "old", "vault.txt", OLD_TEXT))
+    document = upload(client, alice, _write(tmp_path / "new", "vault.txt", NEW_TEXT)).get_json()["document"]
+    archive = _backup(app, tmp_path / "backups")
+
+    fresh = create_app(Config.for_testing(tmp_path / "fresh-data", jwt_secret_key="x" * 8 + "f4K9pQ2wE7rT1yU6iO3aS5dG"))
+    try:
+        result = fresh.test_cli_runner().invoke(args=["backup", "restore", str(archive)])
+        assert result.exit_code == 0 and "0 documents queued" in result.output, result.output
+        client = fresh.test_client()
+        alice_again = Users(fresh, client).login(alice.username, alice.password)
+        versions = client.get(f"/documents/{document['id']}/versions", headers=alice_again.headers).get_json()
+        assert [(v["version"], v["current"]) for v in versions["versions"]] == [(2, True), (1, False)]
+        texts = " ".join(r["excerpt"] for r in search(client, alice_again, QUESTION, k=10))
+        assert "9902" in texts and "4417" not in texts
+        restored = client.post(f"/documents/{document['id']}/versions/1/restore", headers=alice_again.headers)
+        assert restored.status_code == 200 and restored.get_json()["document"]["status"] == "ready"
+        texts = " ".join(r["excerpt"] for r in search(client, alice_again, QUESTION, k=10))
+        assert "4417" in texts and "9902" not in texts  # version 1's chunks came back from the archive
+        assert fresh.extensions["docchat"].integrity.check().problems() == []
+    finally:
+        fresh.extensions["docchat"].close()

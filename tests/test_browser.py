@@ -201,3 +201,33 @@ def test_the_page_works_at_phone_width_and_by_keyboard(browser, live_server):
     driver.find_element(By.ID, "composer-input").click()
     driver.switch_to.active_element.send_keys(Keys.TAB)
     assert driver.switch_to.active_element.get_attribute("id") == "send-button"
+
+
+def test_a_person_sees_versions_and_restores_an_older_one(browser, live_server, tmp_path):
+    driver, base = browser, live_server["base"]
+    register_and_log_in(driver, base, "vera")
+    for folder, code in (("old", "4417"), ("new", "9902")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "vault.txt").write_text(f"Vault procedures.\n\nThe vault door code is {code}.\n")
+    upload_and_wait(driver, tmp_path / "old" / "vault.txt")
+    driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="documents-panel"]').click()
+    driver.find_element(By.ID, "file-input").send_keys(str(tmp_path / "new" / "vault.txt"))
+    def status() -> str:  # read in one step: the list is redrawn while a document ingests
+        return driver.execute_script("return document.querySelector('#document-list li .doc-status')?.textContent"
+                                     " || ''")
+
+    until(driver, lambda: status().startswith("v2 · ready"), 180)
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#document-list > li")) == 1  # one document, two versions
+
+    driver.find_element(By.CSS_SELECTOR, "#document-list .versions summary").click()
+    until(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, ".version-list li")) == 2)
+    rows = driver.find_elements(By.CSS_SELECTOR, ".version-list li")
+    assert "current" in rows[0].text and "current" not in rows[1].text
+    rows[1].find_element(By.XPATH, ".//button[text()='Restore']").click()
+    until(driver, lambda: status().startswith("v1 · ready"))
+
+    driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="chat-panel"]').click()
+    answer = ask(driver, "What is the vault door code?")
+    sources = answer.find_element(By.CSS_SELECTOR, ".sources").text
+    assert "vault.txt" in sources and "4417" in sources and "9902" not in sources
+    assert page_errors(driver) == []

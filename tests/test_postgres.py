@@ -1,4 +1,4 @@
-"""The auth, document, error, monitoring and session suites again, on the local PostgreSQL (TEST_POSTGRES_URL)."""
+"""The auth, document, error, monitoring, session and version suites again, on the local PostgreSQL (TEST_POSTGRES_URL)."""
 from __future__ import annotations
 
 import pytest
@@ -8,6 +8,7 @@ from tests.test_documents import *  # noqa: F401,F403
 from tests.test_errors import *  # noqa: F401,F403
 from tests.test_monitoring import *  # noqa: F401,F403
 from tests.test_sessions import *  # noqa: F401,F403
+from tests.test_versions import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.postgres
 

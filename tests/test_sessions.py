@@ -213,7 +213,7 @@ def _words(text: str) -> int:
 
 
 def _source(number: int, text: str, page: int | None = None) -> Source:
-    return Source(document_id=f"d{number}", filename=f"file{number}.pdf", page=page, chunk_index=0, score=0.9,
+    return Source(document_id=f"d{number}", filename=f"file{number}.pdf", version=1, page=page, chunk_index=0, score=0.9,
                   excerpt=text[:50], section=None, row=None, text=text)
 
 
