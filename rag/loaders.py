@@ -11,7 +11,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from rag.spacy_model import use_packaged_spacy_model
+from rag.spacy_model import skip_narrative_text_check, use_packaged_spacy_model
 from rag.types import ParsedDocument, Section
 
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
@@ -104,6 +104,7 @@ def load_docx(path: Path) -> ParsedDocument:
 
 def load_html(path: Path) -> ParsedDocument:
     use_packaged_spacy_model()
+    skip_narrative_text_check()
     from unstructured.partition.html import partition_html
 
     return _from_elements(partition_html(text=decode_text(path.read_bytes())))
@@ -111,6 +112,7 @@ def load_html(path: Path) -> ParsedDocument:
 
 def load_md(path: Path) -> ParsedDocument:
     use_packaged_spacy_model()
+    skip_narrative_text_check()
     from unstructured.partition.md import partition_md
 
     return _from_elements(partition_md(text=decode_text(path.read_bytes())))

