@@ -52,7 +52,8 @@ class DocumentService:
         name = display_filename(filename)
         with self._received(stream, name) as incoming:
             same_name = None if new_document else self._repository.find_by_filename(user_id, name)
-            return self._store_upload(user_id, same_name.family_id if same_name else None, name, incoming)
+            return self._store_upload(user_id, same_name.family_id if same_name else None, name, incoming,
+                                      match_name=not new_document)
 
     def replace(self, user_id: int, family_id: str, filename: str | None, stream: BinaryIO) -> tuple[DocumentView, bool]:
         """PUT /documents/<id>: the file becomes the document's next version (same rules as upload);
@@ -66,7 +67,8 @@ class DocumentService:
                                    {"document_id": document.family_id, "filename": document.filename})
         return document, created
 
-    def _store_upload(self, user_id: int, family_id: str | None, name: str, incoming: "Incoming") -> tuple[DocumentView, bool]:
+    def _store_upload(self, user_id: int, family_id: str | None, name: str, incoming: "Incoming",
+                      match_name: bool = False) -> tuple[DocumentView, bool]:
         existing = self._repository.find_by_hash(user_id, incoming.sha256)
         if existing is not None and existing.status == STATUS_FAILED:  # failed before: try again from scratch
             if not self._discard(existing) and family_id == existing.family_id:
@@ -77,11 +79,12 @@ class DocumentService:
                 return self.restore(user_id, family_id, existing.version), False
             return self._repository.get(user_id, existing.family_id), False
         try:
-            return self._create(user_id, family_id, name, incoming), True
+            return self._create(user_id, family_id, name, incoming, match_name), True
         except DuplicateDocument as duplicate:  # uploaded twice at the same moment
             return self._repository.get(user_id, duplicate.existing.family_id), False
 
-    def _create(self, user_id: int, family_id: str | None, name: str, incoming: "Incoming") -> DocumentView:
+    def _create(self, user_id: int, family_id: str | None, name: str, incoming: "Incoming",
+                match_name: bool) -> DocumentView:
         version_id = uuid.uuid4().hex
         storage_name = f"{version_id}.{incoming.doc_type}"
         target = self._uploads_dir / str(user_id) / storage_name
@@ -90,8 +93,7 @@ class DocumentService:
         fields = dict(id=version_id, user_id=user_id, filename=name, type=incoming.doc_type, sha256=incoming.sha256,
                       size_bytes=incoming.size, storage_name=storage_name)
         try:
-            created = (self._repository.add_version(family_id, **fields) if family_id
-                       else self._repository.create(**fields))
+            created = self._repository.add(family_id, match_name, **fields)
         except BaseException:
             target.unlink(missing_ok=True)
             raise

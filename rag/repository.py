@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -81,19 +81,28 @@ class DocumentRepository:
 
     def create(self, **fields: object) -> DocumentView:
         """Insert version 1 of a new document; DuplicateDocument when this user has the same bytes."""
-        fields = {**fields, "family_id": fields["id"], "version": 1, "is_head": True, "is_live": False}
-        return self._insert(lambda _session: Document(**fields))
+        return self.add(None, match_name=False, **fields)
 
-    def add_version(self, family_id: str, **fields: object) -> DocumentView:
-        """Insert the next version of a document as its head; the live version answers until the
-        new one is ready. DuplicateDocument when this user has the same bytes."""
-        def next_version(session: Session) -> Document:
-            rows = self._family_rows(session, int(fields["user_id"]), family_id)  # type: ignore[arg-type]
-            session.execute(update(Document).where(Document.family_id == family_id).values(is_head=False))
+    def add(self, family_id: str | None, match_name: bool, **fields: object) -> DocumentView:
+        """Insert an upload as the next version (the head; the live version answers until it is
+        ready) of `family_id`, or with `match_name` of the user's newest document of that file
+        name, or else as a new document. The user's row is locked first, so one user's
+        simultaneous uploads are numbered in turn and never both start a document of one name.
+        DuplicateDocument when this user has the same bytes."""
+        def make_row(session: Session) -> Document:
+            user_id = int(fields["user_id"])  # type: ignore[arg-type]
+            session.execute(text("UPDATE users SET id = id WHERE id = :id"), {"id": user_id})  # the lock
+            family = family_id
+            if family is None and match_name:
+                family = _family_named(session, user_id, str(fields["filename"]))
+            if family is None:
+                return Document(**fields, family_id=fields["id"], version=1, is_head=True, is_live=False)
+            rows = self._family_rows(session, user_id, family)
+            session.execute(update(Document).where(Document.family_id == family).values(is_head=False))
             session.flush()
-            return Document(**fields, family_id=family_id, version=max(row.version for row in rows) + 1,
+            return Document(**fields, family_id=family, version=max(row.version for row in rows) + 1,
                             is_head=True, is_live=False)
-        return self._insert(next_version)
+        return self._insert(make_row)
 
     def find_by_hash(self, user_id: int, sha256: str) -> DocumentView | None:
         with self._db.session() as session:
@@ -103,10 +112,7 @@ class DocumentRepository:
     def find_by_filename(self, user_id: int, filename: str) -> DocumentView | None:
         """The user's newest document whose head version has this file name."""
         with self._db.session() as session:
-            family_id = session.scalar(select(Document.family_id)
-                                       .where(Document.user_id == user_id, Document.is_head,
-                                              Document.filename == filename)
-                                       .order_by(Document.created_at.desc()).limit(1))
+            family_id = _family_named(session, user_id, filename)
         return self.get(user_id, family_id) if family_id else None
 
     def get(self, user_id: int, family_id: str) -> DocumentView:
@@ -292,6 +298,13 @@ class DocumentRepository:
 
 
 INSERT_ATTEMPTS = 3
+
+
+def _family_named(session: Session, user_id: int, filename: str) -> str | None:
+    """The id of the user's newest document whose head version has this file name."""
+    return session.scalar(select(Document.family_id)
+                          .where(Document.user_id == user_id, Document.is_head, Document.filename == filename)
+                          .order_by(Document.created_at.desc()).limit(1))
 
 
 def _head_view(rows: list[Document]) -> DocumentView:

@@ -3,6 +3,7 @@ same name (or PUT) makes a version, only the current version is retrieved, older
 restored without re-embedding, and deleted; a failed new version leaves the old one answering."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,34 @@ def test_existing_documents_become_version_1_when_the_schema_is_upgraded(databas
         assert [tuple(row) for row in rows] == [("doc1", "doc1", 1, True, True), ("doc2", "doc2", 1, True, False)]
     finally:
         db.close()
+
+
+def test_simultaneous_new_versions_each_get_their_own_number(app, users, tmp_path):
+    """Five uploads of different content under one name at the same moment: no error, versions
+    1-5, one of them shown and answering once all are ingested."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    account = users.register()
+    paths = [_write(tmp_path / str(n), "vault.txt", OLD_TEXT.replace("4417", f"{5000 + n}")) for n in range(5)]
+
+    def send(path: Path) -> int:
+        return upload(app.test_client(), account, path, wait=False).status_code
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        assert sorted(pool.map(send, paths)) == [202] * 5
+    client = app.test_client()
+    document_id = client.get("/documents", headers=account.headers).get_json()["documents"][0]["id"]
+    services = app.extensions["docchat"]
+    for _ in range(600):
+        versions = services.documents.versions(account.id, document_id)
+        if all(version.finished for version in versions):
+            break
+        time.sleep(0.1)
+    assert sorted(version.version for version in versions) == [1, 2, 3, 4, 5]
+    assert all(version.status == "ready" for version in versions)
+    assert sum(version.is_head for version in versions) == 1 and sum(version.is_live for version in versions) == 1
+    head = next(version for version in versions if version.is_head)
+    assert head.is_live
+    results = search(client, account, QUESTION, k=10)
+    assert {r["version"] for r in results} == {head.version}
+    assert services.integrity.check().problems() == []
