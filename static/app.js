@@ -337,7 +337,13 @@ function setBusy(busy) {
 async function loadDocuments() {
   const { documents } = await api("GET", "/documents");
   const list = $("document-list");
+  const open = new Set([...list.querySelectorAll("li[data-document-id] > .versions[open]")]
+    .map((details) => details.parentElement.dataset.documentId));
   list.replaceChildren(...documents.map(documentElement));
+  for (const item of list.querySelectorAll("li[data-document-id]")) {  // a redraw keeps Versions lists open
+    const details = item.querySelector(":scope > .versions");
+    if (details && open.has(item.dataset.documentId)) details.open = true;
+  }
   const busy = documents.some((doc) => doc.status === "queued" || doc.status === "processing");
   clearTimeout(state.polling);
   if (busy) state.polling = setTimeout(loadDocuments, 1000);

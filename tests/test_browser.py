@@ -225,6 +225,9 @@ def test_a_person_sees_versions_and_restores_an_older_one(browser, live_server, 
     assert "current" in rows[0].text and "current" not in rows[1].text
     rows[1].find_element(By.XPATH, ".//button[text()='Restore']").click()
     until(driver, lambda: status().startswith("v1 · ready"))
+    current = ("return [...document.querySelectorAll('.versions[open] .version-list li')]"
+               ".map((li) => li.textContent.includes('current'))")
+    until(driver, lambda: driver.execute_script(current) == [False, True])  # the list stayed open, redrawn
 
     driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="chat-panel"]').click()
     answer = ask(driver, "What is the vault door code?")
