@@ -154,9 +154,7 @@ class DocumentService:
 
     def delete_version(self, user_id: int, document_id: str, version: int) -> DocumentView:
         """Remove one version; the document that remains (LastVersion for its only version)."""
-        target = self._repository.version(user_id, document_id, version)
-        if self._repository.get(user_id, document_id).versions == 1:
-            raise LastVersion("This is the document's only version; delete the document instead")
+        target = self._repository.version(user_id, document_id, version, removable=True)  # refused before any change
         self._store.delete_document(user_id, target.id)
         removed, change = self._repository.remove_version(user_id, document_id, version)
         self._store.apply(user_id, change)
@@ -166,11 +164,12 @@ class DocumentService:
     def _discard(self, version: DocumentView) -> bool:
         """Remove a (failed) version, the whole document when it is its only one; whether the
         document remains."""
-        if self._repository.get(version.user_id, version.family_id).versions > 1:
+        try:
             self.delete_version(version.user_id, version.family_id, version.version)
             return True
-        self.delete(version.user_id, version.family_id)
-        return False
+        except LastVersion:
+            self.delete(version.user_id, version.family_id)
+            return False
 
     def _file(self, version: DocumentView) -> Path:
         return self._uploads_dir / str(version.user_id) / version.storage_name

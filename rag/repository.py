@@ -137,11 +137,11 @@ class DocumentRepository:
             rows = self._family_rows(session, user_id, family_id)
             return [DocumentView.of(row) for row in sorted(rows, key=lambda row: -row.version)]
 
-    def version(self, user_id: int, family_id: str, number: int) -> DocumentView:
-        for view in self.versions(user_id, family_id):
-            if view.version == number:
-                return view
-        raise DocumentNotFound(f"The document has no version {number}")
+    def version(self, user_id: int, family_id: str, number: int, removable: bool = False) -> DocumentView:
+        """One version of the user's document; with `removable`, LastVersion for its only one."""
+        with self._db.session() as session:
+            rows = self._family_rows(session, user_id, family_id)
+            return DocumentView.of(_removable(rows, number) if removable else _numbered(rows, number))
 
     def live_versions(self, user_id: int, version_ids: set[str]) -> dict[str, LiveVersion]:
         """Of these version ids, the live ones (the only ones answers may cite)."""
@@ -152,7 +152,8 @@ class DocumentRepository:
             return {row.id: LiveVersion(row.family_id, row.filename, row.version) for row in rows}
 
     def restore(self, user_id: int, family_id: str, number: int) -> VersionChange:
-        """Make a ready version the head and the live one."""
+        """Make a ready version the head and the live one; the previous live version's chunks are
+        to go to the archive (the caller brings the restored version's chunks in beforehand)."""
         with self._db.session() as session:
             rows = self._family_rows(session, user_id, family_id)
             target = _numbered(rows, number)
@@ -160,7 +161,7 @@ class DocumentRepository:
                 raise VersionNotReady(f"Version {number} is {target.status}; only a ready version can be restored")
             _set_flag(session, family_id, "is_head", target.id)
             previous = _set_flag(session, family_id, "is_live", target.id)
-            return VersionChange(to_live=[target.id], to_archive=[previous] if previous else [])
+            return VersionChange(to_archive=[previous] if previous else [])
 
     def remove(self, user_id: int, family_id: str) -> list[DocumentView]:
         """Delete the document with all its versions; the versions removed."""
@@ -175,9 +176,7 @@ class DocumentRepository:
         without the live version, the head if ready, else the newest ready version, goes live."""
         with self._db.session() as session:
             rows = self._family_rows(session, user_id, family_id)
-            target = _numbered(rows, number)
-            if len(rows) == 1:
-                raise LastVersion("This is the document's only version; delete the document instead")
+            target = _removable(rows, number)
             removed = DocumentView.of(target)
             session.delete(target)
             session.flush()
@@ -318,6 +317,13 @@ def _numbered(rows: list[Document], number: int) -> Document:
         if row.version == number:
             return row
     raise DocumentNotFound(f"The document has no version {number}")
+
+
+def _removable(rows: list[Document], number: int) -> Document:
+    target = _numbered(rows, number)
+    if len(rows) == 1:
+        raise LastVersion("This is the document's only version; delete the document instead")
+    return target
 
 
 def _set_flag(session: Session, family_id: str, flag: str, version_id: str) -> str | None:

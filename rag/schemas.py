@@ -72,14 +72,13 @@ class VersionList(BaseModel):
     versions: list[VersionOut] = Field(description="Newest first")
 
 
-class UploadQuery(BaseModel):
-    wait: bool = Field(default=False, description="Answer only once the document is ready (201) or failed (422)")
+class ReplaceQuery(BaseModel):
+    wait: bool = Field(default=False, description="Answer only once the upload is ready (201) or failed (422)")
+
+
+class UploadQuery(ReplaceQuery):
     new_document: bool = Field(default=False, description="Keep it a separate document even when one of yours "
                                "has the same file name (by default it becomes that document's new version)")
-
-
-class ReplaceQuery(BaseModel):
-    wait: bool = Field(default=False, description="Answer only once the new version is ready (201) or failed (422)")
 
 
 class SearchRequest(BaseModel):
