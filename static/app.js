@@ -196,7 +196,7 @@ async function openSession(sessionId) {
   $("export-json").href = `${base}?format=json`;
   $("messages").replaceChildren(...session.messages.map((message) => messageElement(message)));
   scrollToEnd();
-  loadSessions();
+  await loadSessions();
 }
 
 function messageElement(message) {

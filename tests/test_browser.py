@@ -119,7 +119,8 @@ def test_a_person_logs_in_uploads_asks_sees_sources_branches_and_logs_out(browse
 
     answer.find_element(By.CSS_SELECTOR, "button.branch").click()
     until(driver, lambda: "(branch)" in driver.find_element(By.ID, "chat-title").text)
-    assert len(driver.find_elements(By.CSS_SELECTOR, "#session-list li")) == 2
+    # the title shows first; the sessions list is redrawn after it
+    until(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#session-list li")) == 2)
     assert len(driver.find_elements(By.CSS_SELECTOR, "#messages .message")) == 2
 
     driver.find_element(By.ID, "logout-button").click()
