@@ -28,10 +28,8 @@ from auth.users import BOOTSTRAP_ADMIN_NAME, UserService
 from common.database import Database
 from common.errors import DomainError
 from config import Config
-from llm.manager import ModelManager
 from llm.registry import ModelRegistry
-from llm.scheduler import Scheduler
-from llm.service import LLMService
+from llm.service import LLMService, build_llm_service
 from maintenance.integrity import IntegrityChecker
 from maintenance.schedule import LeakWatch, MaintenanceScheduler
 from monitoring.error_stats import ErrorStats
@@ -166,11 +164,9 @@ def _chat_settings(config: Config) -> ChatSettings:
 
 
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
-    device = resolve_device(config.llm_device)
-    manager = ModelManager(models, device, resolve_dtype(config.llm_dtype, device), Path(config.model_cache_dir))
-    scheduler = Scheduler(manager.engine, max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
-                          timeout_s=config.llm_timeout_s)
-    return LLMService(manager, scheduler)
+    return build_llm_service(models, config.llm_device, config.llm_dtype, Path(config.model_cache_dir),
+                             max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
+                             timeout_s=config.llm_timeout_s)
 
 
 def _embedder_provider(config: Config) -> Callable[[], Embedder]:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from common.devices import resolve_device, resolve_dtype
 from llm.engine import GenerationResult, Prompt
 from llm.manager import ModelManager
+from llm.registry import ModelRegistry
 from llm.scheduler import Scheduler, Ticket
 from llm.settings import GenerationOverrides
 from llm.status import EngineStatus
@@ -47,3 +50,12 @@ class LLMService:
 
     def close(self) -> None:
         self.scheduler.stop()
+
+
+def build_llm_service(registry: ModelRegistry, device: str, dtype: str, cache_dir: Path, *,
+                      max_queue: int = 8, max_batch: int = 8, timeout_s: float = 120.0) -> LLMService:
+    """The service and its parts; `device` and `dtype` may be "auto" (CUDA fp16 where a GPU is visible)."""
+    resolved = resolve_device(device)
+    manager = ModelManager(registry, resolved, resolve_dtype(dtype, resolved), cache_dir)
+    scheduler = Scheduler(manager.engine, max_queue=max_queue, max_batch=max_batch, timeout_s=timeout_s)
+    return LLMService(manager, scheduler)

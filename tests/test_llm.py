@@ -9,17 +9,7 @@ from pydantic import ValidationError
 from llm.scheduler import QueueFull, Scheduler
 from llm.settings import GenerationOverrides, adaptive_settings
 from tests.conftest import assert_error
-
-GREEDY = GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=40)
-FERRY = [
-    {"role": "system", "content": "Answer the question using the context."},
-    {"role": "user", "content": "Context: The harbour ferry leaves at 7:45 every morning.\n\nQuestion: When does the ferry leave?"},
-]
-
-
-def _ask(fact: str, question: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": "Answer the question using the context."},
-            {"role": "user", "content": f"Context: {fact}\n\nQuestion: {question}"}]
+from tests.prompts import FERRY, GREEDY, TIMETABLE, ask
 
 
 def test_greedy_answer_contains_the_fact_from_the_prompt(llm_app):
@@ -37,7 +27,7 @@ def test_short_prompts_get_beam_search_by_default(llm_app):
 
 def test_long_prompts_get_sampling_with_fewer_new_tokens(llm_app):
     filler = "The committee met again and discussed the harbour budget in detail. " * 220
-    messages = _ask(filler + "The ferry leaves at 7:45.", "When does the ferry leave?")
+    messages = ask(filler + "The ferry leaves at 7:45.", "When does the ferry leave?")
     result = llm_app.extensions["docchat"].llm.generate(messages, GenerationOverrides(max_new_tokens=8))
     assert result.prompt_tokens > 2048
     assert result.settings.strategy == "sample" and result.settings.temperature == 0.5
@@ -65,14 +55,10 @@ def test_streamed_pieces_add_up_to_the_answer(llm_app):
 
 
 def test_batched_requests_each_get_their_own_answer(llm_app):
-    facts = [("The ferry leaves at 7:45.", "When does the ferry leave?", "7:45"),
-             ("The museum opens at 10:30.", "When does the museum open?", "10:30"),
-             ("The bakery closes at 18:15.", "When does the bakery close?", "18:15"),
-             ("The train departs at 6:05.", "When does the train depart?", "6:05")]
     llm = llm_app.extensions["docchat"].llm
-    tickets = [llm.submit(_ask(fact, question), GREEDY) for fact, question, _ in facts]
+    tickets = [llm.submit(ask(fact, question), GREEDY) for fact, question, _ in TIMETABLE]
     results = [ticket.result(timeout=300) for ticket in tickets]
-    for (_, _, answer), result in zip(facts, results):
+    for (_, _, answer), result in zip(TIMETABLE, results):
         assert answer in result.text, (answer, result.text)
 
 
@@ -102,7 +88,7 @@ def test_a_full_queue_refuses_the_overflow_and_answers_the_rest(llm_app):
 
 def test_a_cancelled_request_stops_costing_tokens(llm_app):
     llm = llm_app.extensions["docchat"].llm
-    ticket = llm.submit(_ask("Write at length.", "Tell me a very long story about the sea."),
+    ticket = llm.submit(ask("Write at length.", "Tell me a very long story about the sea."),
                         GenerationOverrides(num_beams=1, temperature=0, max_new_tokens=300),
                         on_token=lambda _piece: ticket.cancel())
     result = ticket.result(timeout=300)
@@ -131,21 +117,6 @@ def test_generation_before_the_model_is_loaded_is_503(app):
 
     with pytest.raises(ModelNotReady):
         app.extensions["docchat"].llm.generate(FERRY)
-
-
-@pytest.mark.gpu
-def test_cuda_fp16_answers_correctly(make_app, model_cache_dir):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("no CUDA device")
-    from app import start_background_work
-
-    app = make_app(load_model_at_start=True, model_cache_dir=model_cache_dir, llm_device="cuda")
-    start_background_work(app)
-    assert app.extensions["docchat"].llm.manager.wait_ready(600)
-    engine = app.extensions["docchat"].llm.manager.engine()
-    assert str(engine.model.dtype) == "torch.float16" and engine.model.device.type == "cuda"
-    assert "7:45" in app.extensions["docchat"].llm.generate(FERRY, GREEDY).text
 
 
 def test_swap_under_load_loses_no_request_and_keeps_the_previous_for_rollback(llm_app):

@@ -14,13 +14,11 @@ import pytest
 import requests
 
 from tests.conftest import wait_for
+from tests.prompts import FERRY
 from tests.test_server import call, free_port, start_server
 
 openai = pytest.importorskip("openai", reason="the openai package is not installed (make test installs it)")
 
-FERRY = [{"role": "system", "content": "Answer the question using the context."},
-         {"role": "user", "content": "Context: The harbour ferry leaves at 7:45 every morning.\n\n"
-                                     "Question: When does the ferry leave?"}]
 CHAT_LIMIT = 12
 
 
