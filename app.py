@@ -37,7 +37,7 @@ from monitoring.health import HealthService
 from monitoring.metrics import Metrics
 from monitoring.system import SystemMonitor
 from rag.documents import DocumentService
-from common.devices import resolve_device, resolve_dtype
+from common.devices import resolve_placement
 from rag.embedder import Embedder, packaged_model_path
 from rag.ingestion import IngestionPipeline
 from rag.jobs import IngestionWorkers, make_queue
@@ -172,8 +172,7 @@ def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
 def _embedder_provider(config: Config) -> Callable[[], Embedder]:
     """The embedding model loads on first use (not at start), once per process."""
     path = Path(config.embedding_model_path) if config.embedding_model_path else packaged_model_path()
-    device = resolve_device(config.embedding_device)
-    dtype = resolve_dtype(config.embedding_dtype, device)
+    device, dtype = resolve_placement(config.embedding_device, config.embedding_dtype)
     return lambda: Embedder.shared(path, device, dtype, config.embedding_batch_size)
 
 

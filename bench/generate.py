@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.devices import resolve_device, resolve_dtype  # noqa: E402
+from common.devices import resolve_placement  # noqa: E402
 from llm.manager import shared_engine  # noqa: E402
 from llm.registry import ModelRegistry  # noqa: E402
 from llm.scheduler import Scheduler  # noqa: E402
@@ -81,8 +81,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=64)
     args = parser.parse_args()
     spec = ModelRegistry.from_file(ROOT / "models.json").default
-    device = resolve_device("auto")
-    dtype = resolve_dtype(args.dtype, device)
+    device, dtype = resolve_placement("auto", args.dtype)
     engine = shared_engine(spec, device, dtype, Path(tempfile.gettempdir()) / "docchat-bench-model-cache")
     scheduler = Scheduler(lambda: engine, max_queue=16, max_batch=8)
     prompt_tokens = engine.encode(messages()).tokens

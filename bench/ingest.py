@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from auth.passwords import PasswordHasher  # noqa: E402
 from auth.users import UserService  # noqa: E402
 from common.database import Database  # noqa: E402
-from common.devices import resolve_device, resolve_dtype  # noqa: E402
+from common.devices import resolve_placement  # noqa: E402
 from rag.embedder import Embedder, packaged_model_path  # noqa: E402
 from rag.ingestion import IngestionPipeline  # noqa: E402
 from rag.jobs import IngestionWorkers, make_queue  # noqa: E402
@@ -50,8 +50,7 @@ def bench_pipeline(docs: list[Path], dtype: str, threads: int) -> list[tuple[str
     db = Database(f"sqlite:///{workdir / 'bench.db'}")
     db.migrate()
     UserService(db, PasswordHasher()).create("bench", "bench password", "user")  # user id 1
-    device = resolve_device("auto")
-    dtype = resolve_dtype(dtype, device)
+    device, dtype = resolve_placement("auto", dtype)
     embedder = Embedder.shared(packaged_model_path(), device, dtype)
     repository, store = DocumentRepository(db), VectorStore.on(make_client(workdir / "chroma"))
     pipeline = IngestionPipeline(repository, store, lambda: embedder, workdir / "uploads", ParseLimits(300, 4096), 200, 40)
@@ -158,8 +157,8 @@ def main() -> None:
     args = parser.parse_args()
     rows: list[tuple[str, str]] = []
     if not args.skip_pipeline:
-        device = resolve_device("auto")
-        rows.append(("embedder; ingestion threads", f"{device} {resolve_dtype(args.dtype, device)}; {args.threads}"))
+        device, dtype = resolve_placement("auto", args.dtype)
+        rows.append(("embedder; ingestion threads", f"{device} {dtype}; {args.threads}"))
         for docs in document_sets():
             rows.append(("documents", ", ".join(path.name for path in docs)))
             rows += bench_pipeline(docs, args.dtype, args.threads)

@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common.devices import resolve_device, resolve_dtype  # noqa: E402
+from common.devices import resolve_placement  # noqa: E402
 from rag.chunking import Chunker  # noqa: E402
 from rag.embedder import Embedder, packaged_model_path  # noqa: E402
 from rag.loaders import load_html, load_pdf  # noqa: E402
@@ -136,8 +136,7 @@ def main() -> None:
     if not PDF.exists():
         print(f"{PDF} is missing: install the debian-reference-en package (make test-system-deps as root)")
         raise SystemExit(2)
-    device = resolve_device("auto")
-    embedder = Embedder.shared(packaged_model_path(), device, resolve_dtype(args.dtype, device))
+    embedder = Embedder.shared(packaged_model_path(), *resolve_placement("auto", args.dtype))
     store = VectorStore.on(make_client(Path(tempfile.mkdtemp()) / "chroma"))
     rows = []
     for user_id, (name, corpus) in enumerate((("pdf", pdf_corpus), ("html", html_corpus)), start=1):

@@ -20,3 +20,9 @@ def resolve_dtype(dtype: str, device: str) -> str:
     if dtype != "auto":
         return dtype
     return "float16" if device.startswith("cuda") else "bfloat16"
+
+
+def resolve_placement(device: str, dtype: str) -> tuple[str, str]:
+    """(device, dtype) with each `auto` resolved; the dtype follows the device it resolved to."""
+    resolved = resolve_device(device)
+    return resolved, resolve_dtype(dtype, resolved)

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.devices import resolve_device, resolve_dtype
+from common.devices import resolve_placement
 from llm.engine import GenerationResult, Prompt
 from llm.manager import ModelManager
 from llm.registry import ModelRegistry
@@ -55,7 +55,6 @@ class LLMService:
 def build_llm_service(registry: ModelRegistry, device: str, dtype: str, cache_dir: Path, *,
                       max_queue: int = 8, max_batch: int = 8, timeout_s: float = 120.0) -> LLMService:
     """The service and its parts; `device` and `dtype` may be "auto" (CUDA fp16 where a GPU is visible)."""
-    resolved = resolve_device(device)
-    manager = ModelManager(registry, resolved, resolve_dtype(dtype, resolved), cache_dir)
+    manager = ModelManager(registry, *resolve_placement(device, dtype), cache_dir)
     scheduler = Scheduler(manager.engine, max_queue=max_queue, max_batch=max_batch, timeout_s=timeout_s)
     return LLMService(manager, scheduler)

@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-import numpy as np
-
-from common.devices import resolve_device, resolve_dtype
+from common.devices import resolve_placement
 from llm.registry import ModelRegistry
 from llm.service import LLMService, build_llm_service
 from llm.settings import GenerationOverrides
@@ -91,8 +90,7 @@ QUERIES = ["When is the lens cleaned?", "What time is the first boat?", "Where c
 
 
 def test_auto_embeds_on_the_gpu_in_fp16_and_finds_what_the_cpu_finds() -> None:
-    device = resolve_device("auto")
-    gpu = Embedder.shared(packaged_model_path(), device, resolve_dtype("auto", device))
+    gpu = Embedder.shared(packaged_model_path(), *resolve_placement("auto", "auto"))
     cpu = Embedder.shared(packaged_model_path(), "cpu", "float32")
     assert (gpu.device, gpu.dtype) == ("cuda", "float16")
     long_chunks = [" ".join(PASSAGES * 8)[:1200 - 40 * i] for i in range(20)]  # near the 256-token window
