@@ -26,7 +26,7 @@ from auth.passwords import PasswordHasher
 from auth.tokens import init_jwt
 from auth.users import BOOTSTRAP_ADMIN_NAME, UserService
 from common.database import Database
-from common.errors import DomainError
+from common.errors import DomainError, PayloadTooLarge
 from config import Config
 from llm.registry import ModelRegistry
 from llm.service import LLMService, build_llm_service
@@ -236,6 +236,7 @@ def _flask_settings(config: Config) -> dict[str, Any]:
             "refresh": config.ratelimit_refresh,
             "api_keys": config.ratelimit_api_keys,
             "upload": config.ratelimit_upload,
+            "embeddings": config.ratelimit_embeddings,
             "chat": config.ratelimit_chat,
         },
     }
@@ -268,6 +269,10 @@ def _register_error_handlers(app: Flask) -> None:
         code = HTTP_CODES.get(status, "HTTP_ERROR")
         details = {"limit": exc.description} if status == 429 else None
         message = f"Rate limit exceeded ({exc.description})" if status == 429 else (exc.description or exc.name)
+        if status == 413:
+            limit = request.max_content_length
+            message, details = f"The request body is larger than the {limit} bytes this route accepts", {
+                "limit_bytes": limit}
         headers = {"Allow": exc.get_response().headers["Allow"]} if status == 405 else None
         return error_response(status, code, message, details, headers)
 
@@ -299,6 +304,19 @@ def _register_hooks(app: Flask) -> None:
     def start_timer() -> None:
         g.request_started = time.perf_counter()
         g.request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+
+    @app.before_request
+    def bound_body() -> None:
+        """Only routes that take a file accept MAX_UPLOAD_MB; every other body is at most
+        MAX_JSON_KB, refused by its Content-Length before a byte is read or anyone authenticated."""
+        view = app.view_functions.get(request.endpoint or "")
+        if getattr(view, "openapi", {}).get("multipart"):
+            return
+        limit_kb = app.extensions[EXTENSION_KEY].config.max_json_kb
+        request.max_content_length = limit_kb * 1024
+        if (request.content_length or 0) > limit_kb * 1024:
+            raise PayloadTooLarge(f"The request body is larger than {limit_kb} KB (MAX_JSON_KB)",
+                                  {"limit_bytes": limit_kb * 1024})
 
     @app.after_request
     def finish(response: Response) -> Response:

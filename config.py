@@ -48,10 +48,13 @@ class Config:
     ratelimit_refresh: str = "60 per minute"
     ratelimit_api_keys: str = "30 per hour"
     ratelimit_upload: str = "60 per minute"
+    ratelimit_embeddings: str = "60 per minute"
     ratelimit_key_prefix: str = "docchat"
     trusted_proxy_hops: int = 0
     cookie_secure: bool = False
     max_upload_mb: int = 50
+    max_json_kb: int = 1024
+    user_quota_mb: int = 0
     metrics_allowed_networks: tuple[str, ...] = (
         "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
     )
@@ -77,6 +80,7 @@ class Config:
     llm_dtype: str = "auto"
     model_cache_dir: Path | None = None
     llm_max_queue: int = 8
+    llm_max_queue_per_user: int = 2
     llm_max_batch: int = 8
     llm_timeout_s: int = 120
     ratelimit_chat: str = "30 per minute"
@@ -113,10 +117,13 @@ class Config:
         "RATELIMIT_REFRESH": "ratelimit_refresh",
         "RATELIMIT_API_KEYS": "ratelimit_api_keys",
         "RATELIMIT_UPLOAD": "ratelimit_upload",
+        "RATELIMIT_EMBEDDINGS": "ratelimit_embeddings",
         "RATELIMIT_KEY_PREFIX": "ratelimit_key_prefix",
         "TRUSTED_PROXY_HOPS": "trusted_proxy_hops",
         "COOKIE_SECURE": "cookie_secure",
         "MAX_UPLOAD_MB": "max_upload_mb",
+        "MAX_JSON_KB": "max_json_kb",
+        "USER_QUOTA_MB": "user_quota_mb",
         "METRICS_ALLOWED_NETWORKS": "metrics_allowed_networks",
         "RECENT_ERRORS_KEPT": "recent_errors_kept",
         "CHROMA_HOST": "chroma_host",
@@ -140,6 +147,7 @@ class Config:
         "LLM_DTYPE": "llm_dtype",
         "MODEL_CACHE_DIR": "model_cache_dir",
         "LLM_MAX_QUEUE": "llm_max_queue",
+        "LLM_MAX_QUEUE_PER_USER": "llm_max_queue_per_user",
         "LLM_MAX_BATCH": "llm_max_batch",
         "LLM_TIMEOUT_S": "llm_timeout_s",
         "RATELIMIT_CHAT": "ratelimit_chat",

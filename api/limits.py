@@ -36,14 +36,19 @@ def not_rate_limited(view: View) -> View:
 
 
 def install_limiter(app: Flask) -> Limiter:
-    """Create the app's Limiter and apply each view's declared limit or exemption."""
+    """Create the app's Limiter and apply each view's declared limit or exemption.
+
+    A named limit is one budget shared by every route that names it (flask-limiter's shared
+    limit, scoped by the name): the "chat" budget is one for /chat/start, /chat/message and the
+    /v1 generation routes, and the "login" budget one for /auth/login, /login and /auth/session."""
     limiter = Limiter(key_func=rate_limit_key, app=app)
     app.extensions[LIMITER_KEY] = limiter
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, "rate_limit_exempt", False):
             limiter.exempt(view)
         elif getattr(view, "rate_limit", None):
-            app.view_functions[endpoint] = limiter.limit(_configured(view.rate_limit))(view)
+            shared = limiter.shared_limit(_configured(view.rate_limit), scope=view.rate_limit)
+            app.view_functions[endpoint] = shared(view)
     return limiter
 
 

@@ -9,25 +9,54 @@ from typing import Any, TypeVar
 from flask import request
 from pydantic import BaseModel, ValidationError
 
-from common.errors import ValidationFailed
+from common.errors import UnsupportedMediaType, ValidationFailed
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 View = Callable[..., Any]
 
 
+MAX_JSON_DEPTH = 32  # no request body of this API nests deeper than a few levels
+
+
 def parse_body(model: type[ModelT]) -> ModelT:
-    """The request's JSON body as `model`, or ValidationFailed naming each bad field."""
+    """The request's JSON body as `model`, or ValidationFailed naming each bad field.
+
+    A body must say it is JSON (Content-Type application/json): a cross-site HTML form can send
+    text/plain or form data without a CORS preflight, never application/json, so this is what
+    makes a forged cross-site login (login CSRF) or change impossible. Its size is bounded before
+    it is read (MAX_JSON_KB, app.py), and nesting deeper than MAX_JSON_DEPTH is refused."""
     raw = request.get_data(cache=True)
+    if raw.strip() and not request.is_json:
+        raise UnsupportedMediaType("Send the body as JSON with the header Content-Type: application/json",
+                                   {"content_type": request.mimetype or None})
     try:
         data = json.loads(raw) if raw.strip() else {}
+    except RecursionError as exc:
+        raise ValidationFailed(f"The request body nests deeper than {MAX_JSON_DEPTH} levels") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValidationFailed("The request body is not valid JSON", {"reason": str(exc)[:200]}) from exc
     if not isinstance(data, dict):
         raise ValidationFailed("The request body must be a JSON object")
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise ValidationFailed(f"The request body nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         return model.model_validate(data, strict=True)  # JSON types as declared: no false for 0.0, no "5" for 5
     except ValidationError as exc:
         raise validation_failed(exc) from exc
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed JSON value (iterative: no recursion limit)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if level <= MAX_JSON_DEPTH:
+                pending.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def validation_failed(exc: ValidationError) -> ValidationFailed:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -85,27 +86,45 @@ def authenticate() -> UserView:
 
 
 def _basic_user() -> UserView:
-    """HTTP Basic: username with password or API key. Failed guesses count against the login
-    limit of the client's address, like POST /auth/login, so Basic is no way around it."""
+    """HTTP Basic: username with password or API key. Each try counts against the same per
+    account and address budget as POST /auth/login (sign_in), and failures also against the
+    address's login limit, so Basic is no way around either."""
     try:
         decoded = base64.b64decode(request.headers["Authorization"][6:].strip(), validate=True).decode()
         username, secret = decoded.split(":", 1)
     except (ValueError, UnicodeDecodeError) as exc:
         raise NotAuthenticated("Malformed Basic credentials: send base64(username:password)") from exc
     _refuse_when_locked_out()
+    try:
+        return sign_in(username, secret, api_key_allowed=True)
+    except InvalidCredentials:
+        _count_failure()
+        raise InvalidCredentials("Wrong username, password or API key") from None
+
+
+def sign_in(username: str, secret: str, api_key_allowed: bool = False) -> UserView:
+    """Every sign-in with a password (POST /auth/login, /login, /auth/session, HTTP Basic).
+
+    One counter per account and client address, shared by all these paths, is taken BEFORE the
+    password hash is computed, so parallel guesses cannot all slip in while the slow hash runs:
+    past the login limit (RATELIMIT_LOGIN) the answer is 429 without a hash. A success clears the
+    counter (only someone who knows the password can), so a script that signs in often with the
+    right password is never locked out."""
+    strategy, limit, address = _login_limit()
+    account = normalize_username(username)[:64]
+    if not strategy.hit(limit, "sign-in", account, address):
+        reset = strategy.get_window_stats(limit, "sign-in", account, address).reset_time
+        raise TooManyAttempts(f"Too many sign-in attempts for this account from this address ({limit}); wait and retry",
+                              retry_after_s=max(1, int(reset - time.time()) + 1))
     svc = services()
     user: UserView | None
-    if looks_like_api_key(secret):
+    if api_key_allowed and looks_like_api_key(secret):
         user = svc.api_keys.user_for(secret)
-        user = user if user is not None and user.username == normalize_username(username) else None
+        if user is None or user.username != account:
+            raise InvalidCredentials("Wrong username or API key")
     else:
-        try:
-            user = svc.users.authenticate(username, secret)
-        except InvalidCredentials:
-            user = None
-    if user is None:
-        _count_failure()
-        raise InvalidCredentials("Wrong username, password or API key")
+        user = svc.users.authenticate(username, secret)
+    strategy.clear(limit, "sign-in", account, address)
     return user
 
 

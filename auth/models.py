@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import secrets
+
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -13,14 +15,24 @@ ROLE_ADMIN = "admin"
 ROLES = (ROLE_USER, ROLE_ADMIN)
 
 
+def new_token_key() -> str:
+    return secrets.token_hex(16)
+
+
 class User(Base):
+    """An account. Ids are never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL), and
+    every token carries the account's `token_key`: a token outlives neither its account nor a
+    rotation of the key, even where an id could come back (a restored backup)."""
+
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16), default=ROLE_USER)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    token_key: Mapped[str] = mapped_column(String(32), default=new_token_key)
 
 
 class ApiKey(Base):

@@ -10,7 +10,8 @@ from api.context import services
 from api.limits import rate_limited
 from api.validation import json_body, openapi, responds
 from auth.api_keys import looks_like_api_key
-from auth.decorators import authenticate, authenticate_refresh, bearer_token, current_user, login_required
+from auth.decorators import (authenticate, authenticate_refresh, bearer_token, current_user, login_required,
+                             sign_in)
 from auth.schemas import (
     AccessToken,
     ApiKeyCreated,
@@ -55,7 +56,7 @@ def register(payload: RegisterRequest) -> tuple[Response, int]:
 @responds(200, TokenPair, "Access and refresh tokens")
 def login(payload: LoginRequest) -> Response:
     """Exchange a username and password for tokens."""
-    user = services().users.authenticate(payload.username, payload.password)
+    user = sign_in(payload.username, payload.password)
     return jsonify(issue_login_tokens(user, _access_ttl()))
 
 
@@ -126,7 +127,7 @@ def delete_api_key(key_id: int) -> tuple[str, int]:
 @responds(200, UserEnvelope, "Logged in; tokens set as HttpOnly cookies, a CSRF token in docchat_csrf")
 def browser_login(payload: LoginRequest) -> Response:
     """Log in the browser: no token is readable by page scripts."""
-    user = services().users.authenticate(payload.username, payload.password)
+    user = sign_in(payload.username, payload.password)
     tokens = issue_login_tokens(user, _access_ttl())
     response = jsonify(user=_user_out(user))
     set_access_cookies(response, tokens["access_token"], max_age=int(_access_ttl().total_seconds()))

@@ -13,6 +13,7 @@ from auth.users import UserView
 from common.database import utcnow
 
 LOGIN_CLAIM = "lid"  # every token of one login carries the same id; logout revokes that id
+ACCOUNT_CLAIM = "uk"  # the account's token_key: tokens never name an account they were not issued to
 
 
 def init_jwt(app: Flask) -> JWTManager:
@@ -21,7 +22,7 @@ def init_jwt(app: Flask) -> JWTManager:
     @jwt.user_lookup_loader
     def load_user(_header: dict[str, Any], payload: dict[str, Any]) -> UserView | None:
         try:
-            return services().users.get(int(payload["sub"]))
+            return services().users.token_owner(int(payload["sub"]), str(payload[ACCOUNT_CLAIM]))
         except (KeyError, TypeError, ValueError):
             return None
 
@@ -35,7 +36,7 @@ def init_jwt(app: Flask) -> JWTManager:
 
 def issue_login_tokens(user: UserView, access_ttl: timedelta) -> dict[str, Any]:
     """An access and a refresh token for a fresh login."""
-    claims = {LOGIN_CLAIM: uuid.uuid4().hex}
+    claims = {LOGIN_CLAIM: uuid.uuid4().hex, ACCOUNT_CLAIM: user.token_key}
     return {
         "access_token": create_access_token(identity=str(user.id), additional_claims=claims),
         "refresh_token": create_refresh_token(identity=str(user.id), additional_claims=claims),
@@ -46,7 +47,8 @@ def issue_login_tokens(user: UserView, access_ttl: timedelta) -> dict[str, Any]:
 
 def issue_access_token(user: UserView, refresh_claims: dict[str, Any], access_ttl: timedelta) -> dict[str, Any]:
     """A new access token of the same login as the refresh token it came from."""
-    token = create_access_token(identity=str(user.id), additional_claims={LOGIN_CLAIM: refresh_claims[LOGIN_CLAIM]})
+    claims = {LOGIN_CLAIM: refresh_claims[LOGIN_CLAIM], ACCOUNT_CLAIM: user.token_key}
+    token = create_access_token(identity=str(user.id), additional_claims=claims)
     return {"access_token": token, "expires_in": int(access_ttl.total_seconds())}
 
 

@@ -1,15 +1,16 @@
 """User accounts: registration, password login, roles, deletion, the first admin."""
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from auth.models import ROLE_ADMIN, ROLE_USER, ROLES, ApiKey, User
+from auth.models import ROLE_ADMIN, ROLE_USER, ROLES, ApiKey, User, new_token_key
 from auth.passwords import PasswordHasher
 from common.database import Database
 from common.errors import InvalidCredentials, NotFound, RegistrationClosed, UsernameTaken, ValidationFailed
@@ -25,6 +26,7 @@ class UserView:
     username: str
     role: str
     created_at: datetime
+    token_key: str = field(default="", repr=False)  # every token of this account carries it
 
     @property
     def is_admin(self) -> bool:
@@ -32,7 +34,8 @@ class UserView:
 
     @classmethod
     def of(cls, user: User) -> "UserView":
-        return cls(id=user.id, username=user.username, role=user.role, created_at=user.created_at)
+        return cls(id=user.id, username=user.username, role=user.role, created_at=user.created_at,
+                   token_key=user.token_key)
 
 
 def _check_role(role: str) -> None:
@@ -88,6 +91,22 @@ class UserService:
             user = session.get(User, user_id)
             return UserView.of(user) if user else None
 
+    def token_owner(self, user_id: int, token_key: str) -> UserView | None:
+        """The account a token names, if the token was issued to it: a token of a deleted account
+        never names a newer one, and rotating the key (revoke_logins) ends every login."""
+        user = self.get(user_id)
+        if user is None or not hmac.compare_digest(user.token_key, token_key):
+            return None
+        return user
+
+    def revoke_logins(self, user_id: int) -> None:
+        """End every login of the account at once: each of its tokens stops working."""
+        with self._db.session() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFound("No such user")
+            user.token_key = new_token_key()
+
     def find(self, username: str) -> UserView:
         with self._db.session() as session:
             return UserView.of(self._by_name(session, username))
@@ -100,8 +119,9 @@ class UserService:
             return UserView.of(user)
 
     def delete(self, username: str) -> None:
-        """Delete the account, its API keys and (through `on_delete`) its data; its tokens stop
-        working on the next request."""
+        """Delete the account, its API keys and (through `on_delete`) its data. Its tokens, browser
+        sessions and keys stop working at once: a token names its account's token_key, which goes
+        with the row, and ids are never reused."""
         with self._db.session() as session:
             user = self._by_name(session, username)
             user_id = user.id

@@ -34,11 +34,27 @@ class Database:
             yield session
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (safe to run at every start)."""
-        with self.engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        """Bring the schema to the newest migration (safe to run at every start).
+
+        On SQLite, foreign keys are off while migrations run: a migration that rebuilds a table
+        drops the old one, and with foreign keys on that drop would cascade into every row that
+        references it. The result is checked before it is committed."""
+        with self.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # only outside a transaction
+                connection.commit()
+            try:
+                with connection.begin():
+                    config = alembic_config()
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                        raise RuntimeError("a migration left rows whose references are broken; nothing was changed")
+            finally:
+                if sqlite:
+                    connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                    connection.commit()
 
     def table_names(self) -> list[str]:
         return inspect(self.engine).get_table_names()

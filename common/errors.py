@@ -17,6 +17,10 @@ class ValidationFailed(DomainError):
     """A request body or parameter failed validation; details name the fields."""
 
 
+class UnsupportedMediaType(DomainError):
+    """A request body that is not of the media type the route takes (JSON routes: application/json)."""
+
+
 class NotAuthenticated(DomainError):
     """No credentials, or credentials that prove nothing."""
 
@@ -103,6 +107,14 @@ class UnprocessableDocument(DomainError):
 
 class EmptyDocument(UnprocessableDocument):
     """The file has no bytes, or nothing but white space."""
+
+
+class PayloadTooLarge(DomainError):
+    """A request body over the route's size limit."""
+
+
+class QuotaExceeded(DomainError):
+    """The upload would take the user past their storage quota (USER_QUOTA_MB)."""
 
 
 class SessionNotFound(NotFound):
