@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import uuid
@@ -68,7 +69,9 @@ SECURITY_HEADERS = {
 
 def create_app(config: Config | None = None) -> Flask:
     """Build the app. Without a config, everything comes from the environment (see config.py)."""
-    config = (config or Config.from_env()).with_secret()
+    config = config or Config.from_env()
+    _keep_private(config.data_dir)
+    config = config.with_secret()
     config.check_production()
     _configure_logging(config.log_level)
     app = Flask(__name__)
@@ -166,7 +169,7 @@ def _chat_settings(config: Config) -> ChatSettings:
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
     return build_llm_service(models, config.llm_device, config.llm_dtype, Path(config.model_cache_dir),
                              max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
-                             timeout_s=config.llm_timeout_s)
+                             timeout_s=config.llm_timeout_s, max_queue_per_user=config.llm_max_queue_per_user)
 
 
 def _embedder_provider(config: Config) -> Callable[[], Embedder]:
@@ -346,6 +349,16 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(integrity_cli)
     app.cli.add_command(ingest_command)
     app.cli.add_command(ingest_worker_command)
+
+
+def _keep_private(data_dir: Path) -> None:
+    """Everything this process writes (database, uploads, vectors, backups, secrets) is its user's
+    alone: files 0600 and folders 0700 (umask 077), and the data folder of an older install is
+    closed to other local users too, which hides whatever it already holds."""
+    os.umask(0o077)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if data_dir.stat().st_uid == os.geteuid():
+        data_dir.chmod(0o700)
 
 
 def _configure_logging(level: str) -> None:

@@ -7,11 +7,14 @@ import os
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_WORKERS", "1"))
-threads = int(os.environ.get("WEB_THREADS", "8"))
+# Every request waiting for an answer holds a thread, and at most LLM_MAX_QUEUE can wait: eight
+# threads more than that are always free for /health, logins, uploads and the UI.
+threads = int(os.environ.get("WEB_THREADS") or int(os.environ.get("LLM_MAX_QUEUE") or 8) + 8)
 worker_class = "gthread"  # threads stream Server-Sent Events without blocking other requests
 timeout = int(os.environ.get("WEB_TIMEOUT", "120"))
 graceful_timeout = 30
 accesslog = os.environ.get("ACCESS_LOG", "-")
+umask = 0o077  # files the server writes are its user's alone (app.py sets it for every entry point too)
 control_socket_disable = True  # gunicorn 27's admin socket is shared per user; several servers would clash
 
 

@@ -30,7 +30,7 @@ from common.errors import (
 from llm.engine import EngineOverloaded
 from llm.manager import ModelLoadFailed
 from llm.remote import RemoteFailed, RemoteUnavailable
-from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull
+from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull, ShareExceeded
 from openai_api.service import ModelNotServed
 from rag.vector_store import VectorStoreUnavailable
 
@@ -60,6 +60,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     DuplicateContent: (409, "DUPLICATE_CONTENT"),
     ServiceUnavailable: (503, "SERVICE_UNAVAILABLE"),
     QueueFull: (503, "QUEUE_FULL"),
+    ShareExceeded: (429, "CONCURRENCY_LIMIT"),
     ModelNotReady: (503, "MODEL_NOT_READY"),
     GenerationTimeout: (503, "GENERATION_TIMEOUT"),
     EngineOverloaded: (503, "GPU_OUT_OF_MEMORY"),

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask_jwt_extended import get_current_user, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import (
     CSRFError,
@@ -37,8 +37,11 @@ from common.errors import (
 )
 
 View = Callable[..., Any]
-_CACHE = "_authenticated_user"
-_FAILED = "_basic_auth_failure"
+# Kept in the request's own environ, never in `g`: an app context (and its `g`) can outlive one
+# request and be shared by the next (a streamed answer still open, a test client), and an identity
+# must never carry over from one request to another.
+_CACHE = "docchat.authenticated_user"
+_FAILED = "docchat.basic_auth_failure"
 ACCESS_COOKIE = "docchat_access"
 REFRESH_COOKIE = "docchat_refresh"
 
@@ -56,23 +59,23 @@ def bearer_token() -> str:
 
 def authenticate() -> UserView:
     """The user behind the request's access token or API key, loaded fresh from the database."""
-    cached = g.get(_CACHE)
+    cached = request.environ.get(_CACHE)
     if cached is not None:
         return cached
     if "Authorization" not in request.headers and ACCESS_COOKIE in request.cookies:
         user = _verify_jwt(refresh=False, location="cookies")  # the browser; changes need X-CSRF-TOKEN
-        setattr(g, _CACHE, user)
+        request.environ[_CACHE] = user
         return user
     if request.headers.get("Authorization", "").lower().startswith("basic "):
-        failed = g.get(_FAILED)
+        failed = request.environ.get(_FAILED)
         if failed is not None:  # the rate limiter's key function asked already: count a guess once
             raise failed
         try:
             user = _basic_user()
         except DomainError as exc:
-            setattr(g, _FAILED, exc)
+            request.environ[_FAILED] = exc
             raise
-        setattr(g, _CACHE, user)
+        request.environ[_CACHE] = user
         return user
     token = bearer_token()
     if looks_like_api_key(token):
@@ -81,7 +84,7 @@ def authenticate() -> UserView:
             raise TokenInvalid("Unknown or deleted API key")
     else:
         user = _verify_jwt(refresh=False)
-    setattr(g, _CACHE, user)
+    request.environ[_CACHE] = user
     return user
 
 

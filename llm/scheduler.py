@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 class QueueFull(ServiceUnavailable):
     """More requests than the scheduler admits are waiting or running."""
+
+
+class ShareExceeded(ServiceUnavailable):
+    """One caller already has as many requests waiting or running as one caller may (429)."""
 
 
 class ModelNotReady(ServiceUnavailable):
@@ -54,20 +58,23 @@ class Ticket:
 
 class Scheduler:
     def __init__(self, engine: Callable[[], Engine | None], max_queue: int = 8, max_batch: int = 8,
-                 timeout_s: float = 120.0, batch_wait_s: float = 0.02) -> None:
+                 timeout_s: float = 120.0, batch_wait_s: float = 0.02, max_per_owner: int | None = None) -> None:
+        """`max_per_owner` bounds one caller's share of `max_queue` (default: all of it), so one
+        user sending many requests at once is refused (ShareExceeded) while others still get in."""
         self._engine = engine
         self._max_queue, self._max_batch = max_queue, max_batch
+        self._max_per_owner = max_per_owner or max_queue
+        self._owners: Counter[object] = Counter()
         self._timeout_s, self._batch_wait_s = timeout_s, batch_wait_s
         self._waiting: deque[Ticket] = deque()
-        self._running = 0
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
 
     def depth(self) -> int:
-        """Requests waiting or running."""
+        """Requests admitted and not finished (waiting, being tokenized or running)."""
         with self._condition:
-            return len(self._waiting) + self._running
+            return sum(self._owners.values())
 
     def engine(self) -> Engine:
         """The engine new requests go to; ModelNotReady (503) while none is loaded."""
@@ -77,26 +84,46 @@ class Scheduler:
         return engine
 
     def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-               on_token: Callable[[str], None] | None = None) -> Ticket:
-        """Queue a chat for generation with settings adapted to its length; QueueFull when full."""
+               on_token: Callable[[str], None] | None = None, owner: object = None) -> Ticket:
+        """Queue a chat for generation with settings adapted to its length; QueueFull when full,
+        ShareExceeded when `owner` (a user id; None: the server itself) holds its share already."""
         engine = self.engine()
-        prompt = engine.encode(messages)
-        settings = adaptive_settings(prompt.tokens, engine.spec.generation.get("max_new_tokens"), overrides)
+        self._admit(owner)  # refused before the prompt is even tokenized
+        try:
+            prompt = engine.encode(messages)
+            settings = adaptive_settings(prompt.tokens, engine.spec.generation.get("max_new_tokens"), overrides)
+        except BaseException:
+            self._release(owner)
+            raise
         ticket = Ticket(GenerationRequest(messages, settings, prompt, engine, on_token,
                                           deadline=time.monotonic() + self._timeout_s))
+        ticket.future.add_done_callback(lambda _future: self._release(owner))
         with self._condition:
-            if len(self._waiting) + self._running >= self._max_queue:
-                raise QueueFull(f"The server is busy ({self._max_queue} requests in progress); retry shortly",
-                                retry_after_s=2)
             self._waiting.append(ticket)
             self._ensure_worker()
             self._condition.notify()
         return ticket
 
+    def _admit(self, owner: object) -> None:
+        with self._condition:
+            if sum(self._owners.values()) >= self._max_queue:
+                raise QueueFull(f"The server is busy ({self._max_queue} requests in progress); retry shortly",
+                                retry_after_s=2)
+            if owner is not None and self._owners[owner] >= self._max_per_owner:
+                raise ShareExceeded(f"You already have {self._max_per_owner} answer(s) in progress "
+                                    "(LLM_MAX_QUEUE_PER_USER); wait for one to finish", retry_after_s=2)
+            self._owners[owner] += 1
+
+    def _release(self, owner: object) -> None:
+        with self._condition:
+            self._owners[owner] -= 1
+            if self._owners[owner] <= 0:
+                del self._owners[owner]
+
     def generate(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-                 on_token: Callable[[str], None] | None = None) -> GenerationResult:
+                 on_token: Callable[[str], None] | None = None, owner: object = None) -> GenerationResult:
         """Submit and wait; GenerationTimeout when the time limit passes first."""
-        ticket = self.submit(messages, overrides, on_token)
+        ticket = self.submit(messages, overrides, on_token, owner)
         result = ticket.result()
         if result.finish_reason == "timeout":
             raise GenerationTimeout(f"Generation took longer than {self._timeout_s:g} s", retry_after_s=5)
@@ -117,11 +144,7 @@ class Scheduler:
             batch = self._next_batch()
             if batch is None:
                 return
-            try:
-                self._run(batch)
-            finally:
-                with self._condition:
-                    self._running -= len(batch)
+            self._run(batch)
 
     def _next_batch(self) -> list[Ticket] | None:
         with self._condition:
@@ -140,7 +163,6 @@ class Scheduler:
                 if _batch_key(ticket) == key:
                     self._waiting.remove(ticket)
                     batch.append(ticket)
-            self._running += len(batch)
             return batch
 
     def _run(self, batch: list[Ticket]) -> None:

@@ -30,12 +30,13 @@ class LLMService:
         self.scheduler = scheduler
 
     def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-               on_token: Callable[[str], None] | None = None) -> Ticket:
-        return self.scheduler.submit(messages, overrides, on_token)
+               on_token: Callable[[str], None] | None = None, owner: object = None) -> Ticket:
+        """Queue a generation; `owner` (the user it is for) is held to its share of the queue."""
+        return self.scheduler.submit(messages, overrides, on_token, owner)
 
     def generate(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-                 on_token: Callable[[str], None] | None = None) -> GenerationResult:
-        return self.scheduler.generate(messages, overrides, on_token)
+                 on_token: Callable[[str], None] | None = None, owner: object = None) -> GenerationResult:
+        return self.scheduler.generate(messages, overrides, on_token, owner)
 
     def active(self) -> ActiveModel:
         """The active model; ModelNotReady (503) while none is loaded."""
@@ -53,8 +54,10 @@ class LLMService:
 
 
 def build_llm_service(registry: ModelRegistry, device: str, dtype: str, cache_dir: Path, *,
-                      max_queue: int = 8, max_batch: int = 8, timeout_s: float = 120.0) -> LLMService:
+                      max_queue: int = 8, max_batch: int = 8, timeout_s: float = 120.0,
+                      max_queue_per_user: int | None = None) -> LLMService:
     """The service and its parts; `device` and `dtype` may be "auto" (CUDA fp16 where a GPU is visible)."""
     manager = ModelManager(registry, *resolve_placement(device, dtype), cache_dir)
-    scheduler = Scheduler(manager.engine, max_queue=max_queue, max_batch=max_batch, timeout_s=timeout_s)
+    scheduler = Scheduler(manager.engine, max_queue=max_queue, max_batch=max_batch, timeout_s=timeout_s,
+                          max_per_owner=max_queue_per_user)
     return LLMService(manager, scheduler)

@@ -12,8 +12,8 @@ stops a grounded answer from copying the fact it was given ("7:45" from the cont
 
 Short prompts get the most careful search (beams, no randomness); long prompts, already rich in
 context, get cheaper sampling with a little more temperature and fewer new tokens, so time per
-answer stays bounded. A model's `generation.max_new_tokens` in models.json caps the table, and a
-request may override any field within the bounds of `GenerationOverrides`.
+answer stays bounded. A request may override any field within the bounds of `GenerationOverrides`,
+and a model's `generation.max_new_tokens` in models.json caps the table and the overrides alike.
 """
 from __future__ import annotations
 
@@ -69,10 +69,12 @@ def adaptive_settings(prompt_tokens: int, model_max_new_tokens: int | None = Non
         settings = GenerationSettings("sample", 1, True, 0.3, 0.9, 40, 256, 1.10)
     else:
         settings = GenerationSettings("sample", 1, True, 0.5, 0.95, 50, 192, 1.05)
-    if model_max_new_tokens:
-        settings = replace(settings, max_new_tokens=min(settings.max_new_tokens, model_max_new_tokens))
     settings = replace(settings, prompt_tokens=prompt_tokens)
-    return _apply(settings, overrides) if overrides else settings
+    if overrides:
+        settings = _apply(settings, overrides)
+    if model_max_new_tokens:  # the model's own cap holds for overrides too
+        settings = replace(settings, max_new_tokens=min(settings.max_new_tokens, model_max_new_tokens))
+    return settings
 
 
 def _apply(settings: GenerationSettings, overrides: GenerationOverrides) -> GenerationSettings:

@@ -17,7 +17,7 @@ from llm.scheduler import GenerationTimeout, Ticket
 from llm.settings import GenerationOverrides, GenerationSettings
 
 FIRST_TOKEN_GRACE_S = 5.0  # past the request's own deadline, when waiting for its first token
-Submit = Callable[[Prompt, GenerationOverrides | None, Callable[[str], None]], Ticket]
+Submit = Callable[[Prompt, GenerationOverrides | None, Callable[[str], None], object], Ticket]
 
 
 class TokenStream:
@@ -25,8 +25,8 @@ class TokenStream:
         self._ticket, self._pieces = ticket, pieces
 
     @classmethod
-    def open(cls, submit: Submit, messages: Prompt,
-             overrides: GenerationOverrides | None = None) -> "TokenStream":
+    def open(cls, submit: Submit, messages: Prompt, overrides: GenerationOverrides | None = None,
+             owner: object = None) -> "TokenStream":
         """Submit and wait for the first token; raises what went wrong if the request ended without one."""
         pieces: queue.Queue[str] = queue.Queue()
         first = threading.Event()
@@ -35,7 +35,7 @@ class TokenStream:
             pieces.put(piece)
             first.set()
 
-        ticket = submit(messages, overrides, on_token)
+        ticket = submit(messages, overrides, on_token, owner)
         ticket.future.add_done_callback(lambda _future: first.set())
         first.wait(max(0.0, ticket.request.deadline - time.monotonic()) + FIRST_TOKEN_GRACE_S)
         stream = cls(ticket, pieces)

@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,10 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, DateTime, create_engine, func, insert, select, text
+from sqlalchemy import Connection, create_engine, func, insert, select, text
 
+from auth.models import ROLES, new_token_key
 from common.database import Base, Database, utcnow
 from common.errors import Conflict
+from maintenance.archive_check import ArchiveCheck, BackupInvalid
+from rag.sniff import EXTENSIONS
 from rag.vector_store import VectorStore
 
 FORMAT_VERSION = 1
@@ -41,13 +45,15 @@ class BackupService:
 
     def create(self, out_dir: Path, progress: Progress = lambda _step: None) -> Path:
         """Write docchat-backup-<UTC time>.tar.gz into `out_dir` and return its path."""
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _remove_abandoned_partials(out_dir)
         stamp = utcnow().strftime("%Y%m%dT%H%M%SZ")
         final = out_dir / f"docchat-backup-{stamp}.tar.gz"
         partial = final.with_name(f".{final.name}.{os.getpid()}.partial")
+        # The archive holds password hashes and the signing key: private from its first byte.
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with tarfile.open(partial, "w:gz") as archive:
+            with os.fdopen(descriptor, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
                 tables = self._dump_tables(archive, progress)
                 users = [row["id"] for row in tables["users"]]
                 chunks = self._dump_vectors(archive, users, progress)
@@ -63,22 +69,41 @@ class BackupService:
             partial.unlink(missing_ok=True)
         return final
 
-    def restore(self, archive_path: Path, progress: Progress = lambda _step: None) -> dict[str, int]:
-        """Load an archive into this (empty) install; returns counts, including documents re-queued."""
+    def restore(self, archive_path: Path, progress: Progress = lambda _step: None) -> dict[str, Any]:
+        """Load an archive into this (empty) install; returns counts, including documents re-queued,
+        and whether the archive's signing key was installed. Everything in the archive is checked
+        first (maintenance/archive_check.py): a bad row, file or vector refuses it whole
+        (BackupInvalid), before anything is written."""
         self._require_empty()
-        with tarfile.open(archive_path, "r:gz") as archive, tempfile.TemporaryDirectory() as scratch:
-            archive.extractall(scratch, filter="data")
-            root = Path(scratch)
-            manifest = json.loads((root / "manifest.json").read_text())
-            if manifest.get("format") != FORMAT_VERSION:
-                raise Conflict(f"Unsupported backup format {manifest.get('format')!r}")
-            self._load_tables(root / "database", progress)
-            self._load_files(root / "uploads", progress)
-            self._load_vectors(root / "vectors", progress)
+        with tempfile.TemporaryDirectory() as scratch:
+            root = _extracted(archive_path, Path(scratch))
+            manifest = _manifest(root)
+            progress("checking the archive")
+            check = ArchiveCheck(root, set(EXTENSIONS.values()), ROLES)
+            rows = check.tables(_upgraded)
+            files = check.files()
+            vectors = [(archived, check.vectors(folder))
+                       for archived, folder in ((False, root / "vectors"), (True, root / "vectors" / "archive"))]
+            secret = check.secret()
+            self._load_tables(rows, progress)
+            self._load_files(files, progress)
+            self._load_vectors(vectors, progress)
             requeued = self._requeue_mismatched()
-            if (root / "jwt_secret").exists():
-                shutil.copyfile(root / "jwt_secret", self._data_dir / "jwt_secret")
-        return {**manifest["tables"], "chunks": manifest["chunks"], "requeued": requeued}
+            replaced = secret is not None and self._install_secret(secret)
+        return {**manifest["tables"], "chunks": manifest["chunks"], "requeued": requeued,
+                "signing_key_replaced": replaced}
+
+    def _install_secret(self, secret: str) -> bool:
+        """Write the archive's signing key as this install's (0600); whether it differs from the
+        one this install had (then tokens this install issued before stop working)."""
+        path = self._data_dir / "jwt_secret"
+        before = path.read_text().strip() if path.exists() else None
+        draft = path.with_name(f".{path.name}.restore")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secret)
+        os.replace(draft, path)
+        return before != secret
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -153,31 +178,27 @@ class BackupService:
                 if session.scalar(select(func.count()).select_from(table)):
                     raise Conflict(f"Restore needs an empty install; the table {table.name} has rows")
 
-    def _load_tables(self, directory: Path, progress: Progress) -> None:
+    def _load_tables(self, rows: dict[str, list[dict[str, Any]]], progress: Progress) -> None:
         with self._db.engine.begin() as connection:
             for table in Base.metadata.sorted_tables:
                 progress(f"table {table.name}")
-                path = directory / f"{table.name}.jsonl"
-                rows = [_typed(table, _upgraded(table.name, json.loads(line)))
-                        for line in path.read_text().splitlines() if line]
-                if rows:
-                    connection.execute(insert(table), rows)
+                if rows.get(table.name):
+                    connection.execute(insert(table), rows[table.name])
             if connection.dialect.name == "postgresql":
                 _reset_sequences(connection)
 
-    def _load_files(self, directory: Path, progress: Progress) -> None:
+    def _load_files(self, files: list[tuple[Path, Path]], progress: Progress) -> None:
         progress("uploaded files")
-        if directory.exists():
-            shutil.copytree(directory, self._uploads_dir, dirs_exist_ok=True)
+        for source, relative in files:
+            target = self._uploads_dir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
 
-    def _load_vectors(self, directory: Path, progress: Progress) -> None:
-        for archived, folder in ((False, directory), (True, directory / "archive")):
-            for embeddings_path in sorted(folder.glob("u*.npy")) if folder.exists() else []:
-                user_id = int(embeddings_path.stem[1:])
+    def _load_vectors(self, vectors: list[tuple[bool, list[tuple[int, dict[str, Any]]]]], progress: Progress) -> None:
+        for archived, users in vectors:
+            for user_id, data in users:
                 progress(f"vectors of user {user_id}")
-                rest = json.loads(embeddings_path.with_suffix(".json").read_text())
-                self._vectors.import_user(user_id, {**rest, "embeddings": np.load(embeddings_path, allow_pickle=False)},
-                                          archived=archived)
+                self._vectors.import_user(user_id, data, archived=archived)
 
     def _requeue_mismatched(self) -> int:
         """Documents whose chunks did not make it into the archive whole are ingested again."""
@@ -227,20 +248,36 @@ def _json_value(value: Any) -> Any:
 
 
 def _upgraded(table_name: str, row: dict[str, Any]) -> dict[str, Any]:
-    """Rows of archives written before document versions: each document its own version 1."""
+    """Rows of older archives in today's columns: documents from before versions become their own
+    version 1; users from before token keys get one."""
     if table_name == "documents" and "family_id" not in row:
-        row |= {"family_id": row["id"], "version": 1, "is_head": True, "is_live": row["status"] == "ready"}
+        row |= {"family_id": row.get("id"), "version": 1, "is_head": True, "is_live": row.get("status") == "ready"}
+    if table_name == "users" and "token_key" not in row:
+        row["token_key"] = new_token_key()
     return row
 
 
-def _typed(table: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """JSON back to column types (timestamps)."""
-    for column in table.columns:
-        if isinstance(column.type, DateTime) or getattr(column.type, "impl", None) is not None and isinstance(
-                getattr(column.type, "impl"), DateTime):
-            if row.get(column.name) is not None:
-                row[column.name] = datetime.fromisoformat(row[column.name])
-    return row
+def _extracted(archive_path: Path, scratch: Path) -> Path:
+    """The archive unpacked with tarfile's "data" filter (no links out, no absolute or parent
+    paths, no devices); anything it refuses is a clear BackupInvalid, not a traceback."""
+    try:
+        with tarfile.open(archive_path, "r:gz") as archive:
+            archive.extractall(scratch, filter="data")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise BackupInvalid(f"{archive_path.name} is not a readable backup archive: {exc}") from exc
+    return scratch
+
+
+def _manifest(root: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise BackupInvalid("The archive has no readable manifest.json") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        raise BackupInvalid(f"Unsupported backup format {manifest.get('format') if isinstance(manifest, dict) else None!r}")
+    if not isinstance(manifest.get("tables"), dict) or not isinstance(manifest.get("chunks"), int):
+        raise BackupInvalid("The archive's manifest.json lacks its counts")
+    return manifest
 
 
 def _reset_sequences(connection: Connection) -> None:

@@ -42,6 +42,10 @@ def restore(archive: Path) -> None:
     click.echo(f"restored {counts.get('users', 0)} users, {counts.get('documents', 0)} documents, "
                f"{counts.get('chat_sessions', 0)} chat sessions, {counts['chunks']} chunks; "
                f"{counts['requeued']} documents queued for re-ingestion")
+    if counts["signing_key_replaced"]:
+        click.echo("note: the archive's JWT signing key replaced this install's (DATA_DIR/jwt_secret, mode 0600): "
+                   "from the next start it signs tokens unless JWT_SECRET_KEY is set, logins of the backed-up "
+                   "install work again and tokens this install issued before stop working")
 
 
 integrity_cli = AppGroup("integrity", help="Check that the database and the vector store agree, and repair.")

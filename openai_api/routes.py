@@ -50,7 +50,7 @@ def chat_completions(payload: ChatCompletionRequest) -> Response:
 def completions(payload: CompletionRequest) -> Response:
     """OpenAI's legacy completion: the prompt continued as raw text."""
     service = services().completions
-    prepared = service.prepare_text(payload)
+    prepared = service.prepare_text(current_user().id, payload)
     if payload.stream:
         pieces = service.stream(prepared)
         if payload.echo:
@@ -70,6 +70,7 @@ def _echoed(prompt: str, pieces: Iterator[tuple[str, Any]]) -> Iterator[tuple[st
 
 @bp.post("/embeddings")
 @login_required
+@rate_limited("embeddings")
 @json_body(EmbeddingRequest)
 @responds(200, None, "OpenAI's embedding list")
 def embeddings(payload: EmbeddingRequest) -> Response:

@@ -5,14 +5,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# Caps on every text a /v1 request carries, checked when the body is validated (before anything is
+# tokenized or queued); a body over them is a 400 naming the field. The README's Security section
+# lists them. A whole body is also bounded by MAX_JSON_KB before it is parsed at all.
 MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 100  # each stop sequence
+MAX_MESSAGES = 500
+MAX_MESSAGE_CHARS = 32_768  # one message's text (all its parts together)
+MAX_CONTENT_PARTS = 64
+MAX_PROMPT_CHARS = 131_072  # all messages together, or one legacy prompt
+MAX_EMBEDDING_TEXTS = 256
+MAX_EMBEDDING_TEXT_CHARS = 20_000
+MAX_EMBEDDING_TOTAL_CHARS = 131_072
 
 
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["text"]
-    text: str
+    text: str = Field(max_length=MAX_MESSAGE_CHARS)
 
 
 class ChatMessageIn(BaseModel):
@@ -20,6 +31,16 @@ class ChatMessageIn(BaseModel):
 
     role: Literal["system", "developer", "user", "assistant"]
     content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _bounded(cls, value: str | list[ContentPart] | None) -> str | list[ContentPart] | None:
+        if isinstance(value, list) and len(value) > MAX_CONTENT_PARTS:
+            raise ValueError(f"at most {MAX_CONTENT_PARTS} content parts")
+        chars = sum(len(part.text) for part in value) if isinstance(value, list) else len(value or "")
+        if chars > MAX_MESSAGE_CHARS:
+            raise ValueError(f"at most {MAX_MESSAGE_CHARS} characters in one message")
+        return value
 
     def text(self) -> str:
         if isinstance(self.content, list):
@@ -52,8 +73,8 @@ class _GenerationRequest(BaseModel):
         stops = [value] if isinstance(value, str) else value
         if stops is None:
             return None
-        if len(stops) > MAX_STOP_SEQUENCES or any(not stop for stop in stops):
-            raise ValueError(f"up to {MAX_STOP_SEQUENCES} non-empty stop sequences")
+        if len(stops) > MAX_STOP_SEQUENCES or any(not stop or len(stop) > MAX_STOP_CHARS for stop in stops):
+            raise ValueError(f"up to {MAX_STOP_SEQUENCES} stop sequences of 1 to {MAX_STOP_CHARS} characters")
         return stops
 
     def stop_sequences(self) -> list[str]:
@@ -66,7 +87,7 @@ class _GenerationRequest(BaseModel):
 class ChatCompletionRequest(_GenerationRequest):
     """OpenAI's chat completion body. `rag` and `rag_top_k` are this server's extensions."""
 
-    messages: list[ChatMessageIn] = Field(min_length=1, max_length=500)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(default=None, ge=1, le=2048)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=2048)
     rag: bool | None = Field(default=None, description="Extension: answer from the caller's documents (sources returned)")
@@ -75,6 +96,8 @@ class ChatCompletionRequest(_GenerationRequest):
     @field_validator("messages")
     @classmethod
     def _ends_with_a_question(cls, messages: list[ChatMessageIn]) -> list[ChatMessageIn]:
+        if sum(len(message.text()) for message in messages) > MAX_PROMPT_CHARS:
+            raise ValueError(f"at most {MAX_PROMPT_CHARS} characters in all messages together")
         if not any(message.role == "user" and message.text().strip() for message in messages):
             raise ValueError("at least one user message with text is needed")
         return messages
@@ -96,6 +119,8 @@ class CompletionRequest(_GenerationRequest):
         prompts = [value] if isinstance(value, str) else value
         if len(prompts) != 1 or not prompts[0]:
             raise ValueError("exactly one non-empty prompt (batches of prompts are not supported)")
+        if len(prompts[0]) > MAX_PROMPT_CHARS:
+            raise ValueError(f"at most {MAX_PROMPT_CHARS} characters")
         return prompts[0]
 
     def text(self) -> str:
@@ -106,17 +131,21 @@ class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1, max_length=200)
-    input: str | list[str] = Field(description="A text or up to 256 texts (token arrays are not accepted)")
+    input: str | list[str] = Field(description=f"A text or up to {MAX_EMBEDDING_TEXTS} texts of at most "
+                                   f"{MAX_EMBEDDING_TEXT_CHARS} characters, {MAX_EMBEDDING_TOTAL_CHARS} in all "
+                                   "(token arrays are not accepted)")
     encoding_format: Literal["float", "base64"] = "float"
 
     @field_validator("input")
     @classmethod
     def _texts(cls, value: str | list[str]) -> list[str]:
         texts = [value] if isinstance(value, str) else value
-        if not texts or len(texts) > 256:
-            raise ValueError("between 1 and 256 texts")
-        if any(not text or len(text) > 20_000 for text in texts):
-            raise ValueError("each text must have 1 to 20000 characters")
+        if not texts or len(texts) > MAX_EMBEDDING_TEXTS:
+            raise ValueError(f"between 1 and {MAX_EMBEDDING_TEXTS} texts")
+        if any(not text or len(text) > MAX_EMBEDDING_TEXT_CHARS for text in texts):
+            raise ValueError(f"each text must have 1 to {MAX_EMBEDDING_TEXT_CHARS} characters")
+        if sum(len(text) for text in texts) > MAX_EMBEDDING_TOTAL_CHARS:
+            raise ValueError(f"at most {MAX_EMBEDDING_TOTAL_CHARS} characters in all texts together")
         return texts
 
     def texts(self) -> list[str]:

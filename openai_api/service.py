@@ -40,6 +40,7 @@ class ModelNotServed(NotFound):
 
 @dataclass
 class PreparedCompletion:
+    user_id: int  # whose share of the generation queue it takes
     model: str
     messages: Prompt | None  # raw text for legacy completions; None: retrieval found nothing (no-context reply)
     overrides: GenerationOverrides
@@ -70,8 +71,10 @@ class StopWatcher:
         """The part of the text that is now certainly before any stop sequence."""
         if self.stopped:
             return ""
+        searched = len(self.text)  # a stop not found before ends in the new piece: look only there
         self.text += piece
-        cuts = [self.text.find(stop) for stop in self._stops if stop in self.text]
+        found = (self.text.find(stop, max(0, searched - len(stop) + 1)) for stop in self._stops)
+        cuts = [cut for cut in found if cut >= 0]
         if cuts:
             self.stopped, self.text = True, self.text[:min(cuts)]
             return self._release(len(self.text))
@@ -114,9 +117,9 @@ class CompletionService:
                     for m in request.messages]
         prompt_tokens = sum(model.count_tokens(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
         _check_fits(model, prompt_tokens, request.new_tokens() or model.max_new_tokens, "messages")
-        return PreparedCompletion(request.model, messages, overrides, request.stop_sequences(), None)
+        return PreparedCompletion(user_id, request.model, messages, overrides, request.stop_sequences(), None)
 
-    def prepare_text(self, request: CompletionRequest) -> PreparedCompletion:
+    def prepare_text(self, user_id: int, request: CompletionRequest) -> PreparedCompletion:
         """A legacy completion: the prompt is continued as raw text (no chat template, no retrieval)."""
         model = self._llm.active()
         self._resolve(request.model, model.id)
@@ -126,7 +129,7 @@ class CompletionService:
         _check_fits(model, model.count_tokens(request.text()), request.max_tokens, "prompt")
         overrides = GenerationOverrides(num_beams=1, temperature=request.temperature, top_p=request.top_p,
                                         max_new_tokens=request.max_tokens)
-        return PreparedCompletion(request.model, request.text(), overrides, request.stop_sequences(), None,
+        return PreparedCompletion(user_id, request.model, request.text(), overrides, request.stop_sequences(), None,
                                   id=f"cmpl-{uuid.uuid4().hex}")
 
     def complete(self, prepared: PreparedCompletion) -> Completion:
@@ -138,7 +141,8 @@ class CompletionService:
         if prepared.messages is None:
             return iter([("content", self._settings.no_context_reply),
                          ("end", Completion(self._settings.no_context_reply, "stop", 0, 0))])
-        return self._pieces(prepared, TokenStream.open(self._llm.submit, prepared.messages, prepared.overrides))
+        tokens = TokenStream.open(self._llm.submit, prepared.messages, prepared.overrides, owner=prepared.user_id)
+        return self._pieces(prepared, tokens)
 
     def embed(self, request: EmbeddingRequest) -> dict[str, Any]:
         if request.model != EMBEDDING_MODEL:
@@ -197,9 +201,9 @@ class CompletionService:
         found = self._retriever.search(user_id, question, request.rag_top_k or self._settings.top_k,
                                        self._settings.min_score)
         if not found:
-            return PreparedCompletion(request.model, None, overrides, request.stop_sequences(), [])
+            return PreparedCompletion(user_id, request.model, None, overrides, request.stop_sequences(), [])
         prompt = builder.build(question, None, recent, found)
-        return PreparedCompletion(request.model, prompt.messages, overrides, request.stop_sequences(),
+        return PreparedCompletion(user_id, request.model, prompt.messages, overrides, request.stop_sequences(),
                                   [cited(source) for source in prompt.cited])
 
 

@@ -112,14 +112,15 @@ class ChatService:
         """Generate the whole answer and store the turn."""
         if turn.prompt is None:
             return self.record(turn, self.settings.no_context_reply)
-        result = self._llm.generate(turn.prompt.messages, turn.overrides)
+        result = self._llm.generate(turn.prompt.messages, turn.overrides, owner=turn.user_id)
         return self.record(turn, result.text, result)
 
     def stream(self, turn: PreparedTurn) -> "TurnStream":
         """Start generating; failures before the first token are raised here (see llm/streaming.py)."""
         if turn.prompt is None:
             return TurnStream(self, turn, None)
-        return TurnStream(self, turn, TokenStream.open(self._llm.submit, turn.prompt.messages, turn.overrides))
+        return TurnStream(self, turn, TokenStream.open(self._llm.submit, turn.prompt.messages, turn.overrides,
+                                                       owner=turn.user_id))
 
     def record(self, turn: PreparedTurn, text: str, result: GenerationResult | None = None,
                interrupted: tuple[str, GenerationSettings] | None = None) -> ChatReply:

@@ -18,8 +18,9 @@ class FakeOpenAIServer:
     """Each request takes the next scripted behaviour ("stream" once the script is empty):
     "stream", "status:<code>", "stall" (one token, then silence), "garbage" (a malformed chunk)."""
 
-    def __init__(self, answer: str = ANSWER) -> None:
+    def __init__(self, answer: str = ANSWER, word_delay_s: float = 0.01) -> None:
         self.answer = answer
+        self.word_delay_s = word_delay_s  # a slower model: raise it
         self.script: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         self.disconnected = threading.Event()
@@ -56,7 +57,7 @@ class FakeOpenAIServer:
                 yield _chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
                 if behaviour == "stall":
                     time.sleep(30)
-                time.sleep(0.01)
+                time.sleep(self.word_delay_s)
             yield _chunk({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
             yield _chunk({"choices": [], "usage": {"prompt_tokens": 321, "completion_tokens": len(words)}})
             yield "data: [DONE]\n\n"

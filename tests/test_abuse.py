@@ -6,7 +6,7 @@ import base64
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.conftest import assert_error
+from tests.conftest import assert_error, upload
 
 PASSWORD = "correct horse battery"
 
@@ -156,3 +156,337 @@ def test_json_bodies_are_bounded_before_authentication(make_app):
     anonymous = client.post("/v1/chat/completions", data=big, content_type="application/json")
     assert anonymous.status_code == 413  # refused before anyone is asked who they are (OpenAI's envelope)
     assert anonymous.get_json()["error"]["code"] == "payload_too_large"
+
+
+# --- 2, 5, 6: every text a /v1 request carries is capped before anything is tokenized ----------
+
+def _v1_error(response, status: int, param: str | None = None) -> dict:
+    """OpenAI's error envelope with this status (and the field it names)."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:300])
+    error = response.get_json()["error"]
+    assert error["message"] and "Traceback" not in error["message"]
+    if param is not None:
+        assert error["param"] == param, error
+    return error
+
+
+def test_oversized_v1_texts_are_refused_naming_the_field(client, users):
+    """The model is not even loaded here: the caps hold before any text reaches a tokenizer."""
+    alice = users.register()
+    chat = {"model": "smollm2-135m-instruct"}
+    huge = client.post("/v1/chat/completions", headers=alice.headers,
+                       json={**chat, "messages": [{"role": "user", "content": "x" * 45_000_000}]})
+    _v1_error(huge, 413)
+    long_message = [{"role": "user", "content": "word " * 7000}]
+    _v1_error(client.post("/v1/chat/completions", headers=alice.headers, json={**chat, "messages": long_message}),
+              400, "messages.0.content")
+    parts = [{"role": "user", "content": [{"type": "text", "text": "y" * 20_000}] * 2}]
+    _v1_error(client.post("/v1/chat/completions", headers=alice.headers, json={**chat, "messages": parts}),
+              400, "messages.0.content")
+    many = [{"role": "user", "content": "z" * 30_000}] * 5
+    _v1_error(client.post("/v1/chat/completions", headers=alice.headers, json={**chat, "messages": many}), 400,
+              "messages")
+    prompt = {**chat, "prompt": "p" * 140_000}
+    _v1_error(client.post("/v1/completions", headers=alice.headers, json=prompt), 400, "prompt")
+
+
+def test_stop_sequences_are_few_and_short(client, users):
+    alice = users.register()
+    body = {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
+    _v1_error(client.post("/v1/chat/completions", headers=alice.headers, json={**body, "stop": ["s" * 600_000] * 4}),
+              413)
+    _v1_error(client.post("/v1/chat/completions", headers=alice.headers, json={**body, "stop": ["s" * 101]}),
+              400, "stop")
+    _v1_error(client.post("/v1/completions", headers=alice.headers,
+                          json={"model": "smollm2-135m-instruct", "prompt": "a", "stop": ["1", "2", "3", "4", "5"]}),
+              400, "stop")
+
+
+def test_embedding_batches_are_bounded_in_size_and_rate(make_app):
+    app = make_app(ratelimit_embeddings="3 per minute")
+    client = app.test_client()
+    from tests.conftest import Users
+
+    alice = Users(app, client).register()
+    batch = {"model": "all-minilm-l6-v2", "input": ["e" * 10_000] * 20}  # 200,000 characters in all
+    _v1_error(client.post("/v1/embeddings", headers=alice.headers, json=batch), 400, "input")
+    wrong_model = {"model": "text-embedding-3-small", "input": "hi"}
+    for _ in range(2):
+        _v1_error(client.post("/v1/embeddings", headers=alice.headers, json=wrong_model), 404)
+    limited = client.post("/v1/embeddings", headers=alice.headers, json=wrong_model)
+    _v1_error(limited, 429)
+    assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_stop_watcher_searches_only_new_text_and_still_finds_stops_across_pieces():
+    """A stop is looked for only where it could end: in the new piece (plus a stop's length)."""
+    from openai_api.service import StopWatcher
+
+    watcher = StopWatcher(["END", "x" * 100])
+    released = "".join(watcher.feed("word ") for _ in range(5000))
+    assert released + watcher.flush() == "word " * 5000 and not watcher.stopped
+    assert watcher.feed(" the EN") == " the " and watcher.feed("D and more") == "" and watcher.stopped
+    assert watcher.text == "word " * 5000 + " the "
+
+
+# --- 4: one user cannot take the model, the queue or another user's budget ----------------------
+
+def test_generation_routes_share_one_budget_per_user(make_app):
+    app = make_app(ratelimit_chat="3 per minute")
+    client = app.test_client()
+    from tests.conftest import Users
+
+    alice = Users(app, client).register()
+    for _ in range(2):
+        assert client.post("/chat/start", json={}, headers=alice.headers).status_code == 201
+    completion = {"model": "smollm2-135m-instruct", "messages": [{"role": "user", "content": "hi"}]}
+    assert client.post("/v1/chat/completions", json=completion, headers=alice.headers).status_code != 429
+    _v1_error(client.post("/v1/completions", json={"model": "m", "prompt": "a"}, headers=alice.headers), 429)
+    assert_error(client.post("/chat/message", json={"sessionId": "s", "message": "hi"}, headers=alice.headers),
+                 429, "RATE_LIMITED")
+    bob = Users(app, client).register()
+    assert client.post("/chat/start", json={}, headers=bob.headers).status_code == 201  # his own budget
+
+
+def test_overrides_never_pass_the_models_own_cap():
+    from llm.settings import GenerationOverrides, adaptive_settings
+
+    asked = GenerationOverrides(max_new_tokens=2048, num_beams=1, temperature=0)
+    assert adaptive_settings(100, 256, asked).max_new_tokens == 256
+    assert adaptive_settings(3000, 256, asked).max_new_tokens == 256
+    assert adaptive_settings(100, 256, GenerationOverrides(max_new_tokens=40)).max_new_tokens == 40
+
+
+def test_one_user_holds_only_their_share_of_the_queue_and_others_still_get_answers(make_llm_app):
+    app = make_llm_app(llm_max_queue=4, llm_max_queue_per_user=1)
+    client = app.test_client()
+    from tests.conftest import Users
+
+    accounts = Users(app, client)
+    mallory, alice = accounts.register(), accounts.register()
+    fact = app.extensions["docchat"].config.data_dir / "ferry.txt"
+    fact.write_text("Harbour timetable.\n\nThe harbour ferry leaves at 7:45 every morning from pier two.\n")
+    assert upload(client, mallory, fact).status_code == 201
+    long_story = {"model": "smollm2-135m-instruct", "stream": True, "temperature": 0, "max_tokens": 2048,
+                  "messages": [{"role": "user", "content": "Tell me a very long story about the sea."}]}
+    holding = client.post("/v1/chat/completions", json=long_story, headers=mallory.headers, buffered=False)
+    try:
+        assert holding.status_code == 200
+        next(iter(holding.response))  # her answer is being generated
+        second = client.post("/v1/chat/completions", json={**long_story, "stream": False}, headers=mallory.headers)
+        _v1_error(second, 429)
+        assert second.get_json()["error"]["code"] == "concurrency_limit" and int(second.headers["Retry-After"]) >= 1
+        chat = client.post("/chat/start", json={"message": "When does the harbour ferry leave?"},
+                           headers=mallory.headers)
+        assert_error(chat, 429, "CONCURRENCY_LIMIT")  # the share counts /chat and /v1 together
+        question = {"model": "smollm2-135m-instruct", "temperature": 0, "max_tokens": 8,
+                    "messages": [{"role": "user", "content": "The ferry leaves at 7:45. When does it leave?"}]}
+        answered = client.post("/v1/chat/completions", json=question, headers=alice.headers)
+        assert answered.status_code == 200, answered.get_json()
+        assert answered.get_json()["choices"][0]["message"]["content"]
+    finally:
+        holding.close()
+    assert app.extensions["docchat"].llm.scheduler.depth() <= 1
+
+
+def test_health_and_logins_answer_while_every_generation_slot_is_taken(server_dir, monkeypatch):
+    """A real server (gunicorn, `make run`'s settings): the queue's 8 slots are all streaming
+    answers from a slow model, yet /health and a login answer at once, since the server keeps
+    threads that no generation can hold. The model is a scripted OpenAI-compatible server."""
+    import threading
+
+    import requests
+
+    from tests.fake_openai import FakeOpenAIServer
+    from tests.test_server import call, free_port, start_server
+
+    fake = FakeOpenAIServer(answer=" ".join(["word"] * 20))
+    models = server_dir / "models.json"
+    models.write_text(json.dumps({"models": [{
+        "id": "slow-remote", "name": "a slow model", "backend": "openai", "default": True,
+        "source": {"url": fake.url, "model": "slow"}, "context_length": 8192,
+        "generation": {"max_new_tokens": 64}}]}))
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = start_server(server_dir / "data", port, server_dir / "server.log", MODELS_FILE=str(models),
+                          LLM_MAX_QUEUE="8", LLM_MAX_QUEUE_PER_USER="2", BOOTSTRAP_ADMIN="false")
+    streams: list[requests.Response] = []
+    try:
+        from tests.conftest import wait_for
+
+        wait_for(lambda: call(f"{base}/health")[0] == 200, 120, "the model to be ready")
+        tokens = []
+        for number in range(5):
+            name = f"user{number}"
+            call(f"{base}/auth/register", {"username": name, "password": PASSWORD})
+            tokens.append(call(f"{base}/auth/login", {"username": name, "password": PASSWORD})[1]["access_token"])
+        fake.word_delay_s = 1.0  # each answer now takes 20 s
+        body = {"model": "slow-remote", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+
+        def ask(token: str) -> None:
+            streams.append(requests.post(f"{base}/v1/chat/completions", json=body, stream=True, timeout=60,
+                                         headers=_bearer(token)))
+
+        askers = [threading.Thread(target=ask, args=(token,)) for token in tokens[:4] for _ in range(2)]
+        for asker in askers:
+            asker.start()
+        for asker in askers:
+            asker.join(timeout=60)
+        assert [response.status_code for response in streams] == [200] * 8  # 8 answers streaming
+        status, health = call(f"{base}/health")  # urllib's 10 s timeout: it must not wait for them
+        assert status == 200 and health["queue_depth"] == 8
+        assert call(f"{base}/auth/login", {"username": "user4", "password": PASSWORD})[0] == 200
+        status, full = call(f"{base}/v1/chat/completions", {**body, "stream": False}, token=tokens[4])
+        assert status == 503 and full["error"]["code"] == "queue_full"
+    finally:
+        for response in streams:
+            response.close()
+        server.terminate()
+        server.wait(timeout=30)
+        fake.close()
+
+
+# --- 3: a restore trusts nothing in the archive -------------------------------------------------
+
+def _archive_of(app, tmp_path):
+    import tarfile
+    from pathlib import Path
+
+    result = app.test_cli_runner().invoke(args=["backup", "create", "--out", str(tmp_path / "backups")])
+    assert result.exit_code == 0, result.output
+    archive = Path(result.output.strip().splitlines()[-1])
+    unpacked = tmp_path / "unpacked"
+    with tarfile.open(archive) as contents:
+        contents.extractall(unpacked, filter="data")
+    return archive, unpacked
+
+
+def _repacked(unpacked, path):
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as archive:
+        for item in sorted(unpacked.iterdir()):
+            archive.add(item, item.name)
+    return path
+
+
+def _fresh_restore(tmp_path, archive, name: str):
+    from app import create_app
+    from config import Config
+
+    fresh = create_app(Config.for_testing(tmp_path / name))
+    try:
+        result = fresh.test_cli_runner().invoke(args=["backup", "restore", str(archive)])
+        with fresh.extensions["docchat"].db.session() as session:
+            from sqlalchemy import text
+
+            users = session.execute(text("SELECT count(*) FROM users")).scalar()
+        return result, users
+    finally:
+        fresh.extensions["docchat"].close()
+
+
+def _rewrite_rows(unpacked, table: str, change) -> None:
+    path = unpacked / "database" / f"{table}.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line]
+    path.write_text("".join(json.dumps(change(row)) + "\n" for row in rows))
+
+
+def test_restore_refuses_crafted_rows_and_writes_nothing(make_app, tmp_path):
+    app = make_app()
+    client = app.test_client()
+    from tests.conftest import Users
+
+    alice = Users(app, client).register()
+    note = tmp_path / "note.txt"
+    note.write_text("The harbour ferry leaves at 7:45 every morning.\n")
+    assert upload(client, alice, note).status_code == 201
+    archive, unpacked = _archive_of(app, tmp_path)
+    outside = tmp_path / "outside-secret.txt"
+    outside.write_text("a file of somebody else's, outside the data folder")
+    crafted = {
+        "absolute storage_name": ("documents", lambda row: {**row, "storage_name": str(outside)}),
+        "traversal storage_name": ("documents", lambda row: {**row, "storage_name": "../../outside-secret.txt"}),
+        "a user id as text": ("documents", lambda row: {**row, "user_id": str(row["user_id"])}),
+        "an unknown role": ("users", lambda row: {**row, "role": "root"}),
+        "an unknown column": ("users", lambda row: {**row, "is_superuser": True}),
+    }
+    crafted["a name the server did not make"] = ("documents", lambda row: {**row, "storage_name": "evil.txt"})
+    for number, (what, (table, change)) in enumerate(crafted.items()):
+        _, copy = _archive_of(app, tmp_path / f"copy{number}")
+        _rewrite_rows(copy, table, change)
+        if what == "a name the server did not make":  # its file renamed to match: only the name rule is left
+            stored = next((copy / "uploads").rglob("*.txt"))
+            stored.rename(stored.with_name("evil.txt"))
+        result, users = _fresh_restore(tmp_path, _repacked(copy, tmp_path / f"crafted{number}.tar.gz"), f"fresh{number}")
+        assert result.exit_code != 0, (what, result.output)
+        assert "Traceback" not in result.output and "Error:" in result.output, (what, result.output)
+        assert users == 0, what  # nothing was written
+    assert outside.exists()
+    good, users = _fresh_restore(tmp_path, archive, "fresh-good")
+    assert good.exit_code == 0 and users == 1, good.output
+
+
+def test_restore_refuses_a_stray_file_and_a_tar_attack_with_a_clear_message(make_app, tmp_path):
+    import io
+    import tarfile
+
+    app = make_app()
+    from tests.conftest import Users
+
+    Users(app, app.test_client()).register()
+    _, unpacked = _archive_of(app, tmp_path)
+    stray = unpacked / "uploads" / "1"
+    stray.mkdir(parents=True, exist_ok=True)
+    (stray / "planted.txt").write_text("no document owns me")
+    result, users = _fresh_restore(tmp_path, _repacked(unpacked, tmp_path / "stray.tar.gz"), "fresh-stray")
+    assert result.exit_code != 0 and "belongs to no document" in result.output and users == 0
+
+    attack = tmp_path / "attack.tar.gz"
+    with tarfile.open(attack, "w:gz") as archive:
+        payload = b"owned"
+        info = tarfile.TarInfo("../../escaped.txt")
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    result, users = _fresh_restore(tmp_path, attack, "fresh-attack")
+    assert result.exit_code != 0 and "not a readable backup archive" in result.output, result.output
+    assert "Traceback" not in result.output and users == 0
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_restore_says_when_it_replaces_the_signing_key(make_app, tmp_path):
+    app = make_app(jwt_secret_key="")  # the install's key lives in DATA_DIR/jwt_secret
+    from tests.conftest import Users
+
+    Users(app, app.test_client()).register()
+    archive, _ = _archive_of(app, tmp_path)
+    result, users = _fresh_restore(tmp_path, archive, "fresh-key")
+    assert result.exit_code == 0 and users == 1, result.output
+    assert "signing key replaced" in result.output
+    secret = tmp_path / "fresh-key" / "jwt_secret"
+    assert secret.read_text().strip() == (app.extensions["docchat"].config.data_dir / "jwt_secret").read_text().strip()
+    assert secret.stat().st_mode & 0o777 == 0o600
+
+
+# --- 7: nothing the server writes is readable by other local users ------------------------------
+
+def test_files_and_folders_the_server_writes_are_private(make_app, tmp_path):
+    import os
+    import stat
+
+    app = make_app(jwt_secret_key="")
+    client = app.test_client()
+    from tests.conftest import Users
+
+    alice = Users(app, client).register()
+    note = tmp_path / "note.txt"
+    note.write_text("The harbour ferry leaves at 7:45 every morning.\n")
+    assert upload(client, alice, note).status_code == 201
+    archive, _ = _archive_of(app, tmp_path)
+    data_dir = app.extensions["docchat"].config.data_dir
+    written = [data_dir, archive, archive.parent, *data_dir.rglob("*")]
+    assert any(path.name == "app.db" for path in written) and any(path.name == "jwt_secret" for path in written)
+    assert any(path.parent.name == str(alice.id) for path in written)  # the upload itself
+    for path in written:
+        mode = stat.S_IMODE(os.lstat(path).st_mode)
+        assert mode & 0o077 == 0, (str(path.relative_to(tmp_path)), oct(mode))
