@@ -109,7 +109,8 @@ def build_services(config: Config) -> Services:
     ingestion = IngestionWorkers(pipeline, repository, make_queue(config.ingest_queue_url, config.data_dir / "ingest-queue.db"),
                                  threads=config.ingest_workers, stale_s=config.job_stale_s,
                                  consume=config.ingest_in_process)
-    documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue)
+    documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue,
+                                quota_bytes=config.user_quota_mb * 1024 * 1024)
     llm = _llm_service(config, models)
     integrity = IntegrityChecker(db, vectors)
     retriever = Retriever(vectors, repository, embedder)

@@ -8,7 +8,8 @@ from flask_jwt_extended import get_jwt, set_access_cookies, set_refresh_cookies,
 
 from api.context import services
 from api.limits import rate_limited
-from api.validation import json_body, openapi, responds
+from api.pagination import PageQuery, paginate
+from api.validation import json_body, openapi, parse_query, responds
 from auth.api_keys import looks_like_api_key
 from auth.decorators import (authenticate, authenticate_refresh, bearer_token, current_user, login_required,
                              sign_in)
@@ -103,11 +104,13 @@ def create_api_key(payload: ApiKeyRequest) -> tuple[Response, int]:
 
 @bp.get("/auth/api-keys")
 @login_required
-@responds(200, ApiKeyList, "The caller's keys (without the keys themselves)")
+@openapi(query=PageQuery)
+@responds(200, ApiKeyList, "The caller's keys (without the keys themselves), oldest first, a page at a time")
 def list_api_keys() -> Response:
     """List the caller's API keys."""
-    keys = services().api_keys.list(current_user().id)
-    return jsonify(api_keys=[ApiKeyOut.model_validate(key, from_attributes=True).model_dump(mode="json") for key in keys])
+    page = paginate(services().api_keys.list(current_user().id), lambda key: (key.id,), parse_query(PageQuery))
+    return jsonify(api_keys=[ApiKeyOut.model_validate(key, from_attributes=True).model_dump(mode="json")
+                             for key in page.items], next_cursor=page.next_cursor)
 
 
 @bp.delete("/auth/api-keys/<int(max=9223372036854775807):key_id>")  # larger: 404, not a database overflow

@@ -66,3 +66,4 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyList(BaseModel):
     api_keys: list[ApiKeyOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")

@@ -33,8 +33,10 @@ def display_filename(raw: str | None) -> str:
 
 class DocumentService:
     def __init__(self, repository: DocumentRepository, store: VectorStore, uploads_dir: Path,
-                 enqueue: Callable[[str], None]) -> None:
+                 enqueue: Callable[[str], None], quota_bytes: int = 0) -> None:
+        """`quota_bytes`: the most each user's files (every version) may take; 0 for no quota."""
         self._repository = repository
+        self._quota_bytes = quota_bytes
         self._store = store
         self._uploads_dir = uploads_dir
         self._enqueue = enqueue
@@ -93,7 +95,7 @@ class DocumentService:
         fields = dict(id=version_id, user_id=user_id, filename=name, type=incoming.doc_type, sha256=incoming.sha256,
                       size_bytes=incoming.size, storage_name=storage_name)
         try:
-            created = self._repository.add(family_id, match_name, **fields)
+            created = self._repository.add(family_id, match_name, quota_bytes=self._quota_bytes, **fields)
         except BaseException:
             target.unlink(missing_ok=True)
             raise

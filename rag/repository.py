@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.database import Database, utcnow
-from common.errors import DocumentNotFound, LastVersion, VersionNotReady
+from common.errors import DocumentNotFound, LastVersion, QuotaExceeded, VersionNotReady
 from rag.models import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_READY, Document
 from rag.types import VersionChange
 
@@ -58,6 +58,16 @@ class DocumentView:
         return self.status in (STATUS_READY, STATUS_FAILED)
 
 
+def _check_quota(session: Session, user_id: int, size: int, quota_bytes: int) -> None:
+    used = session.scalar(select(func.coalesce(func.sum(Document.size_bytes), 0)).where(Document.user_id == user_id))
+    if int(used or 0) + size > quota_bytes:
+        mib = 1024 * 1024
+        raise QuotaExceeded(f"This upload ({size / mib:.1f} MB) would take you past your storage quota of "
+                            f"{quota_bytes / mib:.0f} MB ({int(used or 0) / mib:.1f} MB used); delete documents or "
+                            "versions you no longer need", {"quota_bytes": quota_bytes, "used_bytes": int(used or 0),
+                                                            "size_bytes": size})
+
+
 @dataclass(frozen=True)
 class LiveVersion:
     """What a retrieved chunk's citation needs from its (live) version."""
@@ -83,15 +93,18 @@ class DocumentRepository:
         """Insert version 1 of a new document; DuplicateDocument when this user has the same bytes."""
         return self.add(None, match_name=False, **fields)
 
-    def add(self, family_id: str | None, match_name: bool, **fields: object) -> DocumentView:
+    def add(self, family_id: str | None, match_name: bool, quota_bytes: int = 0, **fields: object) -> DocumentView:
         """Insert an upload as the next version (the head; the live version answers until it is
         ready) of `family_id`, or with `match_name` of the user's newest document of that file
         name, or else as a new document. The user's row is locked first, so one user's
         simultaneous uploads are numbered in turn and never both start a document of one name.
-        DuplicateDocument when this user has the same bytes."""
+        DuplicateDocument when this user has the same bytes; QuotaExceeded when the user's files
+        would pass `quota_bytes` (0: no quota), counted under the same lock."""
         def make_row(session: Session) -> Document:
             user_id = int(fields["user_id"])  # type: ignore[arg-type]
             session.execute(text("UPDATE users SET id = id WHERE id = :id"), {"id": user_id})  # the lock
+            if quota_bytes:
+                _check_quota(session, user_id, int(fields["size_bytes"]), quota_bytes)  # type: ignore[call-overload]
             family = family_id
             if family is None and match_name:
                 family = _family_named(session, user_id, str(fields["filename"]))

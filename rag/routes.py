@@ -7,6 +7,7 @@ from werkzeug.datastructures import FileStorage
 from api.context import services
 from api.errors import error_response
 from api.limits import rate_limited
+from api.pagination import PageQuery, paginate
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
 from common.errors import ValidationFailed
@@ -76,11 +77,14 @@ def _accepted(document: DocumentView, created: bool, wait: bool) -> tuple[Respon
 
 @bp.get("/documents")
 @login_required
-@responds(200, DocumentList, "The caller's documents, newest first")
+@openapi(query=PageQuery)
+@responds(200, DocumentList, "The caller's documents, newest first, a page at a time")
 def list_documents() -> Response:
     """List the caller's documents."""
-    documents = services().documents.list(current_user().id)
-    return jsonify(documents=[_document(document) for document in documents])
+    page = paginate(services().documents.list(current_user().id),
+                    lambda document: (document.created_at.timestamp(), document.family_id), parse_query(PageQuery),
+                    descending=True)
+    return jsonify(documents=[_document(document) for document in page.items], next_cursor=page.next_cursor)
 
 
 @bp.get("/documents/<document_id>")
@@ -102,13 +106,16 @@ def delete_document(document_id: str) -> tuple[str, int]:
 
 @bp.get("/documents/<document_id>/versions")
 @login_required
-@responds(200, VersionList, "The document and all its versions, newest first")
+@openapi(query=PageQuery)
+@responds(200, VersionList, "The document and its versions, newest first, a page at a time")
 def list_versions(document_id: str) -> Response:
     """The versions of one of the caller's documents."""
     svc, user = services(), current_user()
-    versions = svc.documents.versions(user.id, document_id)
+    page = paginate(svc.documents.versions(user.id, document_id), lambda version: (version.version,),
+                    parse_query(PageQuery), descending=True)
     return jsonify(document=_document(svc.documents.get(user.id, document_id)),
-                   versions=[VersionOut.of(version).model_dump(mode="json") for version in versions])
+                   versions=[VersionOut.of(version).model_dump(mode="json") for version in page.items],
+                   next_cursor=page.next_cursor)
 
 
 @bp.post("/documents/<document_id>/versions/<int:version>/restore")

@@ -63,13 +63,18 @@ class DocumentEnvelope(BaseModel):
     document: DocumentOut
 
 
+NEXT_CURSOR = "Pass as `cursor` for the next page; null on the last page"
+
+
 class DocumentList(BaseModel):
     documents: list[DocumentOut]
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class VersionList(BaseModel):
     document: DocumentOut
     versions: list[VersionOut] = Field(description="Newest first")
+    next_cursor: str | None = Field(description=NEXT_CURSOR)
 
 
 class ReplaceQuery(BaseModel):

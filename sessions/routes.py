@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 from api.context import services
 from api.errors import stream_error
 from api.limits import rate_limited
+from api.pagination import PageQuery, paginate
 from api.streaming import sse_response
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
@@ -85,22 +86,29 @@ def _sse(stream: TurnStream) -> Iterator[str]:
 
 @bp.get("/chat/sessions")
 @login_required
-@responds(200, SessionList, "The caller's sessions, most recently active first")
+@openapi(query=PageQuery)
+@responds(200, SessionList, "The caller's sessions, most recently active first, a page at a time")
 def list_sessions() -> Response:
     """List the caller's chat sessions."""
     svc = services()
-    sessions = svc.sessions.list(current_user().id)
+    page = paginate(svc.sessions.list(current_user().id), lambda s: (s.last_active.timestamp(), s.id),
+                    parse_query(PageQuery), descending=True)
     return jsonify(sessions=[SessionSummaryOut(
         sessionId=s.id, title=s.title, created_at=s.created_at, last_active=s.last_active,
-        message_count=s.message_count, expires_at=svc.sessions.expires_at(s)).model_dump(mode="json") for s in sessions])
+        message_count=s.message_count, expires_at=svc.sessions.expires_at(s)).model_dump(mode="json")
+        for s in page.items], next_cursor=page.next_cursor)
 
 
 @bp.get("/chat/sessions/<session_id>")
 @login_required
-@responds(200, SessionOut, "The session with every message (summarized ones too)")
+@openapi(query=PageQuery)
+@responds(200, SessionOut, "The session with its messages (summarized ones too), oldest first, a page at a time")
 def get_session(session_id: str) -> Response:
     """One of the caller's sessions."""
-    return jsonify(SessionOut.of(services().sessions.get(current_user().id, session_id)).model_dump(mode="json"))
+    session = services().sessions.get(current_user().id, session_id)
+    page = paginate(session.messages, lambda message: (message.position,), parse_query(PageQuery))
+    body = SessionOut.of(session, page.items).model_copy(update={"next_cursor": page.next_cursor})
+    return jsonify(body.model_dump(mode="json"))
 
 
 @bp.patch("/chat/sessions/<session_id>")

@@ -97,10 +97,14 @@ class SessionOut(BaseModel):
     branched_from: str | None
     created_at: datetime
     last_active: datetime
+    next_cursor: str | None = Field(default=None, description="GET /chat/sessions/<id>: pass as `cursor` for the "
+                                    "next page of messages; null on the last page")
 
     @classmethod
-    def of(cls, session: SessionView) -> "SessionOut":
-        return cls(sessionId=session.id, title=session.title, messages=[MessageOut.of(m) for m in session.messages],
+    def of(cls, session: SessionView, messages: list[MessageView] | None = None) -> "SessionOut":
+        """The session with all its messages, or with `messages` (a page of them)."""
+        shown = session.messages if messages is None else messages
+        return cls(sessionId=session.id, title=session.title, messages=[MessageOut.of(m) for m in shown],
                    summary=session.summary, summarized_messages=session.summarized_count,
                    branched_from=session.branched_from, created_at=session.created_at,
                    last_active=session.last_active)
@@ -108,6 +112,7 @@ class SessionOut(BaseModel):
 
 class SessionList(BaseModel):
     sessions: list[SessionSummaryOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
 
 class StartResult(BaseModel):

@@ -49,6 +49,20 @@ async function api(method, path, json) {
   return body;
 }
 
+async function pages(path, key) {
+  // Every page of a list the server answers a page at a time (limit/cursor): the first page's
+  // other fields, with the items of all pages under `key`.
+  const first = await api("GET", path);
+  const items = [...first[key]];
+  for (let cursor = first.next_cursor; cursor;) {
+    const separator = path.includes("?") ? "&" : "?";
+    const page = await api("GET", `${path}${separator}cursor=${encodeURIComponent(cursor)}`);
+    items.push(...page[key]);
+    cursor = page.next_cursor;
+  }
+  return { ...first, [key]: items, next_cursor: null };
+}
+
 // --- Safe Markdown ------------------------------------------------------------------------------
 
 function inline(text, parent) {
@@ -159,7 +173,7 @@ async function loadServerState() {
 // --- Sessions -----------------------------------------------------------------------------------
 
 async function loadSessions() {
-  state.sessions = (await api("GET", "/chat/sessions")).sessions;
+  state.sessions = (await pages("/chat/sessions", "sessions")).sessions;
   const list = $("session-list");
   list.replaceChildren();
   for (const session of state.sessions) {
@@ -185,7 +199,7 @@ function startNewChat() {
 }
 
 async function openSession(sessionId) {
-  const session = await api("GET", `/chat/sessions/${encodeURIComponent(sessionId)}`);
+  const session = await pages(`/chat/sessions/${encodeURIComponent(sessionId)}`, "messages");
   state.sessionId = session.sessionId;
   $("chat-title").textContent = session.title;
   $("session-actions").hidden = false;
@@ -335,7 +349,7 @@ function setBusy(busy) {
 // --- Documents ----------------------------------------------------------------------------------
 
 async function loadDocuments() {
-  const { documents } = await api("GET", "/documents");
+  const { documents } = await pages("/documents", "documents");
   const list = $("document-list");
   const open = new Set([...list.querySelectorAll("li[data-document-id] > .versions[open]")]
     .map((details) => details.parentElement.dataset.documentId));
@@ -395,7 +409,7 @@ function versionsElement(doc) {
   details.append(summary, list);
   details.addEventListener("toggle", async () => {
     if (!details.open) return;
-    const { versions } = await api("GET", `/documents/${encodeURIComponent(doc.id)}/versions`);
+    const { versions } = await pages(`/documents/${encodeURIComponent(doc.id)}/versions`, "versions");
     list.replaceChildren(...versions.map((version) => versionElement(doc, version)));
   });
   return details;

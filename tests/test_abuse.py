@@ -392,15 +392,21 @@ def _rewrite_rows(unpacked, table: str, change) -> None:
     path.write_text("".join(json.dumps(change(row)) + "\n" for row in rows))
 
 
-def test_restore_refuses_crafted_rows_and_writes_nothing(make_app, tmp_path):
-    app = make_app()
-    client = app.test_client()
+def _user_with_a_document(app, tmp_path):
+    """A registered user with one ingested text file."""
     from tests.conftest import Users
 
-    alice = Users(app, client).register()
+    client = app.test_client()
+    account = Users(app, client).register()
     note = tmp_path / "note.txt"
     note.write_text("The harbour ferry leaves at 7:45 every morning.\n")
-    assert upload(client, alice, note).status_code == 201
+    assert upload(client, account, note).status_code == 201
+    return account
+
+
+def test_restore_refuses_crafted_rows_and_writes_nothing(make_app, tmp_path):
+    app = make_app()
+    _user_with_a_document(app, tmp_path)
     archive, unpacked = _archive_of(app, tmp_path)
     outside = tmp_path / "outside-secret.txt"
     outside.write_text("a file of somebody else's, outside the data folder")
@@ -475,13 +481,7 @@ def test_files_and_folders_the_server_writes_are_private(make_app, tmp_path):
     import stat
 
     app = make_app(jwt_secret_key="")
-    client = app.test_client()
-    from tests.conftest import Users
-
-    alice = Users(app, client).register()
-    note = tmp_path / "note.txt"
-    note.write_text("The harbour ferry leaves at 7:45 every morning.\n")
-    assert upload(client, alice, note).status_code == 201
+    alice = _user_with_a_document(app, tmp_path)
     archive, _ = _archive_of(app, tmp_path)
     data_dir = app.extensions["docchat"].config.data_dir
     written = [data_dir, archive, archive.parent, *data_dir.rglob("*")]
@@ -490,3 +490,67 @@ def test_files_and_folders_the_server_writes_are_private(make_app, tmp_path):
     for path in written:
         mode = stat.S_IMODE(os.lstat(path).st_mode)
         assert mode & 0o077 == 0, (str(path.relative_to(tmp_path)), oct(mode))
+
+
+# --- 11: every list a page at a time, a storage quota ------------------------------------------
+
+def _all_pages(client, account, path: str, key: str, limit: int) -> tuple[list, int]:
+    items, pages, cursor = [], 0, None
+    while True:
+        query = f"?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+        body = client.get(path + query, headers=account.headers).get_json()
+        assert len(body[key]) <= limit
+        items += body[key]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items, pages
+
+
+def test_every_list_comes_a_page_at_a_time(app, client, users, tmp_path):
+    alice = users.register()
+    for number in range(5):
+        note = tmp_path / f"note{number}.txt"
+        note.write_text(f"Note number {number}: the ferry leaves at {number}:45.\n")
+        assert upload(client, alice, note, wait=False).status_code == 202
+        assert client.post("/chat/start", json={"title": f"chat {number}"}, headers=alice.headers).status_code == 201
+        assert client.post("/auth/api-keys", json={"name": f"key {number}"}, headers=alice.headers).status_code == 201
+    whole = client.get("/documents", headers=alice.headers).get_json()
+    assert len(whole["documents"]) == 5 and whole["next_cursor"] is None  # the default page holds them all
+    for path, key in (("/documents", "documents"), ("/chat/sessions", "sessions"), ("/auth/api-keys", "api_keys")):
+        items, pages = _all_pages(client, alice, path, key, limit=2)
+        assert pages == 3 and len(items) == 5, path
+        ids = [item.get("id") or item.get("sessionId") for item in items]
+        assert len(set(ids)) == 5, path  # nothing repeated, nothing skipped
+    assert [d["id"] for d in _all_pages(client, alice, "/documents", "documents", 2)[0]] == \
+        [d["id"] for d in whole["documents"]]  # the same order as one page
+    session = client.get("/chat/sessions", headers=alice.headers).get_json()["sessions"][0]["sessionId"]
+    store = app.extensions["docchat"].sessions
+    from sessions.repository import NewMessage
+
+    store._repository.append(alice.id, session, [NewMessage("user" if n % 2 == 0 else "assistant", f"m{n}")
+                                                 for n in range(6)])
+    messages, pages = _all_pages(client, alice, f"/chat/sessions/{session}", "messages", limit=4)
+    assert [m["content"] for m in messages] == [f"m{n}" for n in range(6)] and pages == 2
+    assert_error(client.get("/documents?cursor=not-a-cursor", headers=alice.headers), 400, "VALIDATION_ERROR")
+    assert_error(client.get("/documents?limit=100000", headers=alice.headers), 400, "VALIDATION_ERROR")
+
+
+def test_a_storage_quota_refuses_the_upload_that_would_pass_it(make_app, tmp_path):
+    app = make_app(user_quota_mb=1)
+    client = app.test_client()
+    from tests.conftest import Users
+
+    alice, bob = Users(app, client).register(), Users(app, client).register()
+    first = tmp_path / "first.txt"
+    first.write_text("harbour " * 80_000)  # 640 kB
+    second = tmp_path / "second.txt"
+    second.write_text("lighthouse " * 50_000)  # 550 kB: together past 1 MB
+    assert upload(client, alice, first, wait=False).status_code == 202
+    body = assert_error(upload(client, alice, second, wait=False), 413, "QUOTA_EXCEEDED")
+    assert body["details"]["quota_bytes"] == 1024 * 1024 and body["details"]["used_bytes"] == first.stat().st_size
+    documents = client.get("/documents", headers=alice.headers).get_json()["documents"]
+    assert [d["filename"] for d in documents] == ["first.txt"]  # nothing half-written
+    user_dir = app.extensions["docchat"].config.uploads_dir / str(alice.id)
+    assert len(list(user_dir.iterdir())) == 1
+    assert upload(client, bob, second, wait=False).status_code == 202  # a quota is per user
