@@ -118,6 +118,9 @@ def build_services(config: Config) -> Services:
     sessions = SessionService(session_repository, config.chat_retention_days)
     chat_settings = _chat_settings(config)
     maintenance = _maintenance(config, sessions, integrity, monitor)
+    metrics = Metrics(monitor)
+    llm.scheduler.observe(lambda model, result: metrics.observe_generation(model, result.ttft_s,
+                                                                           result.decode_tokens_per_s))
     return Services(
         config=config,
         db=db,
@@ -126,7 +129,7 @@ def build_services(config: Config) -> Services:
         api_keys=ApiKeyService(db),
         revocations=RevocationList(db),
         error_stats=ErrorStats(config.recent_errors_kept),
-        metrics=Metrics(monitor),
+        metrics=metrics,
         health=HealthService(db, llm, monitor, checks=[integrity, maintenance],
                              sections={"maintenance": maintenance.status}),
         models=models,

@@ -111,6 +111,10 @@ def main() -> None:
     print(f"| {'measure'.ljust(width)} | value |\n| {'-' * width} | --- |")
     for name, value in rows:
         print(f"| {name.ljust(width)} | {value} |")
+    if not isinstance(reference, str):
+        print(f"ratios: single-stream {single / reference['tok_s']:.2f}x llama.cpp, "
+              f"ttft {first_ttft / reference['ttft_s']:.2f}x, "
+              f"8-concurrent {eight / reference['tok_s']:.2f}x llama.cpp single")
 
 
 if __name__ == "__main__":

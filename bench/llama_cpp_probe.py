@@ -23,6 +23,7 @@ def main() -> None:
     directory, gguf = source_location(ModelRegistry.from_file(ROOT / "models.json").default)
     llm = Llama(model_path=str(Path(directory) / gguf), n_ctx=2048, n_threads=2, verbose=True)  # verbose=False crashed (0.3.36)
     llm.create_chat_completion(messages(), max_tokens=4, temperature=0)  # warm up
+    llm.reset()  # else llama.cpp reuses the warm-up's evaluated prompt and "prefills" in 0.01 s
     started = time.perf_counter()
     first, pieces = None, 0
     for chunk in llm.create_chat_completion(messages(), max_tokens=new_tokens, temperature=0, stream=True):

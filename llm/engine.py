@@ -33,7 +33,9 @@ class EncodedPrompt:
 
 @dataclass
 class GenerationRequest:
-    """One prompt in flight. `on_token` receives text pieces as they are decoded (not in beam mode)."""
+    """One prompt in flight. `on_token` receives text pieces as they are decoded; in beam search,
+    the pieces every beam agrees on, then the rest once the best beam is known. Their concatenation
+    is the result's text."""
 
     messages: Prompt
     settings: GenerationSettings
@@ -42,6 +44,21 @@ class GenerationRequest:
     on_token: Callable[[str], None] | None = None
     deadline: float = float("inf")
     cancelled: threading.Event = field(default_factory=threading.Event)
+    submitted_at: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+
+    def mark_first_token(self) -> None:
+        """The model has produced this request's first token (prefill and one step are done)."""
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+
+    def figures(self, completion_tokens: int) -> tuple[float | None, float | None]:
+        """(time to first token from submission, decode tokens/s after the first token)."""
+        if self.first_token_at is None:
+            return None, None
+        decoding = time.monotonic() - self.first_token_at
+        rate = (completion_tokens - 1) / decoding if completion_tokens > 1 and decoding > 0 else None
+        return round(self.first_token_at - self.submitted_at, 3), round(rate, 1) if rate is not None else None
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,12 @@ class GenerationResult:
     finish_reason: str  # stop, length, cancelled, timeout
     settings: GenerationSettings
     seconds: float
+    ttft_s: float | None = None  # submission to first token (queue wait and prefill included)
+    decode_tokens_per_s: float | None = None  # after the first token
+
+    def figures(self) -> dict[str, float | None]:
+        """The generation settings used, with the speed figures, as answers report them."""
+        return {**self.settings.as_dict(), "ttft_s": self.ttft_s, "decode_tokens_per_s": self.decode_tokens_per_s}
 
 
 class Engine(Protocol):
@@ -112,15 +135,17 @@ class TransformersEngine:
         started = time.monotonic()
         settings = batch[0].settings
         inputs = self._left_padded([request.prompt.ids for request in batch])
+        width = inputs["input_ids"].shape[1]
         streamer = _RowStreamer(self.tokenizer, batch) if settings.num_beams == 1 else None
-        stops = _RowStops(batch, inputs["input_ids"].shape[1], self.tokenizer.eos_token_id, settings.num_beams)
+        stops = _RowStops(batch, width, self.tokenizer.eos_token_id, settings.num_beams)
+        beams = _BeamPrefixStreamer(self.tokenizer, batch, width, settings.num_beams) if settings.num_beams > 1 else None
         options: dict[str, Any] = {
             "max_new_tokens": max(request.settings.max_new_tokens for request in batch),
             "num_beams": settings.num_beams,
             "do_sample": settings.do_sample,
             "logits_processor": [_GeneratedRepetitionPenalty(inputs["input_ids"].shape[1], settings.repetition_penalty)],
             "pad_token_id": self.tokenizer.pad_token_id,
-            "stopping_criteria": [stops],
+            "stopping_criteria": [stops] if beams is None else [stops, beams],
             "streamer": streamer,
         }
         if settings.do_sample:
@@ -129,8 +154,10 @@ class TransformersEngine:
             options.update(temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             output = self.model.generate(**inputs, **options)
-        return [self._result(request, row, inputs["input_ids"].shape[1], stops, started)
-                for request, row in zip(batch, output)]
+        results = [self._result(request, row, width, started) for request, row in zip(batch, output)]
+        if beams is not None:
+            beams.finish(results)
+        return results
 
     def _left_padded(self, prompts: list[list[int]]) -> dict[str, Any]:
         import torch
@@ -141,8 +168,7 @@ class TransformersEngine:
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=self.model.device)
         return {"input_ids": input_ids, "attention_mask": mask}
 
-    def _result(self, request: GenerationRequest, row: Any, prompt_width: int, stops: "_RowStops",
-                started: float) -> GenerationResult:
+    def _result(self, request: GenerationRequest, row: Any, prompt_width: int, started: float) -> GenerationResult:
         generated = row[prompt_width:].tolist()
         eos = self.tokenizer.eos_token_id
         finish = "length"
@@ -155,10 +181,8 @@ class TransformersEngine:
         elif time.monotonic() > request.deadline:
             finish = "timeout"
         text = _tidy(request, self.tokenizer.decode(generated, skip_special_tokens=True))
-        if request.on_token is not None and request.settings.num_beams > 1 and text:
-            request.on_token(text)  # beam search cannot stream: the answer comes in one piece
         return GenerationResult(text, request.prompt.tokens, len(generated), finish, request.settings,
-                                round(time.monotonic() - started, 3))
+                                round(time.monotonic() - started, 3), *request.figures(len(generated)))
 
 
 def _tidy(request: GenerationRequest, text: str) -> str:
@@ -194,6 +218,8 @@ class _RowStops:
 
         now = time.monotonic()
         generated = input_ids.shape[1] - self._width
+        for request in self._batch:
+            request.mark_first_token()
         done = [request.cancelled.is_set() or now > request.deadline or generated >= request.settings.max_new_tokens
                 for request in self._batch]
         if self._beams > 1:  # rows are request x beam; stop only when every request is done
@@ -223,13 +249,91 @@ class _RowStreamer:
                 self._finished[row] = True
                 continue
             self._tokens[row].append(token)
-            text = self._tokenizer.decode(self._tokens[row], skip_special_tokens=True)
-            text = text if isinstance(request.messages, str) else text.lstrip()
-            if text.endswith("\ufffd"):  # half a multi-byte character: wait for the rest
-                continue
-            piece, self._sent[row] = text[self._sent[row]:], len(text)
-            if piece:
-                request.on_token(piece)
+            self._sent[row] += _send_new_text(self._tokenizer, request, self._tokens[row], self._sent[row])
 
     def end(self) -> None:
         return None
+
+
+def _send_new_text(tokenizer: Any, request: GenerationRequest, tokens: list[int], sent: int) -> int:
+    """Send the text of `tokens` past the first `sent` characters; how many characters were sent.
+
+    Held back: half a multi-byte character (until the rest comes) and trailing white space (the
+    answer is stripped at the end; sent later if more text follows), so the pieces always add up
+    to exactly the final text."""
+    text = tokenizer.decode(tokens, skip_special_tokens=True)
+    text = text if isinstance(request.messages, str) else text.lstrip()
+    if text.endswith("\ufffd"):
+        return 0
+    ready = text.rstrip()
+    piece = ready[sent:]
+    if piece and request.on_token is not None:
+        request.on_token(piece)
+    return len(piece)
+
+
+class _BeamPrefixStreamer:
+    """Streams beam search without changing its answer.
+
+    At every step transformers hands the stopping criteria all candidate continuations of each
+    request (2 x num_beams, best first) before it picks the beams to keep and the hypotheses that
+    finish. Every hypothesis beam search can end up returning is among these candidates at some
+    step, so a token is sent once all of this step's candidates, and every candidate that ended
+    (EOS) among the best num_beams at an earlier step, agree on it: the sent text is the beginning
+    of whichever beam wins, and the rest follows when the search ends (`finish`)."""
+
+    def __init__(self, tokenizer: Any, batch: list[GenerationRequest], prompt_width: int, beams: int) -> None:
+        self._tokenizer, self._batch, self._width, self._beams = tokenizer, batch, prompt_width, beams
+        self._ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+        self._ended: list[list[list[int]]] = [[] for _ in batch]
+        self._agreed_tokens: list[list[int]] = [[] for _ in batch]
+        self._sent: list[int] = [0] * len(batch)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        rows = input_ids[:, self._width:].tolist()
+        per_request = len(rows) // len(self._batch)
+        for index, request in enumerate(self._batch):
+            if request.on_token is None:
+                continue
+            candidates = [self._without_end(row) for row in rows[index * per_request:(index + 1) * per_request]]
+            self._ended[index] += [candidate for rank, candidate in enumerate(candidates)
+                                   if rank < self._beams and len(candidate) < len(rows[0])]
+            agreed = _common_prefix(candidates + self._ended[index])[:request.settings.max_new_tokens]
+            if len(agreed) > len(self._agreed_tokens[index]):
+                self._agreed_tokens[index] = agreed
+                self._sent[index] += _send_new_text(self._tokenizer, request, agreed, self._sent[index])
+        return torch.zeros(len(rows), dtype=torch.bool, device=input_ids.device)
+
+    def _without_end(self, row: list[int]) -> list[int]:
+        while row and row[-1] in self._ends:
+            row = row[:-1]
+        return row
+
+    def finish(self, results: list["GenerationResult | Exception"]) -> None:
+        """Send each request the rest of its final text."""
+        for index, (request, result) in enumerate(zip(self._batch, results)):
+            if request.on_token is None or isinstance(result, Exception):
+                continue
+            if self._sent[index] and not result.text.startswith(self._streamed_text(index)):
+                log.error("beam streaming sent text that is not the start of the final answer")
+                continue
+            rest = result.text[self._sent[index]:]
+            if rest:
+                request.on_token(rest)
+
+    def _streamed_text(self, index: int) -> str:
+        request = self._batch[index]
+        text = self._tokenizer.decode(self._agreed_tokens[index], skip_special_tokens=True)
+        return (text if isinstance(request.messages, str) else text.lstrip())[:self._sent[index]]
+
+
+def _common_prefix(sequences: list[list[int]]) -> list[int]:
+    if not sequences:
+        return []
+    shortest = min(sequences, key=len)
+    for position, token in enumerate(shortest):
+        if any(sequence[position] != token for sequence in sequences):
+            return shortest[:position]
+    return shortest

@@ -154,6 +154,7 @@ class OpenAIEngine:
                             if not pieces and not isinstance(request.messages, str):
                                 piece = piece.lstrip()
                             pieces.append(piece)
+                            request.mark_first_token()
                             if request.on_token is not None and piece:
                                 request.on_token(piece)
                         finish = _finish_reason(choice.get("finish_reason")) or finish
@@ -164,10 +165,10 @@ class OpenAIEngine:
         except httpx.ReadTimeout:
             finish = "timeout"
         text = "".join(pieces).rstrip() if isinstance(request.messages, str) else "".join(pieces).strip()
+        completion_tokens = int(usage.get("completion_tokens") or self.count_tokens(text))
         return GenerationResult(
-            text, int(usage.get("prompt_tokens") or request.prompt.tokens),
-            int(usage.get("completion_tokens") or self.count_tokens(text)), finish, settings,
-            round(time.monotonic() - started, 3))
+            text, int(usage.get("prompt_tokens") or request.prompt.tokens), completion_tokens, finish, settings,
+            round(time.monotonic() - started, 3), *request.figures(completion_tokens))
 
     def _endpoint(self, request: GenerationRequest) -> str:
         """Chats go to /chat/completions; raw text (legacy completions) to /completions."""

@@ -65,6 +65,7 @@ class Scheduler:
         self._max_queue, self._max_batch = max_queue, max_batch
         self._max_per_owner = max_per_owner or max_queue
         self._owners: Counter[object] = Counter()
+        self._observers: list[Callable[[str, GenerationResult], None]] = []
         self._timeout_s, self._batch_wait_s = timeout_s, batch_wait_s
         self._waiting: deque[Ticket] = deque()
         self._condition = threading.Condition()
@@ -103,6 +104,10 @@ class Scheduler:
             self._ensure_worker()
             self._condition.notify()
         return ticket
+
+    def observe(self, observer: Callable[[str, GenerationResult], None]) -> None:
+        """Call `observer(model id, result)` after every finished generation (metrics)."""
+        self._observers.append(observer)
 
     def _admit(self, owner: object) -> None:
         with self._condition:
@@ -183,4 +188,9 @@ class Scheduler:
             if isinstance(result, Exception):
                 ticket.future.set_exception(result)
             else:
+                for observer in self._observers:
+                    try:
+                        observer(ticket.request.engine.spec.id, result)
+                    except Exception:  # noqa: BLE001 - a metrics failure must not fail the answer
+                        log.exception("a generation observer failed")
                 ticket.future.set_result(result)

@@ -43,6 +43,12 @@ class Metrics:
             "docchat_http_request_duration_seconds", "Time to answer", ["route"], registry=self.registry
         )
         self.errors = Counter("docchat_errors", "Error responses by code", ["code"], registry=self.registry)
+        self.ttft = Histogram("docchat_time_to_first_token_seconds", "From submission (queue included) to the "
+                              "first generated token", ["model"], registry=self.registry,
+                              buckets=(0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128))
+        self.decode_speed = Histogram("docchat_decode_tokens_per_second", "Decode speed of each answer after its "
+                                      "first token", ["model"], registry=self.registry,
+                                      buckets=(1, 2, 5, 10, 20, 40, 80, 160, 320, 640))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -50,6 +56,12 @@ class Metrics:
 
     def observe_error(self, code: str) -> None:
         self.errors.labels(code).inc()
+
+    def observe_generation(self, model: str, ttft_s: float | None, decode_tokens_per_s: float | None) -> None:
+        if ttft_s is not None:
+            self.ttft.labels(model).observe(ttft_s)
+        if decode_tokens_per_s is not None:
+            self.decode_speed.labels(model).observe(decode_tokens_per_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

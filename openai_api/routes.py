@@ -60,7 +60,8 @@ def completions(payload: CompletionRequest) -> Response:
     text = (payload.text() if payload.echo else "") + completion.text
     return jsonify(id=prepared.id, object="text_completion", created=prepared.created, model=prepared.model,
                    choices=[{"index": 0, "text": text, "logprobs": None, "finish_reason": completion.finish_reason}],
-                   usage=usage(completion.prompt_tokens, completion.completion_tokens))
+                   usage=usage(completion.prompt_tokens, completion.completion_tokens),
+                   generation=completion.generation)
 
 
 def _echoed(prompt: str, pieces: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
@@ -84,6 +85,7 @@ def _completion(prepared: PreparedCompletion, completion: Completion) -> dict[st
         "choices": [{"index": 0, "message": {"role": "assistant", "content": completion.text},
                      "finish_reason": completion.finish_reason}],
         "usage": usage(completion.prompt_tokens, completion.completion_tokens),
+        "generation": completion.generation,  # extension: settings used, ttft_s, decode_tokens_per_s
     }
     if prepared.sources is not None:
         body["sources"] = prepared.sources
@@ -113,7 +115,7 @@ def _chunks(prepared: PreparedCompletion, pieces: Iterator[tuple[str, Any]], inc
             if name == "content":
                 yield event([choice(value)])
             else:
-                yield event([choice(None, value.finish_reason)])
+                yield event([choice(None, value.finish_reason)], generation=value.generation)
                 if include_usage:
                     yield event([], usage=usage(value.prompt_tokens, value.completion_tokens))
     except Exception as exc:  # noqa: BLE001 - the status line is gone; the event is the only way to tell

@@ -56,6 +56,7 @@ class Completion:
     finish_reason: str  # stop or length
     prompt_tokens: int
     completion_tokens: int
+    generation: dict[str, Any] | None = None  # settings used, time to first token, decode speed
 
 
 class StopWatcher:
@@ -176,7 +177,7 @@ class CompletionService:
             tokens.cancel()  # a client that left stops costing tokens (a no-op once finished)
         text = watcher.text.strip() if watcher.stopped else result.text
         finish = "stop" if watcher.stopped else _finish(result.finish_reason)
-        yield "end", Completion(text, finish, result.prompt_tokens, result.completion_tokens)
+        yield "end", Completion(text, finish, result.prompt_tokens, result.completion_tokens, result.figures())
 
     def _resolve(self, requested: str, active: str) -> tuple[str, bool]:
         base, rag = (requested[: -len(RAG_SUFFIX)], True) if requested.endswith(RAG_SUFFIX) else (requested, False)

@@ -129,7 +129,8 @@ class ChatService:
         usage = {"prompt_tokens": result.prompt_tokens if result else 0,
                  "completion_tokens": result.completion_tokens if result else 0}
         settings = result.settings if result else interrupted[1] if interrupted else None
-        generation = settings.as_dict() if settings else {"strategy": "none", "reason": "no relevant context"}
+        generation = result.figures() if result else settings.as_dict() if settings else {
+            "strategy": "none", "reason": "no relevant context"}
         reason = interrupted[0] if interrupted else result.finish_reason if result else "no_context"
         context = turn.prompt.describe() if turn.prompt else {"summary_used": False, "history_messages": 0,
                                                                "sources_given": 0}

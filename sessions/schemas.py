@@ -132,7 +132,8 @@ class ReplyOut(BaseModel):
     reply: MessageOut
     sources: list[SourceOut] = Field(description="The chunks given to the model, in the order it saw them")
     usage: Usage
-    generation: dict[str, Any] = Field(description="The generation settings used (adaptive table, overrides)")
+    generation: dict[str, Any] = Field(description="The generation settings used (adaptive table, overrides), "
+                                       "with `ttft_s` (submission to first token) and `decode_tokens_per_s`")
     context: dict[str, Any] = Field(description="What went into the prompt: summary used, history and sources")
 
     @classmethod
