@@ -26,8 +26,10 @@ class TokenStream:
 
     @classmethod
     def open(cls, submit: Submit, messages: Prompt, overrides: GenerationOverrides | None = None,
-             owner: object = None) -> "TokenStream":
-        """Submit and wait for the first token; raises what went wrong if the request ended without one."""
+             owner: object = None, wait_for_first_token: bool = True) -> "TokenStream":
+        """Submit and wait for the first token; raises what went wrong if the request ended without one.
+        Without `wait_for_first_token`, only admission errors (full queue, a user's share, no model)
+        are raised here; a later failure comes from iterating or from `outcome()`."""
         pieces: queue.Queue[str] = queue.Queue()
         first = threading.Event()
 
@@ -36,6 +38,8 @@ class TokenStream:
             first.set()
 
         ticket = submit(messages, overrides, on_token, owner)
+        if not wait_for_first_token:
+            return cls(ticket, pieces)
         ticket.future.add_done_callback(lambda _future: first.set())
         first.wait(max(0.0, ticket.request.deadline - time.monotonic()) + FIRST_TOKEN_GRACE_S)
         stream = cls(ticket, pieces)

@@ -116,11 +116,13 @@ class ChatService:
         return self.record(turn, result.text, result)
 
     def stream(self, turn: PreparedTurn) -> "TurnStream":
-        """Start generating; failures before the first token are raised here (see llm/streaming.py)."""
+        """Queue the answer and return its events at once, so the sources reach the client while the
+        model still works on the first token. What fails on admission (a full queue, the user's
+        share, no model) is raised here, a plain JSON error; a later failure is an `error` event."""
         if turn.prompt is None:
             return TurnStream(self, turn, None)
         return TurnStream(self, turn, TokenStream.open(self._llm.submit, turn.prompt.messages, turn.overrides,
-                                                       owner=turn.user_id))
+                                                       owner=turn.user_id, wait_for_first_token=False))
 
     def record(self, turn: PreparedTurn, text: str, result: GenerationResult | None = None,
                interrupted: tuple[str, GenerationSettings] | None = None) -> ChatReply:

@@ -288,6 +288,7 @@ async function ask(text) {
   $("messages").append(messageElement({ role: "user", content: text }));
   const answer = messageElement({ role: "assistant", content: "" });
   answer.setAttribute("aria-busy", "true");
+  const progress = pendingStatus(answer);  // what is happening, until the first words arrive
   $("messages").append(answer);
   scrollToEnd();
   const controller = new AbortController();
@@ -301,8 +302,11 @@ async function ask(text) {
     });
     if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
     for await (const [event, data] of serverEvents(response)) {
-      if (event === "sources") answer.querySelector(".sources").replaceWith(sourcesElement(data));
-      else if (event === "token") {
+      if (event === "sources") {
+        answer.querySelector(".sources").replaceWith(sourcesElement(data));
+        progress.phase("Generating the answer");
+      } else if (event === "token") {
+        progress.stop();
         text_so_far += data.text;
         answer.querySelector(".body").replaceChildren(renderMarkdown(text_so_far));
         scrollToEnd();
@@ -312,10 +316,34 @@ async function ask(text) {
   } catch (error) {
     if (error.name !== "AbortError") showError($("chat-error"), error);
   } finally {
+    progress.stop();
     state.streaming = null;
     await openSession(state.sessionId).catch(() => {});  // what the server stored is what the page shows
     setBusy(false);
   }
+}
+
+function pendingStatus(answer) {
+  // "Searching your documents · 1.4 s", then "Generating the answer · 3.0 s" once the sources are
+  // in, until the first words arrive. A pending answer shows no "No sources" label.
+  const status = document.createElement("p");
+  status.className = "pending small";
+  status.setAttribute("role", "status");
+  const pendingSources = answer.querySelector(".sources");
+  const waiting = document.createElement("p");
+  waiting.className = "sources small";
+  waiting.textContent = "Sources: searching…";
+  pendingSources.replaceWith(waiting);
+  answer.querySelector(".body").append(status);
+  const started = performance.now();
+  let label = "Searching your documents";
+  const draw = () => { status.textContent = `${label} · ${((performance.now() - started) / 1000).toFixed(1)} s`; };
+  draw();
+  const timer = setInterval(draw, 100);
+  return {
+    phase(next) { label = next; draw(); },
+    stop() { clearInterval(timer); status.remove(); },
+  };
 }
 
 async function* serverEvents(response) {

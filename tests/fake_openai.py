@@ -21,6 +21,7 @@ class FakeOpenAIServer:
     def __init__(self, answer: str = ANSWER, word_delay_s: float = 0.01) -> None:
         self.answer = answer
         self.word_delay_s = word_delay_s  # a slower model: raise it
+        self.hold: threading.Event | None = None  # when set to an unset Event: no token until it is set
         self.script: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []
         self.disconnected = threading.Event()
@@ -52,6 +53,8 @@ class FakeOpenAIServer:
             if behaviour == "garbage":
                 yield "data: {not json\n\n"
                 return
+            if self.hold is not None:
+                self.hold.wait(60)
             for number, word in enumerate(words):
                 delta = {"content": (" " if number else "") + word}
                 yield _chunk({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]})

@@ -90,9 +90,20 @@ def ask(driver: Any, question: str) -> Any:
     """Type a question, press Enter, wait for the stored answer; returns the answer's element."""
     before = len(driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant"))
     driver.execute_script("""
-        window.__mutations = 0;
-        new MutationObserver(() => window.__mutations++).observe(document.getElementById('messages'),
-                                                                 {childList: true, subtree: true, characterData: true});""")
+        window.__mutations = 0; window.__statuses = []; window.__noSourcesWhilePending = false;
+        window.__sourcesBeforeWords = null;
+        new MutationObserver(() => {
+          window.__mutations++;
+          const answer = [...document.querySelectorAll('#messages .message.assistant')].pop();
+          if (!answer || answer.getAttribute('aria-busy') !== 'true') return;
+          const status = answer.querySelector('.pending');
+          if (status) window.__statuses.push(status.textContent);
+          if ((answer.querySelector('.sources')?.textContent || '').includes('No sources')) window.__noSourcesWhilePending = true;
+          const words = [...answer.querySelector('.body').childNodes].some((node) => !node.classList?.contains('pending')
+                                                                           && node.textContent.trim());
+          const listed = answer.querySelectorAll('.sources li').length > 0;
+          if (window.__sourcesBeforeWords === null && (words || listed)) window.__sourcesBeforeWords = listed && !words;
+        }).observe(document.getElementById('messages'), {childList: true, subtree: true, characterData: true});""")
     box = driver.find_element(By.ID, "composer-input")
     box.send_keys(question)
     box.send_keys(Keys.ENTER)
@@ -109,6 +120,11 @@ def test_a_person_logs_in_uploads_asks_sees_sources_branches_and_logs_out(browse
     answer = ask(driver, "How often does the lighthouse keeper polish the brass lens?")
     assert "thursday" in answer.find_element(By.CSS_SELECTOR, ".body").text.lower()
     assert driver.execute_script("return window.__mutations") > 3  # the answer arrived in pieces
+    statuses = driver.execute_script("return window.__statuses")  # the wait said what was happening
+    assert any(re.fullmatch(r"Searching your documents · \d+\.\d s", status) for status in statuses), statuses
+    assert any(re.fullmatch(r"Generating the answer · \d+\.\d s", status) for status in statuses), statuses
+    assert driver.execute_script("return window.__noSourcesWhilePending") is False
+    assert driver.execute_script("return window.__sourcesBeforeWords") is True  # sources first, then the words
     sources = answer.find_element(By.CSS_SELECTOR, ".sources").text
     assert "harbour.pdf" in sources and "page 2" in sources
     assert "How often does the lighthouse" in driver.find_element(By.ID, "session-list").text  # named by the question

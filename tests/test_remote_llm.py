@@ -97,9 +97,10 @@ def test_an_unreachable_server_is_503_after_the_retries(remote_app, fake):
     client, account, session = remote_app(url=fake.url)
     body = assert_error(_ask(client, account, session), 503, "UPSTREAM_UNAVAILABLE")
     assert "unavailable" in body["error"]
-    stream = _ask(client, account, session, stream=True)  # fails before the first token: still plain JSON
-    assert_error(stream, 503, "UPSTREAM_UNAVAILABLE")
-    assert stream.headers["Retry-After"]
+    stream = _ask(client, account, session, stream=True)  # the sources first, then the failure as an event
+    events = parse_events(stream.get_data(as_text=True))
+    assert [name for name, _ in events] == ["sources", "error"]
+    assert events[0][1] and events[1][1]["code"] == "UPSTREAM_UNAVAILABLE"
     assert client.get(f"/chat/sessions/{session}", headers=account.headers).get_json()["messages"] == []
 
 
@@ -162,3 +163,32 @@ def test_remote_entries_are_validated_at_start(tmp_path, source, problem):
     with pytest.raises(ModelRegistryError) as error:
         ModelRegistry.from_file(path)
     assert problem in str(error.value)
+
+
+def test_the_sources_reach_the_client_before_the_first_token_exists(remote_app, fake):
+    """The browser shows the sources and "Generating the answer" while the model is still silent."""
+    import threading
+
+    client, account, session = remote_app()
+    fake.hold = threading.Event()
+    chunks: list[bytes] = []
+    got_first = threading.Event()
+
+    def ask_and_read() -> None:  # one thread: a streamed response is read where it was opened
+        response = client.post("/chat/message", json={"sessionId": session, "message": QUESTION, "stream": True},
+                               headers=account.headers, buffered=False)
+        for chunk in response.response:
+            chunks.append(chunk)
+            got_first.set()
+
+    reader = threading.Thread(target=ask_and_read)
+    reader.start()
+    try:
+        assert got_first.wait(20), "the sources waited for the first token"
+        assert chunks[0].startswith(b"event: sources") and b"harbour" in chunks[0].lower()
+        assert not any(b"event: token" in chunk for chunk in chunks)  # the model has said nothing yet
+    finally:
+        fake.hold.set()
+        reader.join(timeout=60)
+    events = parse_events(b"".join(chunks).decode())
+    assert [name for name, _ in events][-1] == "done" and events[-1][1]["reply"]["content"] == ANSWER
