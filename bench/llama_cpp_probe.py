@@ -1,6 +1,7 @@
 """llama.cpp (llama-cpp-python) on the default model's GGUF; run by bench/generate.py in its own
-process, because llama.cpp and torch crash when they share one (their OpenMP runtimes clash).
-Prints one JSON line: tok/s and time to first token for the same prompt and token count."""
+process, so neither engine's threads or caches help or hinder the other's figures. Prints one JSON
+line: tok/s including prefill, decode tok/s after the first token, and time to first token, for
+the same prompt and token count. (It crashed here with SIGILL when built with AMX: see README.)"""
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ def main() -> None:
 
     new_tokens = int(sys.argv[1])
     directory, gguf = source_location(ModelRegistry.from_file(ROOT / "models.json").default)
-    llm = Llama(model_path=str(Path(directory) / gguf), n_ctx=2048, n_threads=2, verbose=True)  # verbose=False crashed (0.3.36)
+    llm = Llama(model_path=str(Path(directory) / gguf), n_ctx=2048, n_threads=2, verbose=False)
     llm.create_chat_completion(messages(), max_tokens=4, temperature=0)  # warm up
     llm.reset()  # else llama.cpp reuses the warm-up's evaluated prompt and "prefills" in 0.01 s
     started = time.perf_counter()
@@ -30,8 +31,10 @@ def main() -> None:
         if chunk["choices"][0]["delta"].get("content"):
             first = first or time.perf_counter()
             pieces += 1
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"tok_s": pieces / elapsed, "ttft_s": (first or started) - started, "tokens": pieces}))
+    finished = time.perf_counter()
+    decode = (pieces - 1) / (finished - first) if first and pieces > 1 else float("nan")
+    print(json.dumps({"tok_s": pieces / (finished - started), "decode_tok_s": decode,
+                      "ttft_s": (first or started) - started, "tokens": pieces}))
 
 
 if __name__ == "__main__":
