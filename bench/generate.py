@@ -78,6 +78,46 @@ def llama_cpp(new_tokens: int) -> dict[str, float] | str:
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
+def first_streamed_token_over_http(cache_dir: Path) -> tuple[float, float, str]:
+    """A person's wait with the default settings: a question sent over HTTP (a real socket) to the
+    app with a document holding its answer; seconds to the first `token` event and to `done`, and
+    the strategy the adaptive table picked."""
+    import requests
+    from werkzeug.serving import make_server
+
+    from app import create_app, start_background_work
+    from config import Config
+
+    data_dir = Path(tempfile.mkdtemp(prefix="docchat-bench-http-"))
+    app = create_app(Config.for_testing(data_dir, load_model_at_start=True, model_cache_dir=cache_dir,
+                                        ratelimit_default="100000 per minute"))
+    start_background_work(app)
+    app.extensions["docchat"].llm.manager.wait_ready(600)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        account = {"username": "bench", "password": "correct horse battery"}
+        requests.post(f"{base}/auth/register", json=account, timeout=30)
+        headers = {"Authorization": "Bearer " + requests.post(f"{base}/auth/login", json=account,
+                                                              timeout=30).json()["access_token"]}
+        requests.post(f"{base}/upload?wait=true", headers=headers, timeout=600,
+                      files={"file": ("timetable.txt", CONTEXT[:len(CONTEXT) // 4].encode())})  # a short prompt
+        session = requests.post(f"{base}/chat/start", json={}, headers=headers, timeout=30).json()["sessionId"]
+        body = {"sessionId": session, "message": "When does the first weekday ferry leave?", "stream": True}
+        started, first, strategy = time.perf_counter(), None, "?"
+        with requests.post(f"{base}/chat/message", json=body, headers=headers, stream=True, timeout=600) as response:
+            for line in response.iter_lines():
+                if line.startswith(b"event: token") and first is None:
+                    first = time.perf_counter() - started
+                if line.startswith(b"data:") and b'"generation"' in line:
+                    strategy = json.loads(line[5:])["generation"]["strategy"]
+        return first or float("nan"), time.perf_counter() - started, strategy
+    finally:
+        server.shutdown()
+        app.extensions["docchat"].close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dtype", default="auto")
@@ -101,6 +141,10 @@ def main() -> None:
         rows.append((f"{concurrent} concurrent: aggregate tok/s (x single); mean TTFT s",
                      f"{aggregate:.1f} ({aggregate / single:.1f}x); {ttft:.2f}"))
     scheduler.stop()
+    first_http, whole_http, strategy = first_streamed_token_over_http(
+        Path(tempfile.gettempdir()) / "docchat-bench-model-cache")
+    rows.append((f"HTTP, default settings ({strategy}): first streamed token; whole answer, s",
+                 f"{first_http:.2f}; {whole_http:.2f}"))
     reference = llama_cpp(args.new_tokens)
     if isinstance(reference, str):
         rows.append(("llama.cpp (llama-cpp-python)", reference))
