@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
+.PHONY: run test lint test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,14 @@ venv-dev: $(VENV)/.dev
 run: venv
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-## test: run the whole test suite
-test: venv-dev test-system-deps
+## lint: ruff (pyflakes, import order, bugbear) over everything, mypy over the application packages
+## (config in pyproject.toml); `make test` runs it first and stops on a finding
+lint: venv-dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+## test: the lint and type gate, then the whole test suite
+test: venv-dev test-system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-scale-out: 4 gunicorn workers on the local PostgreSQL and Redis and a Chroma server (started

@@ -27,6 +27,7 @@ from auth.passwords import PasswordHasher
 from auth.tokens import init_jwt
 from auth.users import BOOTSTRAP_ADMIN_NAME, UserService
 from common.database import Database
+from common.devices import resolve_placement
 from common.errors import DomainError, PayloadTooLarge
 from config import Config
 from llm.registry import ModelRegistry
@@ -37,8 +38,8 @@ from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
 from monitoring.system import SystemMonitor
+from openai_api.service import CompletionService
 from rag.documents import DocumentService
-from common.devices import resolve_placement
 from rag.embedder import Embedder, packaged_model_path
 from rag.ingestion import IngestionPipeline
 from rag.jobs import IngestionWorkers, make_queue
@@ -46,7 +47,6 @@ from rag.repository import DocumentRepository
 from rag.retriever import Retriever
 from rag.sandbox import ParseLimits
 from rag.vector_store import VectorStore, make_client
-from openai_api.service import CompletionService
 from sessions.chat import ChatService, ChatSettings
 from sessions.repository import SessionRepository
 from sessions.service import SessionService
@@ -76,10 +76,10 @@ def create_app(config: Config | None = None) -> Flask:
     _configure_logging(config.log_level)
     app = Flask(__name__)
     app.config.update(_flask_settings(config))
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it; the base type not
     if config.trusted_proxy_hops > 0:
         hops = config.trusted_proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # as Flask documents
     app.extensions[EXTENSION_KEY] = build_services(config)
     _register_hooks(app)  # before the limiter's hook, so even a 429 carries a request id
     init_jwt(app)
@@ -117,7 +117,8 @@ def build_services(config: Config) -> Services:
     session_repository = SessionRepository(db)
     sessions = SessionService(session_repository, config.chat_retention_days)
     chat_settings = _chat_settings(config)
-    maintenance = _maintenance(config, sessions, integrity, monitor)
+    revocations = RevocationList(db)
+    maintenance = _maintenance(config, sessions, integrity, monitor, revocations)
     metrics = Metrics(monitor)
     llm.scheduler.observe(lambda model, result: metrics.observe_generation(model, result.ttft_s,
                                                                            result.decode_tokens_per_s))
@@ -127,7 +128,7 @@ def build_services(config: Config) -> Services:
         users=UserService(db, hasher, allow_registration=config.allow_registration,
                           on_delete=[documents.purge_user]),
         api_keys=ApiKeyService(db),
-        revocations=RevocationList(db),
+        revocations=revocations,
         error_stats=ErrorStats(config.recent_errors_kept),
         metrics=metrics,
         health=HealthService(db, llm, monitor, checks=[integrity, maintenance],
@@ -148,7 +149,7 @@ def build_services(config: Config) -> Services:
 
 
 def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityChecker,
-                 monitor: SystemMonitor) -> MaintenanceScheduler:
+                 monitor: SystemMonitor, revocations: RevocationList) -> MaintenanceScheduler:
     def retention() -> str:
         if sessions.retention_days <= 0:
             return "retention is off (CHAT_RETENTION_DAYS=0)"
@@ -160,6 +161,7 @@ def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityC
         "session_retention": (every, retention),
         "orphaned_chunks": (every, integrity.remove_orphans),
         "stale_chunks": (every, integrity.remove_stale_chunks),
+        "revoked_logins": (every, lambda: f"forgot {revocations.prune()} revoked login(s) past their expiry"),
         "memory_watch": (config.memory_check_s, leak_watch.sample),
     }, leak_watch)
 
@@ -171,7 +173,8 @@ def _chat_settings(config: Config) -> ChatSettings:
 
 
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
-    return build_llm_service(models, config.llm_device, config.llm_dtype, Path(config.model_cache_dir),
+    cache_dir = config.model_cache_dir or config.data_dir / "model-cache"  # resolved() always sets it
+    return build_llm_service(models, config.llm_device, config.llm_dtype, cache_dir,
                              max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
                              timeout_s=config.llm_timeout_s, max_queue_per_user=config.llm_max_queue_per_user)
 
@@ -252,10 +255,10 @@ def _flask_settings(config: Config) -> dict[str, Any]:
 def _register_blueprints(app: Flask) -> None:
     from api.routes import bp as meta_bp
     from auth.routes import bp as auth_bp
-    from monitoring.routes import bp as monitoring_bp
     from llm.routes import bp as models_bp
-    from rag.routes import bp as documents_bp
+    from monitoring.routes import bp as monitoring_bp
     from openai_api.routes import bp as openai_bp
+    from rag.routes import bp as documents_bp
     from sessions.routes import bp as chat_bp
 
     for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp, models_bp, chat_bp, openai_bp):
@@ -274,12 +277,12 @@ def _register_error_handlers(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = HTTP_CODES.get(status, "HTTP_ERROR")
-        details = {"limit": exc.description} if status == 429 else None
+        details: dict[str, Any] | None = {"limit": exc.description} if status == 429 else None
         message = f"Rate limit exceeded ({exc.description})" if status == 429 else (exc.description or exc.name)
         if status == 413:
             limit = request.max_content_length
-            message, details = f"The request body is larger than the {limit} bytes this route accepts", {
-                "limit_bytes": limit}
+            message = f"The request body is larger than the {limit} bytes this route accepts"
+            details = {"limit_bytes": limit}
         headers = {"Allow": exc.get_response().headers["Allow"]} if status == 405 else None
         return error_response(status, code, message, details, headers)
 

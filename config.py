@@ -8,7 +8,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 # Values people paste from tutorials; never accepted as a production secret.
 KNOWN_WEAK_SECRETS = frozenset(
@@ -167,10 +167,10 @@ class Config:
     }
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> "Config":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
         """Read every known variable from `environ` (default os.environ), then apply overrides."""
         environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}  # each coerced to its field's type
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         for var, name in cls.ENV.items():
             if var in environ and environ[var] != "":
@@ -179,9 +179,9 @@ class Config:
         return cls(**values).resolved()
 
     @classmethod
-    def for_testing(cls, data_dir: Path, **overrides: object) -> "Config":
+    def for_testing(cls, data_dir: Path, **overrides: Any) -> "Config":
         """A fast, isolated configuration for tests: cheap password hashing, no admin bootstrap."""
-        defaults: dict[str, object] = {
+        defaults: dict[str, Any] = {
             "app_env": "testing",
             "data_dir": Path(data_dir),
             "jwt_secret_key": secrets.token_urlsafe(48),
@@ -215,10 +215,6 @@ class Config:
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
 
     def check_production(self) -> None:
         """Refuse a production start without a strong JWT secret from the environment."""

@@ -11,17 +11,17 @@ from auth.users import UserService
 from common.database import Database
 from config import Config
 from llm.registry import ModelRegistry
+from llm.service import LLMService
 from maintenance.integrity import IntegrityChecker
 from maintenance.schedule import MaintenanceScheduler
-from llm.service import LLMService
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
+from openai_api.service import CompletionService
 from rag.documents import DocumentService
 from rag.jobs import IngestionWorkers
 from rag.retriever import Retriever
 from rag.vector_store import VectorStore
-from openai_api.service import CompletionService
 from sessions.chat import ChatService
 from sessions.service import SessionService
 

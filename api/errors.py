@@ -5,9 +5,8 @@ Routes under /v1 (the OpenAI-compatible API) answer the same errors in OpenAI's 
 """
 from __future__ import annotations
 
-from typing import Any
-
 import logging
+from typing import Any
 
 from flask import Response, g, jsonify, request
 

@@ -22,7 +22,7 @@ def rate_limited(route_name: str) -> Callable[[View], View]:
     """Limit this view by the config entry `route_name` (e.g. "login" -> RATELIMIT_LOGIN)."""
 
     def mark(view: View) -> View:
-        view.rate_limit = route_name  # type: ignore[attr-defined]
+        vars(view)["rate_limit"] = route_name  # read by install_limiter
         document(view, rate_limit=route_name)
         return view
 
@@ -31,7 +31,7 @@ def rate_limited(route_name: str) -> Callable[[View], View]:
 
 def not_rate_limited(view: View) -> View:
     """Exempt this view from the default limit (health checks, metrics scrapes)."""
-    view.rate_limit_exempt = True  # type: ignore[attr-defined]
+    vars(view)["rate_limit_exempt"] = True
     return view
 
 
@@ -44,11 +44,12 @@ def install_limiter(app: Flask) -> Limiter:
     limiter = Limiter(key_func=rate_limit_key, app=app)
     app.extensions[LIMITER_KEY] = limiter
     for endpoint, view in list(app.view_functions.items()):
+        name = getattr(view, "rate_limit", None)
         if getattr(view, "rate_limit_exempt", False):
             limiter.exempt(view)
-        elif getattr(view, "rate_limit", None):
-            shared = limiter.shared_limit(_configured(view.rate_limit), scope=view.rate_limit)
-            app.view_functions[endpoint] = shared(view)
+        elif name:
+            limited = limiter.shared_limit(_configured(name), scope=name)(view)
+            app.view_functions[endpoint] = limited  # type: ignore[assignment]  # flask-limiter types its wrapper as maybe async
     return limiter
 
 

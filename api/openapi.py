@@ -11,7 +11,7 @@ from api.schemas import ErrorBody
 
 _CONVERTER = re.compile(r"<(?:(?P<kind>[a-z]+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 _PARAM_TYPES = {"int": "integer", "float": "number", "uuid": "string", "path": "string", "string": "string"}
-_SECURITY = {"bearer": [{"bearerAuth": []}, {"basicAuth": []}], "refresh": [{"bearerAuth": []}],
+_SECURITY: dict[str, list[dict[str, list[str]]]] = {"bearer": [{"bearerAuth": []}, {"basicAuth": []}], "refresh": [{"bearerAuth": []}],
              "admin": [{"bearerAuth": []}, {"basicAuth": []}]}
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
 from auth.models import RevokedLogin
-from common.database import Database, utcnow
+from common.database import Database, affected_rows, utcnow
 
 
 class RevocationList:
@@ -30,4 +30,4 @@ class RevocationList:
         """Forget revocations whose tokens have expired anyway; returns how many."""
         with self._db.session() as session:
             result = session.execute(delete(RevokedLogin).where(RevokedLogin.expires_at < utcnow()))
-            return result.rowcount or 0
+            return affected_rows(result)

@@ -79,9 +79,10 @@ def authenticate() -> UserView:
         return user
     token = bearer_token()
     if looks_like_api_key(token):
-        user = services().api_keys.user_for(token)
-        if user is None:
+        keyed = services().api_keys.user_for(token)
+        if keyed is None:
             raise TokenInvalid("Unknown or deleted API key")
+        user = keyed
     else:
         user = _verify_jwt(refresh=False)
     request.environ[_CACHE] = user

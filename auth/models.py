@@ -1,9 +1,8 @@
 """Tables of the auth package: users, API keys, revoked logins."""
 from __future__ import annotations
 
-from datetime import datetime
-
 import secrets
+from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column

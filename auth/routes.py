@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from flask_jwt_extended import get_jwt, set_access_cookies, set_refresh_cookies, unset_jwt_cookies
@@ -11,8 +12,7 @@ from api.limits import rate_limited
 from api.pagination import PageQuery, paginate
 from api.validation import json_body, openapi, parse_query, responds
 from auth.api_keys import looks_like_api_key
-from auth.decorators import (authenticate, authenticate_refresh, bearer_token, current_user, login_required,
-                             sign_in)
+from auth.decorators import authenticate, authenticate_refresh, bearer_token, current_user, login_required, sign_in
 from auth.schemas import (
     AccessToken,
     ApiKeyCreated,
@@ -27,6 +27,7 @@ from auth.schemas import (
     UserOut,
 )
 from auth.tokens import issue_access_token, issue_login_tokens, revoke_login
+from auth.users import UserView
 from common.errors import ValidationFailed
 
 bp = Blueprint("auth", __name__)
@@ -36,7 +37,7 @@ def _access_ttl() -> timedelta:
     return timedelta(minutes=services().config.access_token_minutes)
 
 
-def _user_out(user) -> dict:  # type: ignore[no-untyped-def]
+def _user_out(user: UserView) -> dict[str, Any]:
     return UserOut(id=user.id, username=user.username, role=user.role).model_dump()
 
 

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from auth.models import ROLE_ADMIN, ROLE_USER, ROLES, ApiKey, User, new_token_key
 from auth.passwords import PasswordHasher
@@ -146,7 +147,7 @@ class UserService:
         return password
 
     @staticmethod
-    def _by_name(session, username: str) -> User:  # type: ignore[no-untyped-def]
+    def _by_name(session: Session, username: str) -> User:
         user = session.scalar(select(User).where(User.username == normalize_username(username)))
         if user is None:
             raise NotFound(f"No user named {normalize_username(username)!r}")

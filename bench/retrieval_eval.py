@@ -117,7 +117,7 @@ def evaluate(name: str, sections: list[Section], questions: list[Question], embe
     depth = max(k_values + (10,))
     vectors = embedder.embed([question.text for question in questions])
     ranks: list[int | None] = []
-    for question, vector in zip(questions, vectors):
+    for question, vector in zip(questions, vectors, strict=True):
         hits = store.query(user_id, vector, depth)
         metas = [{"page": hit.page, "section": hit.section} for hit in hits]
         ranks.append(next((rank for rank, meta in enumerate(metas, 1) if question.is_hit(meta)), None))
@@ -143,7 +143,7 @@ def main() -> None:
         sections, questions = corpus()
         rows.append(evaluate(name, sections, questions, embedder, store, user_id, (1, 5, 10)))
     columns = list(rows[0])
-    print(f"\nRetrieval on Debian's reference manual; questions = its headings, removed from the index ({device}, {embedder.dtype})\n")
+    print(f"\nRetrieval on Debian's reference manual; questions = its headings, removed from the index ({embedder.device}, {embedder.dtype})\n")
     print(" | ".join(f"{column:>10}" for column in columns))
     print(" | ".join("-" * 10 for _ in columns))
     for row in rows:

@@ -137,7 +137,7 @@ class TransformersEngine:
         inputs = self._left_padded([request.prompt.ids for request in batch])
         width = inputs["input_ids"].shape[1]
         streamer = _RowStreamer(self.tokenizer, batch) if settings.num_beams == 1 else None
-        stops = _RowStops(batch, width, self.tokenizer.eos_token_id, settings.num_beams)
+        stops = _RowStops(batch, width, settings.num_beams)
         beams = _BeamPrefixStreamer(self.tokenizer, batch, width, settings.num_beams) if settings.num_beams > 1 else None
         options: dict[str, Any] = {
             "max_new_tokens": max(request.settings.max_new_tokens for request in batch),
@@ -154,7 +154,8 @@ class TransformersEngine:
             options.update(temperature=None, top_p=None, top_k=None)
         with torch.inference_mode():
             output = self.model.generate(**inputs, **options)
-        results = [self._result(request, row, width, started) for request, row in zip(batch, output)]
+        results: list[GenerationResult | Exception] = [
+            self._result(request, row, width, started) for request, row in zip(batch, output, strict=True)]
         if beams is not None:
             beams.finish(results)
         return results
@@ -210,8 +211,8 @@ class _GeneratedRepetitionPenalty:
 class _RowStops:
     """Per-row stopping: a row is done at its own max_new_tokens, on cancel, or past its deadline."""
 
-    def __init__(self, batch: list[GenerationRequest], prompt_width: int, eos: int | None, beams: int) -> None:
-        self._batch, self._width, self._eos, self._beams = batch, prompt_width, eos, beams
+    def __init__(self, batch: list[GenerationRequest], prompt_width: int, beams: int) -> None:
+        self._batch, self._width, self._beams = batch, prompt_width, beams
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
@@ -313,7 +314,7 @@ class _BeamPrefixStreamer:
 
     def finish(self, results: list["GenerationResult | Exception"]) -> None:
         """Send each request the rest of its final text."""
-        for index, (request, result) in enumerate(zip(self._batch, results)):
+        for index, (request, result) in enumerate(zip(self._batch, results, strict=True)):
             if request.on_token is None or isinstance(result, Exception):
                 continue
             if self._sent[index] and not result.text.startswith(self._streamed_text(index)):

@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-
 from llm.registry import ModelRegistryError, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -46,8 +45,8 @@ def load_model(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> tup
     if gguf_file:
         location, gguf_file = str(_converted(spec, location, gguf_file, cache_dir)), None
     torch_dtype = getattr(torch, dtype)
-    model = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype,
-                                                 device_map=device if device.startswith("cuda") else None)
+    model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype,  # the auto class's
+                                                      device_map=device if device.startswith("cuda") else None)
     if not device.startswith("cuda"):
         model = model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(location)
@@ -68,7 +67,7 @@ def _converted(spec: ModelSpec, directory: str, gguf_file: str, cache_dir: Path)
         return target
     log.info("converting %s from GGUF once (later starts load %s)", spec.id, target)
     draft = cache_dir / f".{target.name}.{uuid.uuid4().hex[:8]}"
-    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
     model.hf_quantizer = None  # dequantized already; lets save_pretrained write plain weights
     if hasattr(model.config, "quantization_config"):

@@ -50,7 +50,6 @@ class ModelManager:
         self._states: dict[str, str] = {}
         self._errors: dict[str, str] = {}
         self._active: Engine | None = None
-        self._previous: Engine | None = None
         self._swap_lock = threading.Lock()
         self._ready = threading.Event()
         self._lock = threading.Lock()
@@ -104,7 +103,7 @@ class ModelManager:
             if engine is None:
                 raise ModelLoadFailed(f"Model {model_id!r} could not be loaded: {self._errors.get(model_id)}")
             self._check_generates(engine)
-            self._previous, self._active = previous, engine
+            self._active = engine
             self._states[model_id] = "active"
             if previous is not None:
                 self._states[previous.spec.id] = "ready"

@@ -145,7 +145,7 @@ class OpenAIEngine:
                     chunk = _parse(line)
                     if chunk is None:
                         continue
-                    if chunk == "[DONE]":
+                    if isinstance(chunk, str):  # "[DONE]"
                         break
                     usage = chunk.get("usage") or usage
                     for choice in chunk.get("choices") or []:

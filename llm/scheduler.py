@@ -184,7 +184,7 @@ class Scheduler:
             for ticket in live:
                 ticket.future.set_exception(exc)
             return
-        for ticket, result in zip(live, results):
+        for ticket, result in zip(live, results, strict=True):
             if isinstance(result, Exception):
                 ticket.future.set_exception(result)
             else:

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
-
 @dataclass(frozen=True)
 class EngineStatus:
     loaded: bool

@@ -210,7 +210,7 @@ class ArchiveCheck:
         if embeddings.ndim != 2 or embeddings.shape[0] != count or not np.issubdtype(embeddings.dtype, np.floating) \
                 or not np.isfinite(embeddings).all() or len(rest["documents"]) != count or len(rest["metadatas"]) != count:
             raise BackupInvalid(f"{where}: ids, texts, metadata and vectors do not match")
-        for chunk_id, text, meta in zip(rest["ids"], rest["documents"], rest["metadatas"]):
+        for chunk_id, text, meta in zip(rest["ids"], rest["documents"], rest["metadatas"], strict=True):
             if not isinstance(chunk_id, str) or not isinstance(text, str) or not isinstance(meta, dict):
                 raise BackupInvalid(f"{where}: a chunk's id, text or metadata has the wrong type")
             if meta.get("document_id") not in documents or isinstance(meta.get("chunk_index"), bool) \

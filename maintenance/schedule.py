@@ -49,7 +49,7 @@ class LeakWatch:
         for name, value in self._read().items():
             history = self._history.setdefault(name, deque(maxlen=self._checks))
             history.append(value)
-            rising = len(history) == self._checks and all(b > a for a, b in zip(history, list(history)[1:]))
+            rising = len(history) == self._checks and all(b > a for a, b in zip(history, list(history)[1:], strict=False))
             if rising and history[-1] >= history[0] * (1 + self._min_growth):
                 warnings.append(f"{name} rose in each of the last {self._checks} checks, "
                                 f"{history[0] // 2**20} MiB to {history[-1] // 2**20} MiB: a possible leak")

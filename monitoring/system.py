@@ -8,7 +8,7 @@ from typing import Any
 import psutil
 
 
-def _torch_cuda():  # type: ignore[no-untyped-def]
+def _torch_cuda() -> Any:
     """torch.cuda when torch is installed, else None. Imported lazily: it costs seconds."""
     if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
         return None

@@ -78,7 +78,7 @@ class _GenerationRequest(BaseModel):
         return stops
 
     def stop_sequences(self) -> list[str]:
-        return list(self.stop or [])  # type: ignore[arg-type]  (the validator made it a list)
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
 
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
@@ -149,7 +149,7 @@ class EmbeddingRequest(BaseModel):
         return texts
 
     def texts(self) -> list[str]:
-        return list(self.input)  # type: ignore[arg-type]
+        return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:

@@ -33,7 +33,7 @@ class Chunker:
         """Chunks numbered from 0 across the document, each keeping its section's citation address."""
         sections = list(sections)
         chunks: list[Chunk] = []
-        for section, offsets in zip(sections, self._tokenize([section.text for section in sections])):
+        for section, offsets in zip(sections, self._tokenize([section.text for section in sections]), strict=True):
             for text, tokens in self._split(section.text, offsets):
                 chunks.append(Chunk(text=text, index=len(chunks), tokens=tokens,
                                     page=section.page, section=section.section, row=section.row))

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from common.errors import DuplicateContent, EmptyDocument, LastVersion
 from rag.models import STATUS_FAILED, STATUS_READY
@@ -41,7 +41,7 @@ class DocumentService:
         self._uploads_dir = uploads_dir
         self._enqueue = enqueue
 
-    def upload(self, user_id: int, filename: str | None, stream: BinaryIO,
+    def upload(self, user_id: int, filename: str | None, stream: IO[bytes],
                new_document: bool = False) -> tuple[DocumentView, bool]:
         """Store and queue an upload -> (document, True); nothing new to ingest -> (document, False).
 
@@ -57,7 +57,7 @@ class DocumentService:
             return self._store_upload(user_id, same_name.family_id if same_name else None, name, incoming,
                                       match_name=not new_document)
 
-    def replace(self, user_id: int, family_id: str, filename: str | None, stream: BinaryIO) -> tuple[DocumentView, bool]:
+    def replace(self, user_id: int, family_id: str, filename: str | None, stream: IO[bytes]) -> tuple[DocumentView, bool]:
         """PUT /documents/<id>: the file becomes the document's next version (same rules as upload);
         bytes that are another document already are DuplicateContent."""
         current = self._repository.get(user_id, family_id)  # not yours: 404 before reading the body
@@ -103,7 +103,7 @@ class DocumentService:
         return self._repository.get(user_id, created.family_id)
 
     @contextmanager
-    def _received(self, stream: BinaryIO, name: str) -> Iterator["Incoming"]:
+    def _received(self, stream: IO[bytes], name: str) -> Iterator["Incoming"]:
         """The upload in a private temporary file, checked (not empty, a supported type), and
         removed again afterwards whatever happens."""
         path, sha256, size = self._receive(stream)
@@ -114,7 +114,7 @@ class DocumentService:
         finally:
             path.unlink(missing_ok=True)
 
-    def _receive(self, stream: BinaryIO) -> tuple[Path, str, int]:
+    def _receive(self, stream: IO[bytes]) -> tuple[Path, str, int]:
         """Copy the upload to a private temporary file, hashing it on the way."""
         incoming_dir = self._uploads_dir / ".incoming"
         incoming_dir.mkdir(parents=True, exist_ok=True)
@@ -130,8 +130,8 @@ class DocumentService:
     def get(self, user_id: int, document_id: str) -> DocumentView:
         return self._repository.get(user_id, document_id)
 
-    def list(self, user_id: int) -> list[DocumentView]:
-        return self._repository.list(user_id)
+    def of_user(self, user_id: int) -> list[DocumentView]:
+        return self._repository.of_user(user_id)
 
     def versions(self, user_id: int, document_id: str) -> list[DocumentView]:
         return self._repository.versions(user_id, document_id)

@@ -42,8 +42,11 @@ class Embedder:
         self._counter.no_truncation()
         self._counter.no_padding()
         self._counter_lock = threading.Lock()
-        self.dimension = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length) - 2  # [CLS] and [SEP]
+        dimension, window = self._model.get_embedding_dimension(), self._model.max_seq_length
+        if dimension is None or window is None:
+            raise RuntimeError(f"{model_path} is not a sentence-transformers model with a fixed width and window")
+        self.dimension = int(dimension)
+        self.max_tokens = int(window) - 2  # [CLS] and [SEP]
 
     @classmethod
     def shared(cls, model_path: Path, device: str, dtype: str, batch_size: int = 32) -> "Embedder":

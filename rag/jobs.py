@@ -19,8 +19,8 @@ from pathlib import Path
 from huey import Huey, RedisHuey, SqliteHuey
 
 from rag.ingestion import IngestionPipeline
-from rag.sandbox import warm_up
 from rag.repository import WORKER_ID, DocumentRepository, DocumentView
+from rag.sandbox import warm_up
 
 log = logging.getLogger(__name__)
 POLL_MIN_S, POLL_MAX_S = 0.05, 1.0

@@ -8,11 +8,15 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from charset_normalizer import from_bytes
 
 from rag.spacy_model import skip_narrative_text_check, use_packaged_spacy_model
 from rag.types import ParsedDocument, Section
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -57,21 +61,21 @@ def load_pdf(path: Path) -> ParsedDocument:
 PYPDF_PROBE_PAGES = 5
 
 
-def _pypdf_keeps_spaces(reader: object, pdfium_pages: list[str]) -> bool:
+def _pypdf_keeps_spaces(reader: PdfReader, pdfium_pages: list[str]) -> bool:
     """Probe pypdf on the pages with the most text (front matter says little)."""
     by_length = sorted(range(len(pdfium_pages)), key=lambda i: len(pdfium_pages[i]), reverse=True)
     probed = [i for i in by_length if pdfium_pages[i].strip()][:PYPDF_PROBE_PAGES]
     glued = sum(
-        glued_share(reader.pages[i].extract_text() or "") > GLUED_PAGE_SHARE >= glued_share(pdfium_pages[i])  # type: ignore[attr-defined]
+        glued_share(reader.pages[i].extract_text() or "") > GLUED_PAGE_SHARE >= glued_share(pdfium_pages[i])
         for i in probed
     )
     return glued * 2 <= len(probed)
 
 
-def _best_page(reader: object, index: int, pdfium_pages: list[str], use_pypdf: bool) -> tuple[str, str]:
+def _best_page(reader: PdfReader, index: int, pdfium_pages: list[str], use_pypdf: bool) -> tuple[str, str]:
     if not use_pypdf:
         return "pdfium", pdfium_pages[index]
-    text = reader.pages[index].extract_text() or ""  # type: ignore[attr-defined]
+    text = reader.pages[index].extract_text() or ""
     if glued_share(text) > GLUED_PAGE_SHARE and glued_share(pdfium_pages[index]) < glued_share(text):
         return "pdfium", pdfium_pages[index]
     return "pypdf", text
@@ -131,7 +135,7 @@ def load_csv(path: Path) -> ParsedDocument:
         raise LoaderError("The CSV file has no header row")
     sections = []
     for number, row in enumerate(rows, start=1):
-        pairs = [f"{name}: {value.strip()}" for name, value in zip(header, row) if value.strip()]
+        pairs = [f"{name}: {value.strip()}" for name, value in zip(header, row, strict=False) if value.strip()]
         if pairs:
             sections.append(Section(text="\n".join(pairs), row=number))
     return ParsedDocument(sections)
@@ -170,7 +174,7 @@ def _from_elements(elements: Iterable[object]) -> ParsedDocument:
         text = (getattr(element, "text", "") or "").strip()
         if not text:
             continue
-        element_page = getattr(element.metadata, "page_number", None)  # type: ignore[attr-defined]
+        element_page = getattr(getattr(element, "metadata", None), "page_number", None)
         if getattr(element, "category", "") == "Title":
             flush()
             title = text[:200]

@@ -7,12 +7,13 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.database import Database, utcnow
+from common.database import Database, affected_rows, utcnow
 from common.errors import DocumentNotFound, LastVersion, QuotaExceeded, VersionNotReady
 from rag.models import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_READY, Document
 from rag.types import VersionChange
@@ -89,11 +90,11 @@ class DocumentRepository:
 
     # --- what users see -------------------------------------------------------------------
 
-    def create(self, **fields: object) -> DocumentView:
+    def create(self, **fields: Any) -> DocumentView:
         """Insert version 1 of a new document; DuplicateDocument when this user has the same bytes."""
         return self.add(None, match_name=False, **fields)
 
-    def add(self, family_id: str | None, match_name: bool, quota_bytes: int = 0, **fields: object) -> DocumentView:
+    def add(self, family_id: str | None, match_name: bool, quota_bytes: int = 0, **fields: Any) -> DocumentView:
         """Insert an upload as the next version (the head; the live version answers until it is
         ready) of `family_id`, or with `match_name` of the user's newest document of that file
         name, or else as a new document. The user's row is locked first, so one user's
@@ -101,10 +102,10 @@ class DocumentRepository:
         DuplicateDocument when this user has the same bytes; QuotaExceeded when the user's files
         would pass `quota_bytes` (0: no quota), counted under the same lock."""
         def make_row(session: Session) -> Document:
-            user_id = int(fields["user_id"])  # type: ignore[arg-type]
+            user_id = int(fields["user_id"])
             session.execute(text("UPDATE users SET id = id WHERE id = :id"), {"id": user_id})  # the lock
             if quota_bytes:
-                _check_quota(session, user_id, int(fields["size_bytes"]), quota_bytes)  # type: ignore[call-overload]
+                _check_quota(session, user_id, int(fields["size_bytes"]), quota_bytes)
             family = family_id
             if family is None and match_name:
                 family = _family_named(session, user_id, str(fields["filename"]))
@@ -134,7 +135,7 @@ class DocumentRepository:
         with self._db.session() as session:
             return _head_view(self._family_rows(session, user_id, family_id))
 
-    def list(self, user_id: int) -> list[DocumentView]:
+    def of_user(self, user_id: int) -> list[DocumentView]:
         """The user's documents (head versions), newest upload first."""
         with self._db.session() as session:
             rows = session.scalars(select(Document).where(Document.user_id == user_id)).all()
@@ -258,7 +259,7 @@ class DocumentRepository:
                                                           Document.status == STATUS_PROCESSING)
                                    .values(status=STATUS_READY, progress=1.0, chunks=chunks, pages=pages,
                                            worker_id=None))
-            if not done.rowcount:
+            if not affected_rows(done):
                 return None
             row = session.get(Document, document_id)
             if row is None:
@@ -302,11 +303,11 @@ class DocumentRepository:
                 row.status, row.worker_id, row.progress = STATUS_QUEUED, None, 0.0
             return [row.id for row in abandoned]
 
-    def _update(self, document_id: str, expected: dict, **values: object) -> bool:  # type: ignore[type-arg]
+    def _update(self, document_id: str, expected: dict[Any, object], **values: object) -> bool:
         conditions = [Document.id == document_id] + [column == value for column, value in expected.items()]
         with self._db.session() as session:
             result = session.execute(update(Document).where(*conditions).values(**values))
-            return bool(result.rowcount)
+            return bool(affected_rows(result))
 
 
 INSERT_ATTEMPTS = 3

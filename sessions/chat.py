@@ -7,16 +7,16 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from common.errors import ValidationFailed
 from llm.engine import GenerationResult
 from llm.service import ActiveModel, LLMService
-from llm.streaming import TokenStream
 from llm.settings import GenerationOverrides, GenerationSettings
+from llm.streaming import TokenStream
 from rag.retriever import Retriever, Source
 from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
 from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
 from sessions.service import DEFAULT_TITLE, title_from
 from sessions.summarizer import Summarizer
-from common.errors import ValidationFailed
 
 log = logging.getLogger(__name__)
 

@@ -97,7 +97,9 @@ class PromptBuilder:
         used = {"system": self._message_tokens(system), "history": self._tokens_of(recent),
                 "question": self._message_tokens(question) + self._count("\n\nQuestion: ")}
         room = self.budget.context_window - self.budget.answer_tokens - sum(used.values())
-        cited, blocks, context_tokens = [], [], 0
+        cited: list[Source] = []
+        blocks: list[str] = []
+        context_tokens = 0
         for source in sources:
             block = _source_block(len(cited) + 1, source)
             tokens = self._count(block)

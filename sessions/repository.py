@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from common.database import Database, utcnow
+from common.database import Database, affected_rows, utcnow
 from common.errors import SessionNotFound
 from sessions.models import ChatMessage, ChatSession
 
@@ -88,7 +88,7 @@ class SessionRepository:
             return session.scalar(select(ChatSession.id).where(ChatSession.user_id == user_id,
                                                                ChatSession.public_id == public_id)) is not None
 
-    def list(self, user_id: int) -> list[SessionView]:
+    def of_user(self, user_id: int) -> list[SessionView]:
         """The user's sessions, most recently active first, with message counts (no messages)."""
         counts = (select(ChatMessage.session_id, func.count(ChatMessage.id).label("n"))
                   .group_by(ChatMessage.session_id).subquery())
@@ -146,7 +146,7 @@ class SessionRepository:
         with self._db.session() as session:
             result = session.execute(delete(ChatSession).where(ChatSession.id == session_key,
                                                                ChatSession.last_active < cutoff))
-            return bool(result.rowcount)
+            return bool(affected_rows(result))
 
 
 def _owned(session: Session, user_id: int, public_id: str, lock: bool = False) -> ChatSession:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -12,6 +13,7 @@ from api.pagination import PageQuery, paginate
 from api.streaming import sse_response
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
+from rag.schemas import SourceOut
 from sessions.analytics import analyze
 from sessions.chat import TurnStream
 from sessions.export import to_markdown
@@ -45,7 +47,7 @@ def start(payload: StartRequest) -> tuple[Response, int]:
     """Start a chat session, optionally answering a first message."""
     svc, user = services(), current_user()
     session, created = svc.sessions.start(user.id, payload.title, payload.sessionId)
-    sources: list[dict] = []  # type: ignore[type-arg]
+    sources: list[dict[str, Any]] = []
     if payload.message:
         try:
             sources = svc.chat.answer(svc.chat.prepare(user.id, session.id, payload.message, payload.generation)).sources
@@ -54,7 +56,8 @@ def start(payload: StartRequest) -> tuple[Response, int]:
                 svc.sessions.delete(user.id, session.id)
             raise
     session = svc.sessions.get(user.id, session.id)
-    body = StartResult(sessionId=session.id, title=session.title, sources=sources,
+    body = StartResult(sessionId=session.id, title=session.title,
+                       sources=[SourceOut.model_validate(source) for source in sources],
                        messages=[MessageOut.of(message) for message in session.messages])
     return jsonify(body.model_dump(mode="json")), 201 if created else 200
 
@@ -91,7 +94,7 @@ def _sse(stream: TurnStream) -> Iterator[str]:
 def list_sessions() -> Response:
     """List the caller's chat sessions."""
     svc = services()
-    page = paginate(svc.sessions.list(current_user().id), lambda s: (s.last_active.timestamp(), s.id),
+    page = paginate(svc.sessions.of_user(current_user().id), lambda s: (s.last_active.timestamp(), s.id),
                     parse_query(PageQuery), descending=True)
     return jsonify(sessions=[SessionSummaryOut(
         sessionId=s.id, title=s.title, created_at=s.created_at, last_active=s.last_active,

@@ -43,8 +43,8 @@ class SessionService:
     def get(self, user_id: int, session_id: str) -> SessionView:
         return self._repository.get(user_id, session_id)
 
-    def list(self, user_id: int) -> list[SessionView]:
-        return self._repository.list(user_id)
+    def of_user(self, user_id: int) -> list[SessionView]:
+        return self._repository.of_user(user_id)
 
     def rename(self, user_id: int, session_id: str, title: str) -> SessionView:
         return self._repository.rename(user_id, session_id, title)

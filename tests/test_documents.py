@@ -148,4 +148,4 @@ def test_deleting_a_user_removes_their_documents_files_and_chunks(app, client, u
     assert result.exit_code == 0, result.output
     assert services.vectors.count(account.id) == 0
     assert not (services.config.uploads_dir / str(account.id)).exists()
-    assert services.documents.list(account.id) == []
+    assert services.documents.of_user(account.id) == []

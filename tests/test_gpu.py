@@ -67,7 +67,7 @@ def test_a_padded_batch_of_eight_gets_eight_own_answers(llm: LLMService) -> None
     rows = TIMETABLE * 2  # eight requests of different lengths, batched and left-padded together
     tickets = [llm.submit(ask(fact, question), GREEDY) for fact, question, _ in rows]
     results = [ticket.result(timeout=120) for ticket in tickets]
-    assert [answer in result.text for (_, _, answer), result in zip(rows, results)] == [True] * 8
+    assert [answer in result.text for (_, _, answer), result in zip(rows, results, strict=True)] == [True] * 8
 
 
 def test_swap_to_the_fp32_entry_and_back_on_the_gpu(llm: LLMService) -> None:

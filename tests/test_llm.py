@@ -58,7 +58,7 @@ def test_batched_requests_each_get_their_own_answer(llm_app):
     llm = llm_app.extensions["docchat"].llm
     tickets = [llm.submit(ask(fact, question), GREEDY) for fact, question, _ in TIMETABLE]
     results = [ticket.result(timeout=300) for ticket in tickets]
-    for (_, _, answer), result in zip(TIMETABLE, results):
+    for (_, _, answer), result in zip(TIMETABLE, results, strict=True):
         assert answer in result.text, (answer, result.text)
 
 

@@ -5,7 +5,6 @@ import logging
 import threading
 from datetime import timedelta
 
-
 from common.database import utcnow
 from rag.retriever import Source
 from sessions.models import ChatSession
@@ -162,7 +161,7 @@ def test_concurrent_appends_to_one_session_all_land_in_order(app, users):
         thread.join()
     messages = svc.sessions.get(alice.id, session.id).messages
     assert [m.position for m in messages] == list(range(12))
-    for question, answer in zip(messages[::2], messages[1::2]):  # each pair stays together
+    for question, answer in zip(messages[::2], messages[1::2], strict=True):  # each pair stays together
         assert question.content[1:] == answer.content[1:]
 
 

@@ -18,7 +18,7 @@ def _post(client, account, data: bytes, name: str, wait: bool = True):
 
 def _nothing_kept(app, account) -> None:
     services = app.extensions["docchat"]
-    assert services.documents.list(account.id) == []
+    assert services.documents.of_user(account.id) == []
     user_dir = services.config.uploads_dir / str(account.id)
     assert not user_dir.exists() or list(user_dir.iterdir()) == []
     incoming = services.config.uploads_dir / ".incoming"
