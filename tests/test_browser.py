@@ -91,7 +91,7 @@ def ask(driver: Any, question: str) -> Any:
     before = len(driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant"))
     driver.execute_script("""
         window.__mutations = 0; window.__statuses = []; window.__noSourcesWhilePending = false;
-        window.__sourcesBeforeWords = null;
+        window.__sourcesBeforeWords = null; window.__answerTexts = [];
         new MutationObserver(() => {
           window.__mutations++;
           const answer = [...document.querySelectorAll('#messages .message.assistant')].pop();
@@ -99,8 +99,10 @@ def ask(driver: Any, question: str) -> Any:
           const status = answer.querySelector('.pending');
           if (status) window.__statuses.push(status.textContent);
           if ((answer.querySelector('.sources')?.textContent || '').includes('No sources')) window.__noSourcesWhilePending = true;
-          const words = [...answer.querySelector('.body').childNodes].some((node) => !node.classList?.contains('pending')
-                                                                           && node.textContent.trim());
+          const shown = [...answer.querySelector('.body').childNodes].filter((node) => !node.classList?.contains('pending'))
+            .map((node) => node.textContent).join('').trim();
+          const words = shown.length > 0;
+          if (words && window.__answerTexts[window.__answerTexts.length - 1] !== shown) window.__answerTexts.push(shown);
           const listed = answer.querySelectorAll('.sources li').length > 0;
           if (window.__sourcesBeforeWords === null && (words || listed)) window.__sourcesBeforeWords = listed && !words;
         }).observe(document.getElementById('messages'), {childList: true, subtree: true, characterData: true});""")
@@ -119,7 +121,8 @@ def test_a_person_logs_in_uploads_asks_sees_sources_branches_and_logs_out(browse
     upload_and_wait(driver, samples["pdf"])
     answer = ask(driver, "How often does the lighthouse keeper polish the brass lens?")
     assert "thursday" in answer.find_element(By.CSS_SELECTOR, ".body").text.lower()
-    assert driver.execute_script("return window.__mutations") > 3  # the answer arrived in pieces
+    texts = driver.execute_script("return window.__answerTexts")  # what the pending answer showed, in turn
+    assert len(texts) >= 2, texts  # the answer grew while it was generated: it streamed
     statuses = driver.execute_script("return window.__statuses")  # the wait said what was happening
     assert any(re.fullmatch(r"Searching your documents · \d+\.\d s", status) for status in statuses), statuses
     assert any(re.fullmatch(r"Generating the answer · \d+\.\d s", status) for status in statuses), statuses

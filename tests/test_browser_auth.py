@@ -42,4 +42,10 @@ def test_bearer_clients_need_no_csrf_and_secure_cookies_in_production(make_app, 
     account = users.register()
     assert client.post("/chat/start", json={}, headers=account.headers).status_code == 201
     production = make_app(app_env="production", jwt_secret_key="x7Gq2pLm9Rt4Vz8Kw1Yb6Nc3Hd5Fj0Se")
-    assert production.config["JWT_COOKIE_SECURE"] is True
+    browser = production.test_client()
+    credentials = {"username": "secure-sam", "password": "correct horse battery"}
+    assert browser.post("/auth/register", json=credentials).status_code == 201
+    cookies = browser.post("/auth/session", json=credentials).headers.getlist("Set-Cookie")
+    login_cookies = [cookie for cookie in cookies if cookie.startswith(("docchat_access=", "docchat_refresh="))]
+    assert len(login_cookies) == 2
+    assert all("Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie for cookie in login_cookies)

@@ -47,14 +47,16 @@ def test_upload_is_queued_then_reports_progress_until_ready(client, users, sampl
     assert response.status_code == 202
     document = response.get_json()["document"]
     assert document["status"] in ("queued", "processing") and 0.0 <= document["progress"] < 1.0
-    seen = set()
+    progress = [document["progress"]]
     for _ in range(300):
         current = client.get(f"/documents/{document['id']}", headers=account.headers).get_json()["document"]
-        seen.add(current["status"])
+        progress.append(current["progress"])
         if current["status"] == "ready":
             break
+        assert current["status"] in ("queued", "processing") and current["error"] is None
         time.sleep(0.1)
     assert current["status"] == "ready" and current["progress"] == 1.0 and current["chunks"] >= 3
+    assert progress == sorted(progress), progress  # it only ever moves forward
     listed = client.get("/documents", headers=account.headers).get_json()["documents"]
     assert [d["id"] for d in listed] == [document["id"]]
 
