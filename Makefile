@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test lint test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
+.PHONY: run test test-fast lint test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: venv-dev
 ## test: the lint and type gate, then the whole test suite
 test: venv-dev test-system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-fast: the gate, then every test that needs no language model, browser or server process
+## (about 2 minutes here); `make test` still runs everything
+test-fast: venv-dev lint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ## test-scale-out: 4 gunicorn workers on the local PostgreSQL and Redis and a Chroma server (started
 ## by the tests), with the limits, revocation and fault tests run against them

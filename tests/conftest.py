@@ -21,6 +21,18 @@ from config import Config  # noqa: E402
 _names = itertools.count(1)
 
 
+# Fixtures that bring the language model, a browser or a separate server process: a test using any
+# of them is `slow`, and `make test-fast` (pytest -m "not slow") leaves it out.
+SLOW_FIXTURES = frozenset({"llm_app", "make_llm_app", "model_cache_dir", "server_dir", "live_server", "browser",
+                           "chroma", "chroma_server", "fuzz_app"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
     """Keep each phase's report on the test item, so fixtures can tell a failure (e.g. to take a screenshot)."""
