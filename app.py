@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api.context import EXTENSION_KEY, Services
+from api.cors import install_cors
 from api.error_table import HTTP_CODES, status_and_code
 from api.errors import error_response
 from api.limits import install_limiter
@@ -84,6 +85,7 @@ def create_app(config: Config | None = None) -> Flask:
     _register_hooks(app)  # before the limiter's hook, so even a 429 carries a request id
     init_jwt(app)
     _register_blueprints(app)
+    install_cors(app, config.cors_origins)
     install_limiter(app)
     _register_error_handlers(app)
     _register_cli(app)

@@ -59,6 +59,7 @@ class Config:
         "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
     )
     recent_errors_kept: int = 100
+    cors_origins: tuple[str, ...] = ()
     chroma_host: str = ""
     chroma_port: int = 8000
     embedding_model_path: str = ""
@@ -126,6 +127,7 @@ class Config:
         "USER_QUOTA_MB": "user_quota_mb",
         "METRICS_ALLOWED_NETWORKS": "metrics_allowed_networks",
         "RECENT_ERRORS_KEPT": "recent_errors_kept",
+        "CORS_ORIGINS": "cors_origins",
         "CHROMA_HOST": "chroma_host",
         "CHROMA_PORT": "chroma_port",
         "EMBEDDING_MODEL_PATH": "embedding_model_path",
