@@ -4,6 +4,8 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from app import create_app
 from config import Config
 from tests.conftest import Users, search, upload
@@ -124,3 +126,42 @@ def test_versions_survive_a_restore(make_app, tmp_path):
         assert fresh.extensions["docchat"].integrity.check().problems() == []
     finally:
         fresh.extensions["docchat"].close()
+
+
+@pytest.mark.postgres
+def test_an_install_moves_from_sqlite_to_postgresql_and_back(make_app, fresh_postgres_url, tmp_path):
+    """The archive is portable: a SQLite install restored onto PostgreSQL answers the same, keeps
+    its users' logins, and new accounts there get new ids (the sequences continue past the
+    restored ones); backed up again there, it restores onto SQLite."""
+    app = make_app()
+    client = app.test_client()
+    alice = Users(app, client).register()
+    note = tmp_path / "ferry.txt"
+    note.write_text("Harbour timetable.\n\nThe harbour ferry leaves at 7:45 every morning from pier two.\n")
+    assert upload(client, alice, note).status_code == 201
+    before = search(client, alice, "When does the ferry leave?")
+    archive = _backup(app, tmp_path / "backups")
+
+    on_postgres = create_app(Config.for_testing(tmp_path / "pg-data", database_url=fresh_postgres_url))
+    try:
+        result = on_postgres.test_cli_runner().invoke(args=["backup", "restore", str(archive)])
+        assert result.exit_code == 0, result.output
+        assert on_postgres.extensions["docchat"].db.engine.dialect.name == "postgresql"
+        pg_client = on_postgres.test_client()
+        accounts = Users(on_postgres, pg_client)
+        alice_there = accounts.login(alice.username, alice.password)
+        assert [r["excerpt"] for r in search(pg_client, alice_there, "When does the ferry leave?")] == \
+            [r["excerpt"] for r in before]
+        assert accounts.register().id > alice.id  # the id sequence continues past the restored rows
+        second = _backup(on_postgres, tmp_path / "pg-backups")
+    finally:
+        on_postgres.extensions["docchat"].close()
+
+    back_on_sqlite = create_app(Config.for_testing(tmp_path / "sqlite-again"))
+    try:
+        result = back_on_sqlite.test_cli_runner().invoke(args=["backup", "restore", str(second)])
+        assert result.exit_code == 0 and "restored 2 users, 1 documents" in result.output, result.output
+        again = Users(back_on_sqlite, back_on_sqlite.test_client()).login(alice.username, alice.password)
+        assert again.id == alice.id
+    finally:
+        back_on_sqlite.extensions["docchat"].close()

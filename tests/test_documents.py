@@ -151,3 +151,15 @@ def test_deleting_a_user_removes_their_documents_files_and_chunks(app, client, u
     assert services.vectors.count(account.id) == 0
     assert not (services.config.uploads_dir / str(account.id)).exists()
     assert services.documents.of_user(account.id) == []
+
+
+def test_wait_answers_202_with_the_current_state_once_its_time_is_up(make_app, samples):
+    """`?wait=true` waits at most UPLOAD_WAIT_TIMEOUT_S, then answers 202 with the document as it is."""
+    from tests.conftest import Users
+
+    app = make_app(upload_wait_timeout_s=0)
+    client = app.test_client()
+    account = Users(app, client).register()
+    response = upload(client, account, samples["pdf"], wait=True)
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["document"]["status"] in ("queued", "processing")

@@ -294,3 +294,19 @@ def test_conversation_analytics(app, client, users):
     trend = [point["compound"] for point in body["sentiment"]]
     assert trend[1] > 0.3 and trend[2] < -0.3 and [point["index"] for point in body["sentiment"]] == [0, 2, 4]
     assert_error(client.get(f"/chat/sessions/{session.id}/analytics", headers=bob.headers), 404)
+
+
+def test_a_short_follow_up_is_searched_together_with_the_question_before_it():
+    """"And on Sundays?" alone finds nothing useful; with the previous question it finds the timetable."""
+    from datetime import datetime, timezone
+
+    from sessions.chat import ChatService
+    from sessions.repository import MessageView, SessionView
+
+    now = datetime.now(timezone.utc)
+    session = SessionView(1, "s", 1, "t", None, 0, None, now, now, 2, [
+        MessageView(0, "user", "When does the harbour ferry leave?", now),
+        MessageView(1, "assistant", "At 7:45.", now)])
+    assert ChatService._search_query(session, "And on Sundays?") == "When does the harbour ferry leave? And on Sundays?"
+    full = "Which pier does the morning ferry leave from on weekdays?"
+    assert ChatService._search_query(session, full) == full  # six words or more: searched as it is
