@@ -28,7 +28,7 @@ def test_kill_9_mid_ingestion_then_restart_finishes_the_document_once(server_dir
     data, log, port = server_dir / "data", server_dir / "server.log", free_port()
     base = f"http://127.0.0.1:{port}"
     big = make_pdf(server_dir / "manual.pdf", fact_page=400, pages=500)
-    server = start_server(data, port, log)
+    server = start_server(data, port, log, LOAD_MODEL_AT_START="false")  # ingestion needs no model
     try:
         headers = _login(base, log.read_text())
         with big.open("rb") as handle:
@@ -48,7 +48,7 @@ def test_kill_9_mid_ingestion_then_restart_finishes_the_document_once(server_dir
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
 
-    server = start_server(data, port, log)
+    server = start_server(data, port, log, LOAD_MODEL_AT_START="false")  # ingestion needs no model
     try:
         deadline = time.time() + 180
         while (state := _document(base, headers, document_id))["status"] != "ready" and time.time() < deadline:

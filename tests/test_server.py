@@ -59,7 +59,7 @@ def start_server(data_dir: Path, port: int, log: Path, **settings: str) -> subpr
 def test_served_app_bootstraps_an_admin_once_and_keeps_data_across_restarts(server_dir):
     port, log = free_port(), server_dir / "server.log"
     base = f"http://127.0.0.1:{port}"
-    server = start_server(server_dir / "data", port, log)
+    server = start_server(server_dir / "data", port, log, LOAD_MODEL_AT_START="false")  # no model needed
     try:
         match = re.search(r"password: (\S+)", log.read_text())
         assert match, log.read_text()
@@ -72,7 +72,7 @@ def test_served_app_bootstraps_an_admin_once_and_keeps_data_across_restarts(serv
     finally:
         server.terminate()
         server.wait(timeout=30)
-    server = start_server(server_dir / "data", port, log)
+    server = start_server(server_dir / "data", port, log, LOAD_MODEL_AT_START="false")  # no model needed
     try:
         assert log.read_text().count("password: ") == 1, "the admin password was printed twice"
         status, me = call(f"{base}/auth/me", token=tokens["access_token"])
