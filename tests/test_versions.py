@@ -265,3 +265,18 @@ def test_simultaneous_new_versions_each_get_their_own_number(app, users, tmp_pat
     results = search(client, account, QUESTION, k=10)
     assert {r["version"] for r in results} == {head.version}
     assert services.integrity.check().problems() == []
+
+
+def test_a_version_that_is_not_ready_cannot_be_restored(client, users, samples, tmp_path):
+    """409 VERSION_NOT_READY: a failed version has no chunks to answer from."""
+    alice = users.register()
+    first = upload(client, alice, samples["pdf"], name="report.pdf").get_json()["document"]
+    broken = tmp_path / "report.pdf"
+    broken.write_bytes(samples["pdf"].read_bytes()[:400])  # a real header, then cut off
+    assert upload(client, alice, broken, name="report.pdf").status_code == 422  # version 2, failed
+    versions = client.get(f"/documents/{first['id']}/versions", headers=alice.headers).get_json()["versions"]
+    assert [(v["version"], v["status"]) for v in versions] == [(2, "failed"), (1, "ready")]
+    refused = client.post(f"/documents/{first['id']}/versions/2/restore", headers=alice.headers)
+    assert_error(refused, 409, "VERSION_NOT_READY")
+    document = client.get(f"/documents/{first['id']}", headers=alice.headers).get_json()["document"]
+    assert document["current_version"] == 1  # answers still come from the ready version
