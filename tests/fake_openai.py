@@ -35,7 +35,8 @@ class FakeOpenAIServer:
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         body = request.get_json(silent=True) or {}
-        self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body})
+        self.requests.append({"path": request.path, "headers": dict(request.headers), "body": body,
+                              "at": time.monotonic()})
         behaviour = self.script.popleft() if self.script else "stream"
         if behaviour.startswith("status:"):
             status = int(behaviour.split(":", 1)[1])

@@ -86,10 +86,17 @@ def test_answers_stream_from_the_remote_server_with_the_prompt_we_built(remote_a
 def test_connection_trouble_is_retried_with_backoff(remote_app, fake):
     client, account, session = remote_app()
     before = len(fake.requests)
-    fake.script.extend(["status:503", "status:429"])
+    fake.script.extend(["status:503", "status:429"])  # both say Retry-After: 0, which is honoured
     response = _ask(client, account, session)
     assert response.status_code == 200 and response.get_json()["reply"]["content"] == ANSWER
     assert len(fake.requests) - before == 3
+    fake.script.extend(["status:502", "status:504"])  # no Retry-After: exponential backoff
+    response = _ask(client, account, session)
+    assert response.status_code == 200 and response.get_json()["reply"]["content"] == ANSWER
+    tries = [request["at"] for request in fake.requests[before + 3:]]
+    assert len(tries) == 3
+    first_wait, second_wait = tries[1] - tries[0], tries[2] - tries[1]
+    assert first_wait >= 0.05 and second_wait >= 0.1  # backoff_s, then twice that
 
 
 def test_an_unreachable_server_is_503_after_the_retries(remote_app, fake):
