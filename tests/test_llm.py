@@ -34,12 +34,41 @@ def test_long_prompts_get_sampling_with_fewer_new_tokens(llm_app):
     assert result.completion_tokens <= 8
 
 
+def _documented_rows() -> list[tuple[int, int, dict[str, object]]]:
+    """The table in llm/settings.py's docstring: (first, last prompt token count, settings)."""
+    import re
+
+    import llm.settings
+
+    rows = []
+    for line in (llm.settings.__doc__ or "").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        bounds = re.fullmatch(r"(?:up to (\d+)|(\d+) to (\d+)|over (\d+))", cells[0])
+        if len(cells) != 8 or bounds is None:
+            continue
+        upto, low, high, over = bounds.groups()
+        first, last = (0, int(upto)) if upto else (int(low), int(high)) if low else (int(over) + 1, 100_000)
+        rows.append((first, last, {
+            "strategy": "beam" if cells[1] == "beam search" else "sample", "num_beams": int(cells[2]),
+            "temperature": float(cells[3].split()[0]), "top_p": None if cells[4] == "-" else float(cells[4]),
+            "top_k": None if cells[5] == "-" else int(cells[5]), "max_new_tokens": int(cells[6]),
+            "repetition_penalty": float(cells[7])}))
+    return rows
+
+
 def test_adaptive_table_as_documented():
-    short, medium, long = adaptive_settings(100), adaptive_settings(1000), adaptive_settings(3000)
-    assert (short.num_beams, short.do_sample, short.max_new_tokens) == (3, False, 320)
-    assert (medium.num_beams, medium.temperature, medium.max_new_tokens) == (1, 0.3, 256)
-    assert (long.num_beams, long.temperature, long.max_new_tokens) == (1, 0.5, 192)
-    assert short.num_beams > medium.num_beams and medium.temperature < long.temperature
+    """Every column of every row of the documented table, at both ends of the row's range."""
+    rows = _documented_rows()
+    assert len(rows) == 3 and rows[0][0] == 0 and rows[1][0] == rows[0][1] + 1 and rows[2][0] == rows[1][1] + 1
+    for first, last, documented in rows:
+        for tokens in (max(first, 1), last):
+            settings = adaptive_settings(tokens).as_dict()
+            shown = {key: settings[key] for key in documented}
+            if documented["top_p"] is None:  # "-": not used by beam search
+                assert not settings["do_sample"]
+                shown["top_p"] = shown["top_k"] = None
+            assert shown == documented, (tokens, shown, documented)
+            assert settings["do_sample"] == (documented["strategy"] == "sample")
     assert adaptive_settings(100, model_max_new_tokens=128).max_new_tokens == 128
     greedy = adaptive_settings(100, overrides=GenerationOverrides(num_beams=1, temperature=0))
     assert greedy.strategy == "greedy" and not greedy.do_sample
