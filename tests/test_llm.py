@@ -186,3 +186,31 @@ def test_swap_to_an_unknown_or_unloadable_model_changes_nothing(llm_app):
     assert listed["active"] == "smollm2-135m-instruct"
     failed = next(m for m in listed["models"] if m["id"] == "qwen2.5-7b-instruct")
     assert failed["state"] == "failed" and failed["error"]
+
+
+def test_cuda_out_of_memory_is_retried_smaller_then_a_clear_503(llm_app, monkeypatch):
+    """The device is the neighbour here: its generate raises CUDA's out-of-memory error, as a
+    full GPU would. The engine retries once with one beam and half the new tokens, then answers
+    503 GPU_OUT_OF_MEMORY with Retry-After, and the server keeps serving."""
+    import torch
+
+    engine = llm_app.extensions["docchat"].llm.manager.engine()
+    real_generate, calls = engine.model.generate, []
+
+    def out_of_memory(**options):
+        calls.append((options["num_beams"], options["max_new_tokens"]))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    client = llm_app.test_client()
+    from tests.conftest import Users
+
+    key = client.post("/auth/api-keys", json={"name": "k"}, headers=Users(llm_app, client).register().headers)
+    headers = {"Authorization": f"Bearer {key.get_json()['key']}"}
+    body = {"model": "smollm2-135m-instruct", "max_tokens": 40, "messages": [{"role": "user", "content": "Hi"}]}
+    monkeypatch.setattr(engine.model, "generate", out_of_memory)
+    refused = client.post("/v1/chat/completions", json=body, headers=headers)
+    assert refused.status_code == 503 and refused.get_json()["error"]["code"] == "gpu_out_of_memory"
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert calls == [(1, 40), (1, 20)]  # tried, then once more with half the new tokens
+    monkeypatch.setattr(engine.model, "generate", real_generate)
+    assert client.post("/v1/chat/completions", json=body, headers=headers).status_code == 200
