@@ -1,7 +1,6 @@
 """/v1 routes: OpenAI's shapes, this server's auth (API key or token as Bearer), limits and scheduler."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +9,7 @@ from flask import Blueprint, Response, jsonify
 from api.context import services
 from api.errors import stream_error
 from api.limits import rate_limited
-from api.streaming import sse_response
+from api.streaming import DONE, sse_event, sse_response
 from api.validation import json_body, responds
 from auth.decorators import current_user, login_required
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, usage
@@ -100,7 +99,7 @@ def _chunks(prepared: PreparedCompletion, pieces: Iterator[tuple[str, Any]], inc
     def event(choices: list[dict[str, Any]], **extra: Any) -> str:
         body = {"id": prepared.id, "object": kind, "created": prepared.created, "model": prepared.model,
                 "choices": choices, **extra}
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        return sse_event(body)
 
     def choice(text: str | None, finish: str | None = None) -> dict[str, Any]:
         if legacy:
@@ -119,5 +118,5 @@ def _chunks(prepared: PreparedCompletion, pieces: Iterator[tuple[str, Any]], inc
                 if include_usage:
                     yield event([], usage=usage(value.prompt_tokens, value.completion_tokens))
     except Exception as exc:  # noqa: BLE001 - the status line is gone; the event is the only way to tell
-        yield f"data: {json.dumps({'error': stream_error(exc)})}\n\n"
-    yield "data: [DONE]\n\n"
+        yield sse_event({"error": stream_error(exc)})
+    yield DONE

@@ -10,7 +10,7 @@ from api.context import services
 from api.errors import stream_error
 from api.limits import rate_limited
 from api.pagination import PageQuery, paginate
-from api.streaming import sse_response
+from api.streaming import sse_event, sse_response
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
 from rag.schemas import SourceOut
@@ -32,7 +32,6 @@ from sessions.schemas import (
     StartRequest,
     StartResult,
 )
-from sessions.sse import format_event
 
 bp = Blueprint("chat", __name__)
 
@@ -82,9 +81,9 @@ def _sse(stream: TurnStream) -> Iterator[str]:
     """The stream's events as SSE; an error after the first byte becomes an `error` event."""
     try:
         for name, data in stream.events():
-            yield format_event(name, ReplyOut.of(data).model_dump(mode="json") if name == "done" else data)
+            yield sse_event(ReplyOut.of(data).model_dump(mode="json") if name == "done" else data, name)
     except Exception as exc:  # noqa: BLE001 - the status line is gone; the event is the only way to tell
-        yield format_event("error", stream_error(exc))
+        yield sse_event(stream_error(exc), "error")
 
 
 @bp.get("/chat/sessions")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from api.streaming import parse_events
 from llm.settings import GenerationOverrides
-from sessions.sse import parse_events
 from tests.conftest import Users, assert_error, upload
 
 GREEDY = {"num_beams": 1, "temperature": 0, "max_new_tokens": 48}

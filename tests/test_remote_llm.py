@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from api.streaming import parse_events
 from llm.registry import ModelRegistry, ModelRegistryError
-from sessions.sse import parse_events
 from tests.conftest import Users, assert_error, upload
 from tests.fake_openai import ANSWER, FakeOpenAIServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sessions.sse import parse_events
+from api.streaming import parse_events
 from tests.conftest import Users, upload
 from tests.prompts import FERRY
 
