@@ -175,8 +175,7 @@ def _chat_settings(config: Config) -> ChatSettings:
 
 
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
-    cache_dir = config.model_cache_dir or config.data_dir / "model-cache"  # resolved() always sets it
-    return build_llm_service(models, config.llm_device, config.llm_dtype, cache_dir,
+    return build_llm_service(models, config.llm_device, config.llm_dtype, config.model_cache,
                              max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
                              timeout_s=config.llm_timeout_s, max_queue_per_user=config.llm_max_queue_per_user)
 

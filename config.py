@@ -202,9 +202,14 @@ class Config:
         database_url = self.database_url or f"sqlite:///{data_dir / 'app.db'}"
         if self.app_env not in ENVIRONMENTS:
             raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.app_env!r}")
-        model_cache_dir = Path(self.model_cache_dir).expanduser().resolve() if self.model_cache_dir else data_dir / "model-cache"
-        return dataclasses.replace(self, data_dir=data_dir, database_url=database_url, model_cache_dir=model_cache_dir,
-                                   cookie_secure=self.cookie_secure or self.is_production)
+        resolved = dataclasses.replace(self, data_dir=data_dir, database_url=database_url,
+                                       cookie_secure=self.cookie_secure or self.is_production)
+        return dataclasses.replace(resolved, model_cache_dir=resolved.model_cache)
+
+    @property
+    def model_cache(self) -> Path:
+        """Where converted models are kept: MODEL_CACHE_DIR, or a folder in the data directory."""
+        return Path(self.model_cache_dir).expanduser().resolve() if self.model_cache_dir else self.data_dir / "model-cache"
 
     @property
     def uploads_dir(self) -> Path:

@@ -250,14 +250,14 @@ class _RowStreamer:
                 self._finished[row] = True
                 continue
             self._tokens[row].append(token)
-            self._sent[row] += _send_new_text(self._tokenizer, request, self._tokens[row], self._sent[row])
+            self._sent[row] += len(_send_new_text(self._tokenizer, request, self._tokens[row], self._sent[row]))
 
     def end(self) -> None:
         return None
 
 
-def _send_new_text(tokenizer: Any, request: GenerationRequest, tokens: list[int], sent: int) -> int:
-    """Send the text of `tokens` past the first `sent` characters; how many characters were sent.
+def _send_new_text(tokenizer: Any, request: GenerationRequest, tokens: list[int], sent: int) -> str:
+    """Send the text of `tokens` past the first `sent` characters; the piece sent ("" for none).
 
     Held back: half a multi-byte character (until the rest comes) and trailing white space (the
     answer is stripped at the end; sent later if more text follows), so the pieces always add up
@@ -265,12 +265,11 @@ def _send_new_text(tokenizer: Any, request: GenerationRequest, tokens: list[int]
     text = tokenizer.decode(tokens, skip_special_tokens=True)
     text = text if isinstance(request.messages, str) else text.lstrip()
     if text.endswith("\ufffd"):
-        return 0
-    ready = text.rstrip()
-    piece = ready[sent:]
+        return ""
+    piece = text.rstrip()[sent:]
     if piece and request.on_token is not None:
         request.on_token(piece)
-    return len(piece)
+    return piece
 
 
 class _BeamPrefixStreamer:
@@ -287,8 +286,8 @@ class _BeamPrefixStreamer:
         self._tokenizer, self._batch, self._width, self._beams = tokenizer, batch, prompt_width, beams
         self._ends = {tokenizer.eos_token_id, tokenizer.pad_token_id}
         self._ended: list[list[list[int]]] = [[] for _ in batch]
-        self._agreed_tokens: list[list[int]] = [[] for _ in batch]
-        self._sent: list[int] = [0] * len(batch)
+        self._agreed: list[int] = [0] * len(batch)  # tokens every candidate agrees on, per request
+        self._streamed: list[str] = [""] * len(batch)  # the text sent so far, per request
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
@@ -302,9 +301,9 @@ class _BeamPrefixStreamer:
             self._ended[index] += [candidate for rank, candidate in enumerate(candidates)
                                    if rank < self._beams and len(candidate) < len(rows[0])]
             agreed = _common_prefix(candidates + self._ended[index])[:request.settings.max_new_tokens]
-            if len(agreed) > len(self._agreed_tokens[index]):
-                self._agreed_tokens[index] = agreed
-                self._sent[index] += _send_new_text(self._tokenizer, request, agreed, self._sent[index])
+            if len(agreed) > self._agreed[index]:
+                self._agreed[index] = len(agreed)
+                self._streamed[index] += _send_new_text(self._tokenizer, request, agreed, len(self._streamed[index]))
         return torch.zeros(len(rows), dtype=torch.bool, device=input_ids.device)
 
     def _without_end(self, row: list[int]) -> list[int]:
@@ -317,17 +316,13 @@ class _BeamPrefixStreamer:
         for index, (request, result) in enumerate(zip(self._batch, results, strict=True)):
             if request.on_token is None or isinstance(result, Exception):
                 continue
-            if self._sent[index] and not result.text.startswith(self._streamed_text(index)):
+            streamed = self._streamed[index]
+            if not result.text.startswith(streamed):
                 log.error("beam streaming sent text that is not the start of the final answer")
                 continue
-            rest = result.text[self._sent[index]:]
+            rest = result.text[len(streamed):]
             if rest:
                 request.on_token(rest)
-
-    def _streamed_text(self, index: int) -> str:
-        request = self._batch[index]
-        text = self._tokenizer.decode(self._agreed_tokens[index], skip_special_tokens=True)
-        return (text if isinstance(request.messages, str) else text.lstrip())[:self._sent[index]]
 
 
 def _common_prefix(sequences: list[list[int]]) -> list[int]:

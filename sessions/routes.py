@@ -13,7 +13,6 @@ from api.pagination import PageQuery, paginate
 from api.streaming import sse_event, sse_response
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
-from rag.schemas import SourceOut
 from sessions.analytics import analyze
 from sessions.chat import TurnStream
 from sessions.export import to_markdown
@@ -31,6 +30,7 @@ from sessions.schemas import (
     SessionSummaryOut,
     StartRequest,
     StartResult,
+    sources_out,
 )
 
 bp = Blueprint("chat", __name__)
@@ -55,8 +55,7 @@ def start(payload: StartRequest) -> tuple[Response, int]:
                 svc.sessions.delete(user.id, session.id)
             raise
     session = svc.sessions.get(user.id, session.id)
-    body = StartResult(sessionId=session.id, title=session.title,
-                       sources=[SourceOut.model_validate(source) for source in sources],
+    body = StartResult(sessionId=session.id, title=session.title, sources=sources_out(sources) or [],
                        messages=[MessageOut.of(message) for message in session.messages])
     return jsonify(body.model_dump(mode="json")), 201 if created else 200
 

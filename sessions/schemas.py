@@ -75,11 +75,11 @@ class MessageOut(BaseModel):
     def of(cls, message: MessageView) -> "MessageOut":
         details = message.details or {}
         return cls(index=message.position, role=message.role, content=message.content, timestamp=message.created_at,
-                   sources=_sources(message.sources) if message.role == "assistant" else None,
+                   sources=sources_out(message.sources) if message.role == "assistant" else None,
                    finish_reason=details.get("finish_reason"))
 
 
-def _sources(stored: list[dict[str, Any]] | None) -> list[SourceOut] | None:
+def sources_out(stored: list[dict[str, Any]] | None) -> list[SourceOut] | None:
     """Sources as stored with an answer (dicts), as the API shows them."""
     return None if stored is None else [SourceOut.model_validate(source) for source in stored]
 
@@ -143,7 +143,7 @@ class ReplyOut(BaseModel):
 
     @classmethod
     def of(cls, reply: ChatReply) -> "ReplyOut":
-        return cls(sessionId=reply.session_id, reply=MessageOut.of(reply.reply), sources=_sources(reply.sources) or [],
+        return cls(sessionId=reply.session_id, reply=MessageOut.of(reply.reply), sources=sources_out(reply.sources) or [],
                    usage=Usage.model_validate(reply.usage), generation=reply.generation, context=reply.context)
 
 
