@@ -253,8 +253,16 @@ class DocumentRepository:
     def finish(self, document_id: str, chunks: int, pages: int | None) -> VersionChange | None:
         """processing -> ready. The head version goes live (the previous live version's chunks go to
         the archive); a version that stopped being the head meanwhile goes to the archive itself.
-        None when the document is no longer being processed (deleted meanwhile)."""
+        None when the document is no longer being processed (deleted meanwhile).
+
+        The family's rows are locked first, in version order, as an upload of a new version locks
+        them: updating this row first and the live one after deadlocked against such an upload."""
         with self._db.session() as session:
+            family_id = session.scalar(select(Document.family_id).where(Document.id == document_id))
+            if family_id is None:
+                return None
+            session.scalars(select(Document.id).where(Document.family_id == family_id)
+                            .order_by(Document.version).with_for_update()).all()
             done = session.execute(update(Document).where(Document.id == document_id,
                                                           Document.status == STATUS_PROCESSING)
                                    .values(status=STATUS_READY, progress=1.0, chunks=chunks, pages=pages,
