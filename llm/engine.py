@@ -82,6 +82,8 @@ class Engine(Protocol):
 
     spec: ModelSpec
     device: str
+    name: str  # what runs it: "transformers", "llama.cpp" or "openai"
+    mixes_settings: bool  # one generate call may hold requests with different settings
 
     def encode(self, messages: Prompt) -> EncodedPrompt: ...
 
@@ -94,6 +96,9 @@ class Engine(Protocol):
 
 class TransformersEngine:
     """Owns one loaded model. Not thread-safe by design: the scheduler is its only caller."""
+
+    name = "transformers"
+    mixes_settings = False  # one generate() call takes one setting
 
     def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str) -> None:
         self.spec, self.model, self.tokenizer, self.device = spec, model, tokenizer, device
@@ -181,12 +186,12 @@ class TransformersEngine:
             finish = "cancelled"
         elif time.monotonic() > request.deadline:
             finish = "timeout"
-        text = _tidy(request, self.tokenizer.decode(generated, skip_special_tokens=True))
+        text = tidy(request, self.tokenizer.decode(generated, skip_special_tokens=True))
         return GenerationResult(text, request.prompt.tokens, len(generated), finish, request.settings,
                                 round(time.monotonic() - started, 3), *request.figures(len(generated)))
 
 
-def _tidy(request: GenerationRequest, text: str) -> str:
+def tidy(request: GenerationRequest, text: str) -> str:
     """A chat answer without surrounding white space; a raw continuation keeps its leading space."""
     return text.rstrip() if isinstance(request.messages, str) else text.strip()
 
@@ -250,13 +255,13 @@ class _RowStreamer:
                 self._finished[row] = True
                 continue
             self._tokens[row].append(token)
-            self._sent[row] += len(_send_new_text(self._tokenizer, request, self._tokens[row], self._sent[row]))
+            self._sent[row] += len(send_new_text(self._tokenizer, request, self._tokens[row], self._sent[row]))
 
     def end(self) -> None:
         return None
 
 
-def _send_new_text(tokenizer: Any, request: GenerationRequest, tokens: list[int], sent: int) -> str:
+def send_new_text(tokenizer: Any, request: GenerationRequest, tokens: list[int], sent: int) -> str:
     """Send the text of `tokens` past the first `sent` characters; the piece sent ("" for none).
 
     Held back: half a multi-byte character (until the rest comes) and trailing white space (the
@@ -300,10 +305,10 @@ class _BeamPrefixStreamer:
             candidates = [self._without_end(row) for row in rows[index * per_request:(index + 1) * per_request]]
             self._ended[index] += [candidate for rank, candidate in enumerate(candidates)
                                    if rank < self._beams and len(candidate) < len(rows[0])]
-            agreed = _common_prefix(candidates + self._ended[index])[:request.settings.max_new_tokens]
+            agreed = common_prefix(candidates + self._ended[index])[:request.settings.max_new_tokens]
             if len(agreed) > self._agreed[index]:
                 self._agreed[index] = len(agreed)
-                self._streamed[index] += _send_new_text(self._tokenizer, request, agreed, len(self._streamed[index]))
+                self._streamed[index] += send_new_text(self._tokenizer, request, agreed, len(self._streamed[index]))
         return torch.zeros(len(rows), dtype=torch.bool, device=input_ids.device)
 
     def _without_end(self, row: list[int]) -> list[int]:
@@ -325,7 +330,7 @@ class _BeamPrefixStreamer:
                 request.on_token(rest)
 
 
-def _common_prefix(sequences: list[list[int]]) -> list[int]:
+def common_prefix(sequences: list[list[int]]) -> list[int]:
     if not sequences:
         return []
     shortest = min(sequences, key=len)

@@ -36,6 +36,31 @@ def source_location(spec: ModelSpec) -> tuple[str, str | None]:
     return directory, file if file and file.endswith(".gguf") else None
 
 
+def gguf_path(spec: ModelSpec) -> Path:
+    """The GGUF file of a llama.cpp entry."""
+    directory, gguf_file = source_location(spec)
+    if gguf_file is None:
+        raise ModelRegistryError(f"model {spec.id}: source.file must name a .gguf file")
+    path = Path(directory) / gguf_file
+    if not path.is_file():
+        raise ModelRegistryError(f"model {spec.id}: {path} does not exist")
+    return path
+
+
+def load_tokenizer(spec: ModelSpec, cache_dir: Path) -> Any:
+    """The tokenizer (and chat template) stored in a GGUF file, as transformers reads it.
+
+    The copy converted for the transformers engine is used when there is one (it loads in
+    milliseconds); reading the GGUF's vocabulary takes a few seconds."""
+    from transformers import AutoTokenizer
+
+    path = gguf_path(spec)
+    converted = _converted_location(cache_dir, str(path.parent), path.name)
+    if (converted / "tokenizer_config.json").exists():
+        return AutoTokenizer.from_pretrained(converted)
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
 def load_model(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> tuple[Any, Any]:
     """(model in eval mode on `device`, tokenizer with left padding) for `spec`."""
     import torch
@@ -57,12 +82,16 @@ def load_model(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> tup
     return model, tokenizer
 
 
+def _converted_location(cache_dir: Path, directory: str, gguf_file: str) -> Path:
+    return cache_dir / f"{Path(directory).name}--{Path(gguf_file).stem}"  # per file: variants share it
+
+
 def _converted(spec: ModelSpec, directory: str, gguf_file: str, cache_dir: Path) -> Path:
     """The GGUF dequantized to safetensors once, written aside then renamed into place."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target = cache_dir / f"{Path(directory).name}--{Path(gguf_file).stem}"  # per file: variants share it
+    target = _converted_location(cache_dir, directory, gguf_file)
     if (target / "config.json").exists():
         return target
     log.info("converting %s from GGUF once (later starts load %s)", spec.id, target)

@@ -9,25 +9,42 @@ from typing import Any
 
 from common.errors import DomainError, NotFound
 from llm.engine import Engine, GenerationRequest, TransformersEngine
-from llm.loader import load_model
+from llm.llamacpp_engine import LlamaCppEngine, LlamaCppUnavailable, repacked
+from llm.loader import gguf_path, load_model, load_tokenizer
 from llm.registry import ModelRegistry, ModelSpec
 from llm.remote import OpenAIEngine, RemoteOptions
 from llm.settings import GenerationOverrides, adaptive_settings
 
 log = logging.getLogger(__name__)
 
-_loaded: dict[tuple[str, str, str], TransformersEngine] = {}
+_loaded: dict[tuple[str, str, str], Engine] = {}
 _loaded_lock = threading.Lock()
+LLAMA_CPP_CONTEXT_TOKENS = 32768  # KV cells shared by all running sequences (~23 KB each for SmolLM2-135M)
 
 
-def shared_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> TransformersEngine:
+def shared_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> Engine:
     """One copy of a model per process and setting (tests build many apps; they load it once)."""
     key = (spec.id, device, dtype)
     with _loaded_lock:
         if key not in _loaded:
-            model, tokenizer = load_model(spec, device, dtype, cache_dir)
-            _loaded[key] = TransformersEngine(spec, model, tokenizer, device)
+            _loaded[key] = _local_engine(spec, device, dtype, cache_dir)
         return _loaded[key]
+
+
+def _local_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> Engine:
+    """A llama.cpp entry runs on llama.cpp on CPU. On CUDA, and where llama-cpp-python is not
+    installed, the same GGUF runs on transformers (the llama.cpp build here is CPU-only)."""
+    if spec.backend == "llama.cpp" and not device.startswith("cuda"):
+        try:
+            path = gguf_path(spec)
+            if spec.quantization:
+                path = repacked(path, spec.quantization, cache_dir)
+            return LlamaCppEngine(spec, str(path), load_tokenizer(spec, cache_dir),
+                                  context_tokens=min(LLAMA_CPP_CONTEXT_TOKENS, 2 * spec.context_length))
+        except LlamaCppUnavailable as exc:
+            log.warning("%s; %s runs on transformers instead (slower)", exc, spec.id)
+    model, tokenizer = load_model(spec, device, dtype, cache_dir)
+    return TransformersEngine(spec, model, tokenizer, device)
 
 
 class ModelLoadFailed(DomainError):
@@ -49,6 +66,7 @@ class ModelManager:
         self._cache_dir = cache_dir
         self._states: dict[str, str] = {}
         self._errors: dict[str, str] = {}
+        self._engine_names: dict[str, str] = {}  # what actually runs each loaded model
         self._active: Engine | None = None
         self._swap_lock = threading.Lock()
         self._ready = threading.Event()
@@ -80,6 +98,7 @@ class ModelManager:
                 "id": spec.id,
                 "name": spec.name,
                 "backend": spec.backend,
+                "engine": self._engine_names.get(spec.id),
                 "context_length": spec.context_length,
                 "default": spec.default,
                 "loaded": self._states.get(spec.id) in ("ready", "active"),
@@ -134,6 +153,7 @@ class ModelManager:
             self._states[spec.id], self._errors[spec.id] = "failed", f"{type(exc).__name__}: {exc}"[:500]
             return None
         self._states[spec.id] = "ready"
+        self._engine_names[spec.id] = engine.name
         return engine
 
     def _check_generates(self, engine: Engine) -> None:

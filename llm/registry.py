@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BACKENDS = ("transformers", "openai")
+BACKENDS = ("llama.cpp", "transformers", "openai")
 
 
 class ModelRegistryError(ValueError):
@@ -23,6 +23,7 @@ class ModelSpec:
     default: bool = False
     generation: dict[str, Any] = field(default_factory=dict)
     dtype: str | None = None  # e.g. "float32" to run a model in full precision whatever the default
+    quantization: str | None = None  # llama.cpp: re-quantize the GGUF once to this type (e.g. "q8_0")
 
 
 class ModelRegistry:
@@ -66,6 +67,8 @@ def _spec(entry: Any, index: int) -> ModelSpec:
         raise ModelRegistryError(f"{where}.context_length must be positive")
     if entry["backend"] == "openai":
         _check_remote_source(entry["source"], where)
+    if entry["backend"] == "llama.cpp" and not str(entry["source"].get("file", "")).endswith(".gguf"):
+        raise ModelRegistryError(f"{where}.source.file must name a .gguf file for the llama.cpp backend")
     return ModelSpec(
         id=entry["id"],
         name=str(entry.get("name", entry["id"])),
@@ -75,6 +78,7 @@ def _spec(entry: Any, index: int) -> ModelSpec:
         default=bool(entry.get("default", False)),
         generation=dict(entry.get("generation", {})),
         dtype=_dtype(entry.get("dtype"), where),
+        quantization=_quantization(entry, where),
     )
 
 
@@ -91,6 +95,17 @@ def _check_remote_source(source: dict[str, Any], where: str) -> None:
 
 
 DTYPES = ("float32", "float16", "bfloat16")
+QUANTIZATIONS = ("q8_0", "q4_0", "f16")
+
+
+def _quantization(entry: dict[str, Any], where: str) -> str | None:
+    value = entry.get("quantization")
+    if value is None:
+        return None
+    if entry["backend"] != "llama.cpp" or value not in QUANTIZATIONS:
+        raise ModelRegistryError(f"{where}.quantization applies to llama.cpp entries and must be one of "
+                                 f"{', '.join(QUANTIZATIONS)}")
+    return str(value)
 
 
 def _dtype(value: Any, where: str) -> str | None:

@@ -81,6 +81,9 @@ class _NotYet(Exception):
 class OpenAIEngine:
     """Sends each request of a batch on its own connection, concurrently: the remote server batches."""
 
+    name = "openai"
+    mixes_settings = True  # each request is its own HTTP call
+
     def __init__(self, spec: ModelSpec, options: RemoteOptions, client: httpx.Client | None = None) -> None:
         self.spec, self.options = spec, options
         self.device = f"remote:{urlparse(options.url).netloc}"

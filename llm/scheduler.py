@@ -39,7 +39,12 @@ class GenerationTimeout(ServiceUnavailable):
 
 
 def _batch_key(ticket: "Ticket") -> tuple[object, ...]:
-    return (id(ticket.request.engine), *ticket.request.settings.batch_key())
+    """Requests with equal keys share one engine call: the same engine, and the same settings
+    unless the engine chooses each request's tokens itself (llama.cpp, a remote server)."""
+    engine = ticket.request.engine
+    if engine.mixes_settings:
+        return (id(engine),)
+    return (id(engine), *ticket.request.settings.batch_key())
 
 
 class Ticket:

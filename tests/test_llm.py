@@ -194,7 +194,9 @@ def test_cuda_out_of_memory_is_retried_smaller_then_a_clear_503(llm_app, monkeyp
     503 GPU_OUT_OF_MEMORY with Retry-After, and the server keeps serving."""
     import torch
 
-    engine = llm_app.extensions["docchat"].llm.manager.engine()
+    manager = llm_app.extensions["docchat"].llm.manager
+    manager.swap("smollm2-135m-instruct-transformers")  # the default runs on llama.cpp, CPU only
+    engine = manager.engine()
     real_generate, calls = engine.model.generate, []
 
     def out_of_memory(**options):
@@ -206,7 +208,8 @@ def test_cuda_out_of_memory_is_retried_smaller_then_a_clear_503(llm_app, monkeyp
 
     key = client.post("/auth/api-keys", json={"name": "k"}, headers=Users(llm_app, client).register().headers)
     headers = {"Authorization": f"Bearer {key.get_json()['key']}"}
-    body = {"model": "smollm2-135m-instruct", "max_tokens": 40, "messages": [{"role": "user", "content": "Hi"}]}
+    body = {"model": "smollm2-135m-instruct-transformers", "max_tokens": 40,
+            "messages": [{"role": "user", "content": "Hi"}]}
     monkeypatch.setattr(engine.model, "generate", out_of_memory)
     refused = client.post("/v1/chat/completions", json=body, headers=headers)
     assert refused.status_code == 503 and refused.get_json()["error"]["code"] == "gpu_out_of_memory"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from api.streaming import parse_events
 from tests.conftest import Users, upload
 from tests.prompts import FERRY
@@ -12,9 +14,12 @@ FACT = "Harbour timetable.\n\nThe harbour ferry leaves at 7:45 every morning fro
 QUESTION = "When does the harbour ferry leave in the morning?"
 
 
-def test_a_streamed_beam_answer_is_exactly_the_beam_answer_and_starts_before_it_ends(llm_app):
-    """The default settings pick beam search for a short prompt; the stream must not change it."""
+@pytest.mark.parametrize("model", ["smollm2-135m-instruct", "smollm2-135m-instruct-transformers"])
+def test_a_streamed_beam_answer_is_exactly_the_beam_answer_and_starts_before_it_ends(llm_app, model):
+    """The default settings pick beam search for a short prompt; the stream must not change it,
+    on llama.cpp (the default) and on transformers."""
     llm = llm_app.extensions["docchat"].llm
+    llm.manager.swap(model)
     whole = llm.generate(FERRY)
     assert whole.settings.strategy == "beam" and whole.settings.num_beams == 3
     pieces: list[str] = []
