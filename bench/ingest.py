@@ -40,7 +40,7 @@ def document_sets() -> list[list[Path]]:
     found = [path for path in DEBIAN_DOCS if path.exists()]
     if found:
         return [found[:1], found]
-    from tests.samples import make_pdf
+    from fixtures.samples import make_pdf
 
     return [[make_pdf(Path(tempfile.mkdtemp()) / "generated.pdf", fact_page=1, pages=300)]]
 

@@ -27,7 +27,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_server import call, free_port, start_server  # noqa: E402
+from fixtures.server import call, free_port, start_server  # noqa: E402
 
 TOWNS = ["Arles", "Bergen", "Cork", "Delft", "Evora", "Faro", "Ghent", "Hull", "Ivrea", "Jena", "Kiel", "Lund",
          "Mainz", "Nancy", "Oulu", "Pisa", "Quimper", "Riga", "Split", "Tartu", "Ulm", "Vigo"]

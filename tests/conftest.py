@@ -151,7 +151,7 @@ def server_dir(tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """One real file per supported type (see tests/samples.py)."""
-    from tests.samples import make_all
+    from fixtures.samples import make_all
 
     return make_all(tmp_path_factory.mktemp("samples"))
 
@@ -251,7 +251,7 @@ class ChromaServer:
     def __init__(self, directory: Path) -> None:
         import sys
 
-        from tests.test_server import free_port
+        from fixtures.server import free_port
 
         self.command = Path(sys.executable).with_name("chroma")
         self.directory, self.port = directory, free_port()

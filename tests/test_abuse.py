@@ -297,8 +297,8 @@ def test_health_and_logins_answer_while_every_generation_slot_is_taken(server_di
 
     import requests
 
+    from fixtures.server import call, free_port, start_server
     from tests.fake_openai import FakeOpenAIServer
-    from tests.test_server import call, free_port, start_server
 
     fake = FakeOpenAIServer(answer=" ".join(["word"] * 20))
     models = server_dir / "models.json"

@@ -67,8 +67,8 @@ def test_a_backup_killed_midway_leaves_no_archive_and_the_next_one_works(make_ap
 
     import numpy as np
 
+    from fixtures.server import ROOT
     from rag.types import Chunk
-    from tests.test_server import ROOT
 
     app = make_app()
     client = app.test_client()

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from fixtures.server import ROOT, call, free_port, start_server
 from tests.conftest import wait_for
-from tests.test_server import ROOT, call, free_port, start_server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make test installs it)")
 from selenium.webdriver.common.by import By  # noqa: E402

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
+from fixtures.samples import FACTS
 from tests.conftest import assert_error, search, upload
-from tests.samples import FACTS
 
 QUESTIONS = {
     "pdf": "When does the lighthouse keeper polish the lens?",

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.server import call, free_port, start_server
 from tests.conftest import Users, assert_error, search, upload, wait_for
-from tests.test_server import call, free_port, start_server
 
 
 def test_a_stopped_chroma_server_gives_503s_and_loses_nothing(make_app, chroma, samples):

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import requests
 
+from fixtures.server import call, free_port, start_server
 from tests.conftest import wait_for
 from tests.prompts import FERRY
-from tests.test_server import call, free_port, start_server
 
 openai = pytest.importorskip("openai", reason="the openai package is not installed (make test installs it)")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fixtures.samples import DEBIAN_REFERENCE_HTML, DEBIAN_REFERENCE_PDF
 from rag.chunking import Chunker
 from rag.embedder import Embedder, packaged_model_path
 from rag.loaders import glued_share, load_html, load_md, load_pdf
 from rag.types import Section
-from tests.samples import DEBIAN_REFERENCE_HTML, DEBIAN_REFERENCE_PDF
 
 ROOT = Path(__file__).resolve().parent.parent
 DEBIAN_REFERENCE_TXT = Path("/usr/share/debian-reference/debian-reference.en.txt.gz")
@@ -79,7 +79,7 @@ def test_bf16_embeddings_agree_with_fp32(embedder):
 def test_unstructured_uses_the_packaged_spacy_model_offline(tmp_path):
     """In a fresh process with the network unreachable, DOCX parsing (whose title detection runs
     spaCy) works and loads our copy."""
-    from tests.samples import make_docx
+    from fixtures.samples import make_docx
 
     docx = make_docx(tmp_path / "a.docx")
     script = (

@@ -10,8 +10,8 @@ import chromadb
 import requests
 from chromadb.config import Settings
 
-from tests.samples import make_pdf
-from tests.test_server import free_port, start_server
+from fixtures.samples import make_pdf
+from fixtures.server import free_port, start_server
 
 
 def _login(base: str, log_text: str) -> dict[str, str]:

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from fixtures.server import call, free_port, start_server
 from tests.conftest import redis_url, wait_for
-from tests.test_server import call, free_port, start_server
 
 WORKERS = 4
 LOGIN_LIMIT = 5
@@ -68,7 +68,7 @@ def test_a_logout_holds_in_every_worker(four_workers):
 
 
 def test_several_workers_on_the_embedded_stores_refuse_to_start(server_dir):
-    from tests.test_server import GUNICORN, ROOT
+    from fixtures.server import GUNICORN, ROOT
 
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "CHROMA_HOST")}
     env.update(WEB_WORKERS="3", DATA_DIR=str(server_dir / "data"), PORT=str(free_port()))
@@ -83,7 +83,7 @@ def start_ingest_worker(stack_env: dict[str, str], log_path) -> subprocess.Popen
     import sys
     from pathlib import Path
 
-    from tests.test_server import ROOT
+    from fixtures.server import ROOT
 
     flask = Path(sys.executable).with_name("flask")
     return subprocess.Popen([str(flask), "--app", "app", "ingest-worker"], cwd=ROOT, env={**os.environ, **stack_env},
@@ -112,7 +112,7 @@ def _document(base: str, token: str, document_id: str) -> dict:
 def test_ingestion_runs_in_separate_worker_processes_and_survives_kill_9(four_workers, stack_env, server_dir, samples):
     import signal
 
-    from tests.samples import make_pdf
+    from fixtures.samples import make_pdf
 
     token = _account(four_workers)
     worker = start_ingest_worker(stack_env, server_dir / "worker.log")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.samples import make_docx, make_pdf
 from tests.conftest import assert_error, search, upload
-from tests.samples import make_docx, make_pdf
 
 
 def _post(client, account, data: bytes, name: str, wait: bool = True):
