@@ -6,7 +6,6 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,41 +16,17 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from api.context import EXTENSION_KEY, Services
 from api.cors import install_cors
-from api.error_table import HTTP_CODES, status_and_code
-from api.errors import error_response
+from api.errors import HTTP_CODES, error_response, status_and_code
 from api.limits import install_limiter
-from auth.api_keys import ApiKeyService
-from auth.blocklist import RevocationList
-from auth.passwords import PasswordHasher
+from auth.decorators import rate_limit_key
 from auth.tokens import init_jwt
-from auth.users import BOOTSTRAP_ADMIN_NAME, UserService
-from common.database import Database
-from common.devices import resolve_placement
+from auth.users import BOOTSTRAP_ADMIN_NAME
+from common.context import ERROR_TABLE_KEY, EXTENSION_KEY
 from common.errors import DomainError, PayloadTooLarge
 from config import Config
-from llm.registry import ModelRegistry
-from llm.service import LLMService, build_llm_service
-from maintenance.integrity import IntegrityChecker
-from maintenance.schedule import LeakWatch, MaintenanceScheduler
-from monitoring.error_stats import ErrorStats
-from monitoring.health import HealthService
-from monitoring.metrics import Metrics
-from monitoring.system import SystemMonitor
-from openai_api.service import CompletionService
-from rag.documents import DocumentService
-from rag.embedder import Embedder, packaged_model_path
-from rag.ingestion import IngestionPipeline
-from rag.jobs import IngestionWorkers, make_queue
-from rag.repository import DocumentRepository
-from rag.retriever import Retriever
-from rag.sandbox import ParseLimits
-from rag.vector_store import VectorStore, make_client
-from sessions.chat import ChatService, ChatSettings
-from sessions.repository import SessionRepository
-from sessions.service import SessionService
-from sessions.summarizer import Summarizer
+from error_table import ERROR_TABLE
+from services import Services, build_services
 
 log = logging.getLogger("docchat")
 
@@ -68,8 +43,9 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(config: Config | None = None) -> Flask:
-    """Build the app. Without a config, everything comes from the environment (see config.py)."""
+def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
+    """Build the app. Without a config, everything comes from the environment (see config.py);
+    without `services`, build_services() makes them from the config (a test may pass its own)."""
     config = config or Config.from_env()
     _keep_private(config.data_dir)
     config = config.with_secret()
@@ -81,110 +57,16 @@ def create_app(config: Config | None = None) -> Flask:
     if config.trusted_proxy_hops > 0:
         hops = config.trusted_proxy_hops
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]  # as Flask documents
-    app.extensions[EXTENSION_KEY] = build_services(config)
+    app.extensions[EXTENSION_KEY] = services or build_services(config)
+    app.extensions[ERROR_TABLE_KEY] = ERROR_TABLE
     _register_hooks(app)  # before the limiter's hook, so even a 429 carries a request id
     init_jwt(app)
     _register_blueprints(app)
     install_cors(app, config.cors_origins)
-    install_limiter(app)
+    install_limiter(app, rate_limit_key)
     _register_error_handlers(app)
     _register_cli(app)
     return app
-
-
-def build_services(config: Config) -> Services:
-    """Every component and service, built once per app from the config."""
-    db = Database(config.database_url)
-    if config.auto_migrate:
-        db.migrate()
-    models = ModelRegistry.from_file(config.models_file)
-    monitor = SystemMonitor()
-    hasher = PasswordHasher(time_cost=config.argon2_time_cost, memory_kib=config.argon2_memory_kib)
-    vectors = VectorStore(lambda: make_client(config.chroma_dir, config.chroma_host, config.chroma_port))
-    repository = DocumentRepository(db)
-    embedder = _embedder_provider(config)
-    pipeline = IngestionPipeline(
-        repository, vectors, embedder, config.uploads_dir,
-        ParseLimits(timeout_s=config.parse_timeout_s, memory_mb=config.parse_memory_mb),
-        chunk_tokens=config.chunk_tokens, overlap_tokens=config.chunk_overlap_tokens,
-    )
-    ingestion = IngestionWorkers(pipeline, repository, make_queue(config.ingest_queue_url, config.data_dir / "ingest-queue.db"),
-                                 threads=config.ingest_workers, stale_s=config.job_stale_s,
-                                 consume=config.ingest_in_process)
-    documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue,
-                                quota_bytes=config.user_quota_mb * 1024 * 1024)
-    llm = _llm_service(config, models)
-    integrity = IntegrityChecker(db, vectors)
-    retriever = Retriever(vectors, repository, embedder)
-    session_repository = SessionRepository(db)
-    sessions = SessionService(session_repository, config.chat_retention_days)
-    chat_settings = _chat_settings(config)
-    revocations = RevocationList(db)
-    maintenance = _maintenance(config, sessions, integrity, monitor, revocations)
-    metrics = Metrics(monitor)
-    llm.scheduler.observe(lambda model, result: metrics.observe_generation(model, result.ttft_s,
-                                                                           result.decode_tokens_per_s))
-    return Services(
-        config=config,
-        db=db,
-        users=UserService(db, hasher, allow_registration=config.allow_registration,
-                          on_delete=[documents.purge_user]),
-        api_keys=ApiKeyService(db),
-        revocations=revocations,
-        error_stats=ErrorStats(config.recent_errors_kept),
-        metrics=metrics,
-        health=HealthService(db, llm, monitor, checks=[integrity, maintenance],
-                             sections={"maintenance": maintenance.status}),
-        models=models,
-        vectors=vectors,
-        documents=documents,
-        retriever=retriever,
-        ingestion=ingestion,
-        llm=llm,
-        sessions=sessions,
-        chat=ChatService(session_repository, retriever, llm, Summarizer(llm.generate, config.chat_summary_tokens),
-                         chat_settings),
-        maintenance=maintenance,
-        completions=CompletionService(llm, retriever, embedder, chat_settings),
-        integrity=integrity,
-    )
-
-
-def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityChecker,
-                 monitor: SystemMonitor, revocations: RevocationList) -> MaintenanceScheduler:
-    def retention() -> str:
-        if sessions.retention_days <= 0:
-            return "retention is off (CHAT_RETENTION_DAYS=0)"
-        return f"deleted {len(sessions.expire_inactive())} idle session(s)"
-
-    leak_watch = LeakWatch(monitor.memory_readings, checks=config.memory_leak_checks)
-    every = config.maintenance_interval_s
-    return MaintenanceScheduler({
-        "session_retention": (every, retention),
-        "orphaned_chunks": (every, integrity.remove_orphans),
-        "stale_chunks": (every, integrity.remove_stale_chunks),
-        "revoked_logins": (every, lambda: f"forgot {revocations.prune()} revoked login(s) past their expiry"),
-        "memory_watch": (config.memory_check_s, leak_watch.sample),
-    }, leak_watch)
-
-
-def _chat_settings(config: Config) -> ChatSettings:
-    return ChatSettings(top_k=config.chat_top_k, min_score=config.chat_min_score,
-                        context_tokens=config.chat_context_tokens, question_tokens=config.chat_question_tokens,
-                        history_tokens=config.chat_history_tokens)
-
-
-def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
-    return build_llm_service(models, config.llm_device, config.llm_dtype, config.model_cache,
-                             max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
-                             timeout_s=config.llm_timeout_s, max_queue_per_user=config.llm_max_queue_per_user)
-
-
-def _embedder_provider(config: Config) -> Callable[[], Embedder]:
-    """The embedding model loads on first use (not at start), once per process."""
-    path = Path(config.embedding_model_path) if config.embedding_model_path else packaged_model_path()
-    device, dtype = resolve_placement(config.embedding_device, config.embedding_dtype)
-    return lambda: Embedder.shared(path, device, dtype, config.embedding_batch_size)
 
 
 def start_background_work(app: Flask) -> None:

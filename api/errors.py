@@ -6,15 +6,43 @@ Routes under /v1 (the OpenAI-compatible API) answer the same errors in OpenAI's 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Response, g, jsonify, request
+from flask import Response, current_app, g, jsonify, request
 
-from api.context import services
-from api.error_table import status_and_code
+from common.context import ERROR_TABLE_KEY, services
 from common.errors import DomainError
 
 log = logging.getLogger(__name__)
+
+ErrorTable = Mapping[type[DomainError], tuple[int, str]]  # exception -> (HTTP status, code); error_table.py
+
+# Errors Flask or an extension raises itself -> code.
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "UNPROCESSABLE",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def status_and_code(exc: DomainError) -> tuple[int, str]:
+    """The HTTP status and error code of a domain exception, looked up along its class's MRO in
+    the app's error table."""
+    table: ErrorTable = current_app.extensions[ERROR_TABLE_KEY]
+    for klass in type(exc).__mro__:
+        if klass in table:
+            return table[klass]
+    return 500, "INTERNAL_ERROR"
 
 
 def error_response(

@@ -11,9 +11,8 @@ from typing import Any
 from flask import Flask, current_app
 from flask_limiter import Limiter
 
-from api.context import LIMITER_KEY
 from api.validation import document
-from auth.decorators import rate_limit_key
+from common.context import LIMITER_KEY
 
 View = Callable[..., Any]
 
@@ -35,13 +34,14 @@ def not_rate_limited(view: View) -> View:
     return view
 
 
-def install_limiter(app: Flask) -> Limiter:
+def install_limiter(app: Flask, key_func: Callable[[], str]) -> Limiter:
     """Create the app's Limiter and apply each view's declared limit or exemption.
 
     A named limit is one budget shared by every route that names it (flask-limiter's shared
     limit, scoped by the name): the "chat" budget is one for /chat/start, /chat/message and the
-    /v1 generation routes, and the "login" budget one for /auth/login, /login and /auth/session."""
-    limiter = Limiter(key_func=rate_limit_key, app=app)
+    /v1 generation routes, and the "login" budget one for /auth/login, /login and /auth/session.
+    `key_func` names whom a request counts against (auth's: the user, else the address)."""
+    limiter = Limiter(key_func=key_func, app=app)
     app.extensions[LIMITER_KEY] = limiter
     for endpoint, view in list(app.view_functions.items()):
         name = getattr(view, "rate_limit", None)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, render_template
 
-from api.context import services
 from api.openapi import build_openapi
+from common.context import services
 
 bp = Blueprint("meta", __name__)
 VERSION = "0.1.0"

@@ -4,19 +4,18 @@ from __future__ import annotations
 import secrets
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
-from api.context import EXTENSION_KEY
 from auth.models import ROLE_ADMIN, ROLES
 from auth.users import UserService
+from common.context import services
 from common.errors import DomainError
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 
 
 def _users() -> UserService:
-    return current_app.extensions[EXTENSION_KEY].users
+    return services().users
 
 
 @users_cli.command("create-admin")

@@ -20,21 +20,12 @@ from flask_jwt_extended.exceptions import (
 from flask_limiter.util import get_remote_address
 from jwt import ExpiredSignatureError, PyJWTError
 
-from api.context import LIMITER_KEY, services
 from api.validation import document
 from auth.api_keys import looks_like_api_key
+from auth.errors import CsrfFailed, InvalidCredentials, TokenExpired, TokenInvalid, TokenRevoked, TooManyAttempts
 from auth.users import UserView, normalize_username
-from common.errors import (
-    CsrfFailed,
-    DomainError,
-    InvalidCredentials,
-    NotAuthenticated,
-    PermissionDenied,
-    TokenExpired,
-    TokenInvalid,
-    TokenRevoked,
-    TooManyAttempts,
-)
+from common.context import LIMITER_KEY, services
+from common.errors import DomainError, NotAuthenticated, PermissionDenied
 
 View = Callable[..., Any]
 # Kept in the request's own environ, never in `g`: an app context (and its `g`) can outlive one

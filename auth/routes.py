@@ -7,7 +7,6 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from flask_jwt_extended import get_jwt, set_access_cookies, set_refresh_cookies, unset_jwt_cookies
 
-from api.context import services
 from api.limits import rate_limited
 from api.pagination import PageQuery, paginate
 from api.validation import json_body, openapi, parse_query, responds
@@ -28,6 +27,7 @@ from auth.schemas import (
 )
 from auth.tokens import issue_access_token, issue_login_tokens, revoke_login
 from auth.users import UserView
+from common.context import services
 from common.errors import ValidationFailed
 
 bp = Blueprint("auth", __name__)

@@ -8,8 +8,8 @@ from typing import Any
 from flask import Flask
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token
 
-from api.context import services
 from auth.users import UserView
+from common.context import services
 from common.database import utcnow
 
 LOGIN_CLAIM = "lid"  # every token of one login carries the same id; logout revokes that id

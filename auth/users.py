@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from auth.errors import InvalidCredentials, RegistrationClosed, UsernameTaken
 from auth.models import ROLE_ADMIN, ROLE_USER, ROLES, ApiKey, User, new_token_key
 from auth.passwords import PasswordHasher
 from common.database import Database
-from common.errors import InvalidCredentials, NotFound, RegistrationClosed, UsernameTaken, ValidationFailed
+from common.errors import NotFound, ValidationFailed
 
 BOOTSTRAP_ADMIN_NAME = "admin"
 

@@ -8,15 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from common.errors import ServiceUnavailable
+from llm.errors import EngineOverloaded
 from llm.registry import ModelSpec
 from llm.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
 
-class EngineOverloaded(ServiceUnavailable):
-    """The device ran out of memory even with smaller settings."""
 
 
 Chat = list[dict[str, str]]

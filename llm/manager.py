@@ -7,8 +7,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.errors import DomainError, NotFound
+from common.errors import NotFound
 from llm.engine import Engine, GenerationRequest, TransformersEngine
+from llm.errors import ModelLoadFailed
 from llm.llamacpp_engine import LlamaCppEngine, LlamaCppUnavailable, repacked
 from llm.loader import gguf_path, load_model, load_tokenizer
 from llm.registry import ModelRegistry, ModelSpec
@@ -47,8 +48,6 @@ def _local_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> 
     return TransformersEngine(spec, model, tokenizer, device)
 
 
-class ModelLoadFailed(DomainError):
-    """The model named in a swap could not be loaded or did not generate."""
 
 
 class ModelManager:

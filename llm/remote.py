@@ -31,8 +31,9 @@ from urllib.parse import urlparse
 
 import httpx
 
-from common.errors import DomainError, ServiceUnavailable
+from common.errors import DomainError
 from llm.engine import EncodedPrompt, GenerationRequest, GenerationResult, Prompt
+from llm.errors import RemoteFailed, RemoteUnavailable
 from llm.registry import ModelSpec
 from llm.settings import GenerationSettings
 
@@ -43,12 +44,8 @@ TOKENS_PER_MESSAGE = 4
 RETRYABLE_STATUS = {429, 502, 503, 504}
 
 
-class RemoteUnavailable(ServiceUnavailable):
-    """The remote model server cannot be reached, or stays busy after the retries."""
 
 
-class RemoteFailed(DomainError):
-    """The remote model server refused the request or answered something malformed."""
 
 
 @dataclass(frozen=True)

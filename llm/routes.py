@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from api.context import services
 from api.validation import json_body, responds
 from auth.decorators import admin_required, login_required
+from common.context import services
 from llm.schemas import ModelList, SwapRequest, SwapResult
 
 bp = Blueprint("models", __name__)

@@ -17,25 +17,18 @@ from concurrent.futures import Future
 
 from common.errors import ServiceUnavailable
 from llm.engine import Engine, GenerationRequest, GenerationResult, Prompt
+from llm.errors import GenerationTimeout, ModelNotReady, QueueFull, ShareExceeded
 from llm.settings import GenerationOverrides, adaptive_settings
 
 log = logging.getLogger(__name__)
 
 
-class QueueFull(ServiceUnavailable):
-    """More requests than the scheduler admits are waiting or running."""
 
 
-class ShareExceeded(ServiceUnavailable):
-    """One caller already has as many requests waiting or running as one caller may (429)."""
 
 
-class ModelNotReady(ServiceUnavailable):
-    """No model is loaded (yet)."""
 
 
-class GenerationTimeout(ServiceUnavailable):
-    """The request did not finish within its time limit."""
 
 
 def _batch_key(ticket: "Ticket") -> tuple[object, ...]:

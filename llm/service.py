@@ -11,7 +11,7 @@ from llm.manager import ModelManager
 from llm.registry import ModelRegistry
 from llm.scheduler import Scheduler, Ticket
 from llm.settings import GenerationOverrides
-from llm.status import EngineStatus
+from monitoring.status import EngineStatus
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from llm.engine import GenerationResult, Prompt
-from llm.scheduler import GenerationTimeout, Ticket
+from llm.errors import GenerationTimeout
+from llm.scheduler import Ticket
 from llm.settings import GenerationOverrides, GenerationSettings
 
 FIRST_TOKEN_GRACE_S = 5.0  # past the request's own deadline, when waiting for its first token

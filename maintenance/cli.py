@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
-from api.context import EXTENSION_KEY, Services
+from common.context import services as app_services
 from common.errors import DomainError
 from maintenance.backup import BackupService
 
@@ -15,7 +14,7 @@ backup_cli = AppGroup("backup", help="Back up and restore the database, vectors 
 
 
 def _service() -> BackupService:
-    services: Services = current_app.extensions[EXTENSION_KEY]
+    services = app_services()
     config = services.config
     return BackupService(services.db, services.vectors, config.uploads_dir, config.data_dir)
 
@@ -25,7 +24,7 @@ def _service() -> BackupService:
               help="Directory for the archive (default: $DATA_DIR/backups)")
 def create(out_dir: Path | None) -> None:
     """Write a consistent archive while the server keeps running."""
-    services: Services = current_app.extensions[EXTENSION_KEY]
+    services = app_services()
     target = out_dir or services.config.data_dir / "backups"
     archive = _service().create(target, progress=lambda step: click.echo(f"  {step}", err=True))
     click.echo(str(archive))
@@ -54,7 +53,7 @@ integrity_cli = AppGroup("integrity", help="Check that the database and the vect
 @integrity_cli.command("check")
 def integrity_check() -> None:
     """Report problems (exit status 1 when there are some)."""
-    services: Services = current_app.extensions[EXTENSION_KEY]
+    services = app_services()
     problems = services.integrity.check().problems()
     for problem in problems:
         click.echo(problem)
@@ -66,7 +65,7 @@ def integrity_check() -> None:
 @integrity_cli.command("repair")
 def integrity_repair() -> None:
     """Remove orphaned chunks, move misplaced ones, queue documents with missing or extra chunks for re-ingestion."""
-    services: Services = current_app.extensions[EXTENSION_KEY]
+    services = app_services()
     outcome = services.integrity.repair()
     services.ingestion.recover()  # running servers' sweepers would queue them too
     click.echo(f"queued {outcome.requeued} document(s) for re-ingestion; removed the chunks of {outcome.removed} "

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llm.status import EngineStatusSource
+from monitoring.status import EngineStatusSource
 from monitoring.system import SystemMonitor
 
 

@@ -5,11 +5,11 @@ import ipaddress
 
 from flask import Blueprint, Response, jsonify, request
 
-from api.context import services
 from api.errors import error_response
 from api.limits import not_rate_limited
 from api.validation import openapi, responds
 from auth.decorators import admin_required
+from common.context import services
 from common.errors import PermissionDenied
 from monitoring.metrics import CONTENT_TYPE
 from monitoring.schemas import ErrorStatsOut, HealthOut

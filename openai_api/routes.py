@@ -6,12 +6,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from api.context import services
 from api.errors import stream_error
 from api.limits import rate_limited
 from api.streaming import DONE, sse_event, sse_response
 from api.validation import json_body, responds
 from auth.decorators import current_user, login_required
+from common.context import services
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, usage
 from openai_api.service import Completion, PreparedCompletion
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.database import utcnow
-from common.errors import NotFound, ValidationFailed
+from common.errors import ValidationFailed
 from llm.engine import Prompt
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides
 from llm.streaming import TokenStream
+from openai_api.errors import ModelNotServed
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
 from rag.retriever import Retriever
@@ -34,8 +35,6 @@ EMBEDDING_MODEL = "all-minilm-l6-v2"
 OWNER = "docchat"
 
 
-class ModelNotServed(NotFound):
-    """No such model, or not the one this server is running now."""
 
 
 @dataclass

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
-from api.context import EXTENSION_KEY, Services
+from common.context import services as app_services
 from common.errors import DomainError
 from rag.sniff import EXTENSIONS
 
@@ -20,7 +20,7 @@ BAR_STEPS = 1000
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def ingest_command(username: str, paths: tuple[Path, ...]) -> None:
     """Ingest files, or every supported file under folders, into USERNAME's documents."""
-    services: Services = current_app.extensions[EXTENSION_KEY]
+    services = app_services()
     try:
         user = services.users.find(username)
     except DomainError as exc:
@@ -42,7 +42,7 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
     return found
 
 
-def _ingest_one(services: Services, user_id: int, path: Path) -> bool:
+def _ingest_one(services: Any, user_id: int, path: Path) -> bool:
     try:
         with path.open("rb") as stream:
             document, created = services.documents.upload(user_id, path.name, stream)
@@ -76,7 +76,7 @@ def ingest_worker_command(threads: int) -> None:
     Run one or more of these beside web workers started with INGEST_IN_PROCESS=false."""
     from huey.consumer import Consumer
 
-    services: Services = current_app.extensions[EXTENSION_KEY]
+    services = app_services()
     services.ingestion.recover()
     click.echo(f"consuming ingestion jobs with {threads} thread(s); Ctrl-C stops")
     Consumer(services.ingestion.huey, workers=threads, worker_type="thread", periodic=False,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from common.errors import DuplicateContent, EmptyDocument, LastVersion
+from rag.errors import DuplicateContent, EmptyDocument, LastVersion
 from rag.models import STATUS_FAILED, STATUS_READY
 from rag.repository import DocumentRepository, DocumentView, DuplicateDocument
 from rag.sniff import detect_type

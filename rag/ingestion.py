@@ -11,10 +11,11 @@ import numpy as np
 
 from rag.chunking import Chunker
 from rag.embedder import Embedder
+from rag.errors import VectorStoreUnavailable
 from rag.repository import DocumentRepository, DocumentView
 from rag.sandbox import ParseFailed, ParseLimits, parse_in_sandbox
 from rag.types import Chunk
-from rag.vector_store import VectorStore, VectorStoreUnavailable
+from rag.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 

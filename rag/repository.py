@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.database import Database, affected_rows, utcnow
-from common.errors import DocumentNotFound, LastVersion, QuotaExceeded, VersionNotReady
+from rag.errors import DocumentNotFound, LastVersion, QuotaExceeded, VersionNotReady
 from rag.models import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_READY, Document
 from rag.types import VersionChange
 

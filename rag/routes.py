@@ -6,12 +6,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import FileStorage
 
-from api.context import services
 from api.errors import error_response
 from api.limits import rate_limited
 from api.pagination import PageQuery, paginate
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
+from common.context import services
 from common.errors import ValidationFailed
 from rag.repository import DocumentView
 from rag.schemas import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from common.errors import UnsupportedFileType
+from rag.errors import UnsupportedFileType
 
 EXTENSIONS = {
     ".pdf": "pdf",

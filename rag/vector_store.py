@@ -24,7 +24,7 @@ import numpy as np
 from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 
-from common.errors import ServiceUnavailable
+from rag.errors import VectorStoreUnavailable
 from rag.types import Chunk, VersionChange
 
 
@@ -54,8 +54,6 @@ def make_client(path: Path, host: str = "", port: int = 8000) -> Any:
     return chromadb.PersistentClient(path=str(path), settings=settings)
 
 
-class VectorStoreUnavailable(ServiceUnavailable):
-    """The Chroma server does not answer (stopped, restarting, unreachable)."""
 
 
 class VectorStore:

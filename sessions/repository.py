@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.database import Database, affected_rows, utcnow
-from common.errors import SessionNotFound
+from sessions.errors import SessionNotFound
 from sessions.models import ChatMessage, ChatSession
 
 APPEND_ATTEMPTS = 5

@@ -6,13 +6,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from api.context import services
 from api.errors import stream_error
 from api.limits import rate_limited
 from api.pagination import PageQuery, paginate
 from api.streaming import sse_event, sse_response
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
+from common.context import services
 from sessions.analytics import analyze
 from sessions.chat import TurnStream
 from sessions.export import to_markdown

@@ -6,7 +6,8 @@ import threading
 import pytest
 from pydantic import ValidationError
 
-from llm.scheduler import QueueFull, Scheduler
+from llm.errors import QueueFull
+from llm.scheduler import Scheduler
 from llm.settings import GenerationOverrides, adaptive_settings
 from tests.conftest import assert_error
 from tests.prompts import FERRY, GREEDY, TIMETABLE, ask

@@ -1,38 +1,51 @@
-"""The one table from domain exceptions to HTTP status and error code (API.md), and its lookup."""
+"""The one table from domain exceptions to HTTP status and error code (API.md).
+
+It imports each package's errors module and nothing else of theirs; create_app() installs it and
+api/errors.py looks exceptions up in it."""
 from __future__ import annotations
 
-from common.errors import (
-    Conflict,
+from auth.errors import (
     CsrfFailed,
-    DomainError,
-    DuplicateContent,
-    EmptyDocument,
     InvalidCredentials,
-    LastVersion,
-    NotAuthenticated,
-    NotFound,
-    PayloadTooLarge,
-    PermissionDenied,
-    QuotaExceeded,
     RegistrationClosed,
-    ServiceUnavailable,
     TokenExpired,
     TokenInvalid,
     TokenRevoked,
     TooManyAttempts,
+    UsernameTaken,
+)
+from common.errors import (
+    Conflict,
+    DomainError,
+    NotAuthenticated,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from llm.errors import (
+    EngineOverloaded,
+    GenerationTimeout,
+    ModelLoadFailed,
+    ModelNotReady,
+    QueueFull,
+    RemoteFailed,
+    RemoteUnavailable,
+    ShareExceeded,
+)
+from openai_api.errors import ModelNotServed
+from rag.errors import (
+    DuplicateContent,
+    EmptyDocument,
+    LastVersion,
+    QuotaExceeded,
     UnprocessableDocument,
     UnsupportedFileType,
-    UnsupportedMediaType,
-    UsernameTaken,
-    ValidationFailed,
+    VectorStoreUnavailable,
     VersionNotReady,
 )
-from llm.engine import EngineOverloaded
-from llm.manager import ModelLoadFailed
-from llm.remote import RemoteFailed, RemoteUnavailable
-from llm.scheduler import GenerationTimeout, ModelNotReady, QueueFull, ShareExceeded
-from openai_api.service import ModelNotServed
-from rag.vector_store import VectorStoreUnavailable
 
 # Domain exception -> (HTTP status, error code). Looked up along the exception's MRO.
 ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
@@ -70,28 +83,3 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     RemoteFailed: (502, "UPSTREAM_ERROR"),
     TooManyAttempts: (429, "RATE_LIMITED"),
 }
-
-# Errors Flask or an extension raises itself -> code.
-HTTP_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "UNPROCESSABLE",
-    429: "RATE_LIMITED",
-    503: "SERVICE_UNAVAILABLE",
-}
-
-
-
-def status_and_code(exc: DomainError) -> tuple[int, str]:
-    """The HTTP status and error code of a domain exception, looked up along its class's MRO."""
-    for klass in type(exc).__mro__:
-        if klass in ERROR_TABLE:
-            return ERROR_TABLE[klass]
-    return 500, "INTERNAL_ERROR"

@@ -1,4 +1,4 @@
-"""What the serving engine reports to /health: loaded model, queue depth."""
+"""What the serving engine reports to /health: loaded model, queue depth (monitoring owns the shape; llm fills it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
