@@ -137,6 +137,7 @@ def _flask_settings(config: Config) -> dict[str, Any]:
 
 def _register_blueprints(app: Flask) -> None:
     from api.routes import bp as meta_bp
+    from auth.admin_routes import bp as admin_users_bp
     from auth.routes import bp as auth_bp
     from llm.routes import bp as models_bp
     from monitoring.routes import bp as monitoring_bp
@@ -144,7 +145,7 @@ def _register_blueprints(app: Flask) -> None:
     from rag.routes import bp as documents_bp
     from sessions.routes import bp as chat_bp
 
-    for blueprint in (meta_bp, auth_bp, monitoring_bp, documents_bp, models_bp, chat_bp, openai_bp):
+    for blueprint in (meta_bp, auth_bp, admin_users_bp, monitoring_bp, documents_bp, models_bp, chat_bp, openai_bp):
         app.register_blueprint(blueprint)
 
 

@@ -5,8 +5,11 @@ api/errors.py looks exceptions up in it."""
 from __future__ import annotations
 
 from auth.errors import (
+    AccountDisabled,
     CsrfFailed,
     InvalidCredentials,
+    LastAdmin,
+    PasswordChangeRequired,
     RegistrationClosed,
     TokenExpired,
     TokenInvalid,
@@ -55,6 +58,8 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     TokenInvalid: (401, "INVALID_TOKEN"),
     TokenExpired: (401, "TOKEN_EXPIRED"),
     TokenRevoked: (401, "TOKEN_REVOKED"),
+    AccountDisabled: (401, "ACCOUNT_DISABLED"),
+    PasswordChangeRequired: (403, "PASSWORD_CHANGE_REQUIRED"),
     PermissionDenied: (403, "FORBIDDEN"),
     RegistrationClosed: (403, "REGISTRATION_CLOSED"),
     CsrfFailed: (403, "CSRF_FAILED"),
@@ -68,6 +73,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     EmptyDocument: (422, "EMPTY_DOCUMENT"),
     Conflict: (409, "CONFLICT"),
     UsernameTaken: (409, "USERNAME_TAKEN"),
+    LastAdmin: (409, "LAST_ADMIN"),
     VersionNotReady: (409, "VERSION_NOT_READY"),
     LastVersion: (409, "LAST_VERSION"),
     DuplicateContent: (409, "DUPLICATE_CONTENT"),

@@ -21,6 +21,7 @@ from llm.registry import ModelRegistry
 from llm.service import LLMService, build_llm_service
 from maintenance.integrity import IntegrityChecker
 from maintenance.schedule import LeakWatch, MaintenanceScheduler
+from monitoring.audit import AuditLog
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
@@ -61,6 +62,7 @@ class Services:
     maintenance: MaintenanceScheduler
     completions: CompletionService
     integrity: IntegrityChecker
+    audit: AuditLog
 
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps in one process)."""
@@ -125,6 +127,7 @@ def build_services(config: Config) -> Services:
         maintenance=maintenance,
         completions=CompletionService(llm, retriever, embedder, chat_settings),
         integrity=integrity,
+        audit=AuditLog(db),
     )
 
 

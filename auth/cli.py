@@ -1,4 +1,4 @@
-"""`flask users ...`: create the first admin, change roles, delete accounts, from a shell."""
+"""`flask users ...`: create admins, list accounts, change roles, reset passwords, disable and delete accounts."""
 from __future__ import annotations
 
 import secrets
@@ -7,8 +7,8 @@ import click
 from flask.cli import AppGroup
 
 from auth.models import ROLE_ADMIN, ROLES
-from auth.users import UserService
-from common.context import services
+from auth.users import UserService, UserView
+from common.context import audit, services
 from common.errors import DomainError
 
 users_cli = AppGroup("users", help="Manage user accounts.")
@@ -45,9 +45,12 @@ def create_admin(username: str, password: str | None, generate: bool) -> None:
 def set_role(username: str, role: str) -> None:
     """Make a user an admin, or demote an admin (takes effect on their next request)."""
     try:
+        before = _users().find(username)
         user = _users().set_role(username, role)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
+    if before.role != user.role:
+        audit("user.role_changed", target=user.username, details={"from": before.role, "to": user.role})
     click.echo(f"{user.username!r} is now {user.role}")
 
 
@@ -60,4 +63,49 @@ def delete(username: str) -> None:
         _users().delete(username)
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
+    audit("user.deleted", target=username)
     click.echo(f"deleted {username!r}")
+
+
+@users_cli.command("list")
+@click.option("--search", "query", default="", help="Only names containing this.")
+def list_users(query: str) -> None:
+    """List accounts: id, name, role, state, last login."""
+    page, total = 1, 1
+    users: list[UserView] = []
+    while len(users) < total:
+        found, total = _users().page(query, page, 200)
+        users += found
+        page += 1
+        if not found:
+            break
+    for user in users:
+        state = "disabled" if user.disabled else "must change password" if user.must_change_password else "active"
+        last = user.last_login.isoformat(timespec="seconds") if user.last_login else "never"
+        click.echo(f"{user.id:>6}  {user.username:<32} {user.role:<6} {state:<20} last login {last}")
+    click.echo(f"{len(users)} account(s)")
+
+
+@users_cli.command("reset-password")
+@click.argument("username")
+def reset_password(username: str) -> None:
+    """Give an account a temporary password (printed once); it must change it at its next login."""
+    try:
+        user, temporary = _users().reset_password(_users().find(username).id)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    audit("password.reset", target=user.username)
+    click.echo(f"temporary password for {user.username!r}: {temporary}")
+
+
+@users_cli.command("disable")
+@click.argument("username")
+@click.option("--enable", is_flag=True, help="Enable the account again instead.")
+def disable(username: str, enable: bool) -> None:
+    """Disable an account (every credential of it is refused at once), or enable it again."""
+    try:
+        user = _users().update(_users().find(username).id, disabled=not enable)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    audit("user.enabled" if enable else "user.disabled", target=user.username)
+    click.echo(f"{user.username!r} is {'enabled' if enable else 'disabled'}")

@@ -22,9 +22,18 @@ from jwt import ExpiredSignatureError, PyJWTError
 
 from api.validation import document
 from auth.api_keys import looks_like_api_key
-from auth.errors import CsrfFailed, InvalidCredentials, TokenExpired, TokenInvalid, TokenRevoked, TooManyAttempts
+from auth.errors import (
+    AccountDisabled,
+    CsrfFailed,
+    InvalidCredentials,
+    PasswordChangeRequired,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+    TooManyAttempts,
+)
 from auth.users import UserView, normalize_username
-from common.context import LIMITER_KEY, services
+from common.context import LIMITER_KEY, audit, services
 from common.errors import DomainError, NotAuthenticated, PermissionDenied
 
 View = Callable[..., Any]
@@ -49,35 +58,37 @@ def bearer_token() -> str:
 
 
 def authenticate() -> UserView:
-    """The user behind the request's access token or API key, loaded fresh from the database."""
+    """The user behind the request's access token, API key, cookie or Basic credentials, loaded
+    fresh from the database; a disabled account is refused whichever credential it sends."""
     cached = request.environ.get(_CACHE)
     if cached is not None:
         return cached
+    user = _credential_owner()
+    if user.disabled:
+        raise AccountDisabled("This account is disabled; ask an admin")
+    request.environ[_CACHE] = user
+    return user
+
+
+def _credential_owner() -> UserView:
     if "Authorization" not in request.headers and ACCESS_COOKIE in request.cookies:
-        user = _verify_jwt(refresh=False, location="cookies")  # the browser; changes need X-CSRF-TOKEN
-        request.environ[_CACHE] = user
-        return user
+        return _verify_jwt(refresh=False, location="cookies")  # the browser; changes need X-CSRF-TOKEN
     if request.headers.get("Authorization", "").lower().startswith("basic "):
         failed = request.environ.get(_FAILED)
         if failed is not None:  # the rate limiter's key function asked already: count a guess once
             raise failed
         try:
-            user = _basic_user()
+            return _basic_user()
         except DomainError as exc:
             request.environ[_FAILED] = exc
             raise
-        request.environ[_CACHE] = user
-        return user
     token = bearer_token()
     if looks_like_api_key(token):
         keyed = services().api_keys.user_for(token)
         if keyed is None:
             raise TokenInvalid("Unknown or deleted API key")
-        user = keyed
-    else:
-        user = _verify_jwt(refresh=False)
-    request.environ[_CACHE] = user
-    return user
+        return keyed
+    return _verify_jwt(refresh=False)
 
 
 def _basic_user() -> UserView:
@@ -97,30 +108,40 @@ def _basic_user() -> UserView:
         raise InvalidCredentials("Wrong username, password or API key") from None
 
 
-def sign_in(username: str, secret: str, api_key_allowed: bool = False) -> UserView:
+def sign_in(username: str, secret: str, api_key_allowed: bool = False, audited: bool = False) -> UserView:
     """Every sign-in with a password (POST /auth/login, /login, /auth/session, HTTP Basic).
 
     One counter per account and client address, shared by all these paths, is taken BEFORE the
     password hash is computed, so parallel guesses cannot all slip in while the slow hash runs:
     past the login limit (RATELIMIT_LOGIN) the answer is 429 without a hash. A success clears the
     counter (only someone who knows the password can), so a script that signs in often with the
-    right password is never locked out."""
+    right password is never locked out. Failures go to the audit log; successes too when
+    `audited` (the login routes: HTTP Basic signs in on every request)."""
     strategy, limit, address = _login_limit()
     account = normalize_username(username)[:64]
     if not strategy.hit(limit, "sign-in", account, address):
         reset = strategy.get_window_stats(limit, "sign-in", account, address).reset_time
         raise TooManyAttempts(f"Too many sign-in attempts for this account from this address ({limit}); wait and retry",
                               retry_after_s=max(1, int(reset - time.time()) + 1))
+    try:
+        user = _check_secret(account, username, secret, api_key_allowed)
+    except (InvalidCredentials, AccountDisabled) as exc:
+        audit("login.failed", actor=account, details={"reason": type(exc).__name__})
+        raise
+    strategy.clear(limit, "sign-in", account, address)
+    if audited:
+        audit("login.succeeded", actor=user.username)
+    return user
+
+
+def _check_secret(account: str, username: str, secret: str, api_key_allowed: bool) -> UserView:
     svc = services()
-    user: UserView | None
     if api_key_allowed and looks_like_api_key(secret):
         user = svc.api_keys.user_for(secret)
         if user is None or user.username != account:
             raise InvalidCredentials("Wrong username or API key")
-    else:
-        user = svc.users.authenticate(username, secret)
-    strategy.clear(limit, "sign-in", account, address)
-    return user
+        return user
+    return svc.users.authenticate(username, secret)
 
 
 def _login_limit() -> tuple[Any, Any, str]:
@@ -149,6 +170,8 @@ def authenticate_refresh(location: str = "headers") -> tuple[UserView, dict[str,
     elif REFRESH_COOKIE not in request.cookies:
         raise NotAuthenticated("Not logged in")
     user = _verify_jwt(refresh=True, location=location)
+    if user.disabled:
+        raise AccountDisabled("This account is disabled; ask an admin")
     return user, get_jwt()
 
 
@@ -174,12 +197,22 @@ def _verify_jwt(refresh: bool, location: str = "headers") -> UserView:
     return get_current_user()
 
 
+# What an account whose password an admin reset may still do: change it, see itself, log out.
+PASSWORD_CHANGE_ENDPOINTS = frozenset({"auth.change_password", "auth.me", "auth.logout", "auth.browser_logout"})
+
+
+def _allowed(user: UserView) -> UserView:
+    if user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
+        raise PasswordChangeRequired("Change the temporary password first (POST /auth/password)")
+    return user
+
+
 def login_required(view: View) -> View:
     """Any authenticated user (JWT access token or API key)."""
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        authenticate()
+        _allowed(authenticate())
         return view(*args, **kwargs)
 
     document(wrapper, auth="bearer")
@@ -191,7 +224,7 @@ def admin_required(view: View) -> View:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if not authenticate().is_admin:
+        if not _allowed(authenticate()).is_admin:
             raise PermissionDenied("This route is for admins")
         return view(*args, **kwargs)
 

@@ -38,3 +38,15 @@ class TooManyAttempts(DomainError):
     def __init__(self, message: str, retry_after_s: int = 60) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class AccountDisabled(NotAuthenticated):
+    """The account is disabled: every credential of it is refused."""
+
+
+class PasswordChangeRequired(PermissionDenied):
+    """An admin reset the password: the account may only change it (and read /auth/me, log out)."""
+
+
+class LastAdmin(Conflict):
+    """The change would leave the server without an enabled admin."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.database import Base, UTCDateTime, utcnow
@@ -32,6 +32,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default=ROLE_USER)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     token_key: Mapped[str] = mapped_column(String(32), default=new_token_key)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)  # every credential answers 401
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)  # after an admin's reset
+    last_login: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class ApiKey(Base):

@@ -11,7 +11,15 @@ from api.limits import rate_limited
 from api.pagination import PageQuery, paginate
 from api.validation import json_body, openapi, parse_query, responds
 from auth.api_keys import looks_like_api_key
-from auth.decorators import authenticate, authenticate_refresh, bearer_token, current_user, login_required, sign_in
+from auth.decorators import (
+    ACCESS_COOKIE,
+    authenticate,
+    authenticate_refresh,
+    bearer_token,
+    current_user,
+    login_required,
+    sign_in,
+)
 from auth.schemas import (
     AccessToken,
     ApiKeyCreated,
@@ -20,6 +28,8 @@ from auth.schemas import (
     ApiKeyRequest,
     LoginRequest,
     Message,
+    PasswordChanged,
+    PasswordChangeRequest,
     RegisterRequest,
     TokenPair,
     UserEnvelope,
@@ -27,7 +37,7 @@ from auth.schemas import (
 )
 from auth.tokens import issue_access_token, issue_login_tokens, revoke_login
 from auth.users import UserView
-from common.context import services
+from common.context import audit, services
 from common.errors import ValidationFailed
 
 bp = Blueprint("auth", __name__)
@@ -58,7 +68,7 @@ def register(payload: RegisterRequest) -> tuple[Response, int]:
 @responds(200, TokenPair, "Access and refresh tokens")
 def login(payload: LoginRequest) -> Response:
     """Exchange a username and password for tokens."""
-    user = sign_in(payload.username, payload.password)
+    user = sign_in(payload.username, payload.password, audited=True)
     return jsonify(issue_login_tokens(user, _access_ttl()))
 
 
@@ -84,6 +94,31 @@ def logout() -> Response:
     return jsonify(message="Logged out")
 
 
+@bp.post("/auth/password")
+@login_required
+@rate_limited("login")
+@json_body(PasswordChangeRequest)
+@responds(200, PasswordChanged, "Changed; every other login of the account has ended")
+def change_password(payload: PasswordChangeRequest) -> Response:
+    """Change the caller's password (also a temporary one an admin set). Every login of the
+    account ends; the caller's own goes on with new tokens (in the body for a token, as new
+    cookies for a browser). API keys are not logins and keep working."""
+    user = services().users.change_password(current_user().id, payload.current_password, payload.new_password)
+    audit("password.changed", actor=user.username, target=user.username)
+    browser = "Authorization" not in request.headers and ACCESS_COOKIE in request.cookies
+    bearer = request.headers.get("Authorization", "").lower().startswith("bearer ")
+    tokens = issue_login_tokens(user, _access_ttl()) if browser or (bearer and not looks_like_api_key(
+        bearer_token())) else None
+    body = PasswordChanged(message="Password changed", access_token=None, refresh_token=None, expires_in=None)
+    if tokens and not browser:
+        body = PasswordChanged(message="Password changed", access_token=tokens["access_token"],
+                               refresh_token=tokens["refresh_token"], expires_in=tokens["expires_in"])
+    response = jsonify(body.model_dump())
+    if tokens and browser:
+        _set_login_cookies(response, tokens)
+    return response
+
+
 @bp.get("/auth/me")
 @login_required
 @responds(200, UserOut, "The caller's account")
@@ -99,7 +134,9 @@ def me() -> Response:
 @responds(201, ApiKeyCreated, "The new key, shown this once")
 def create_api_key(payload: ApiKeyRequest) -> tuple[Response, int]:
     """Create an API key for the caller."""
-    key, plain = services().api_keys.create(current_user().id, payload.name)
+    user = current_user()
+    key, plain = services().api_keys.create(user.id, payload.name)
+    audit("api_key.created", actor=user.username, target=f"{key.name} ({key.prefix}…)")
     return jsonify(ApiKeyCreated(id=key.id, name=key.name, key=plain).model_dump()), 201
 
 
@@ -119,7 +156,9 @@ def list_api_keys() -> Response:
 @responds(204, None, "Deleted")
 def delete_api_key(key_id: int) -> tuple[str, int]:
     """Delete one of the caller's API keys; it stops working at once."""
-    services().api_keys.delete(current_user().id, key_id)
+    user = current_user()
+    services().api_keys.delete(user.id, key_id)
+    audit("api_key.revoked", actor=user.username, target=str(key_id))
     return "", 204
 
 
@@ -131,13 +170,16 @@ def delete_api_key(key_id: int) -> tuple[str, int]:
 @responds(200, UserEnvelope, "Logged in; tokens set as HttpOnly cookies, a CSRF token in docchat_csrf")
 def browser_login(payload: LoginRequest) -> Response:
     """Log in the browser: no token is readable by page scripts."""
-    user = sign_in(payload.username, payload.password)
-    tokens = issue_login_tokens(user, _access_ttl())
+    user = sign_in(payload.username, payload.password, audited=True)
     response = jsonify(user=_user_out(user))
+    _set_login_cookies(response, issue_login_tokens(user, _access_ttl()))
+    return response
+
+
+def _set_login_cookies(response: Response, tokens: dict[str, Any]) -> None:
     set_access_cookies(response, tokens["access_token"], max_age=int(_access_ttl().total_seconds()))
     set_refresh_cookies(response, tokens["refresh_token"],
                         max_age=int(timedelta(days=services().config.refresh_token_days).total_seconds()))
-    return response
 
 
 @bp.post("/auth/session/refresh")

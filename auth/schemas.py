@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,3 +68,54 @@ class ApiKeyOut(BaseModel):
 class ApiKeyList(BaseModel):
     api_keys: list[ApiKeyOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class PasswordChangeRequest(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024, description="At least 8 characters")
+
+
+class PasswordChanged(BaseModel):
+    message: str
+    access_token: str | None = Field(description="A new login for a token caller (its old tokens end); "
+                                                 "null for an API key or a browser (new cookies are set)")
+    refresh_token: str | None
+    token_type: str = "Bearer"
+    expires_in: int | None
+
+
+class AdminUserOut(BaseModel):
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    created_at: datetime
+    last_login: datetime | None
+
+
+class AdminUserEnvelope(BaseModel):
+    user: AdminUserOut
+
+
+class AdminUserList(BaseModel):
+    users: list[AdminUserOut]
+    total: int = Field(description="Accounts matching `q`, over all pages")
+
+
+class AdminUsersQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    q: str = Field(default="", max_length=64, description="Part of the username")
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    per_page: int = Field(default=50, ge=1, le=200)
+
+
+class AdminUserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "admin"] | None = None
+    disabled: bool | None = None
+
+
+class TemporaryPassword(BaseModel):
+    temporary_password: str = Field(description="Shown once; the account must change it at its next login")

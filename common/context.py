@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 
 EXTENSION_KEY = "docchat"  # app.extensions[...]: the app's Services
 LIMITER_KEY = "docchat_limiter"  # the app's flask-limiter instance (api/limits.py)
@@ -14,3 +14,11 @@ def services() -> Any:
     """The Services of the current app (services.py). Typed loosely on purpose: common/ and api/
     sit below the feature packages and import none of them; each caller knows what it uses."""
     return current_app.extensions[EXTENSION_KEY]
+
+
+def audit(event: str, actor: str | None = None, target: str | None = None,
+          details: dict[str, Any] | None = None) -> None:
+    """Record a security event in the app's audit log, with the client's address when a request
+    is being served (after ProxyFix: the real client); a command line's events have none."""
+    address = request.remote_addr if has_request_context() else None
+    services().audit.record(event, actor=actor, target=target, address=address, details=details)

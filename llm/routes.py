@@ -4,8 +4,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from api.validation import json_body, responds
-from auth.decorators import admin_required, login_required
-from common.context import services
+from auth.decorators import admin_required, current_user, login_required
+from common.context import audit, services
 from llm.schemas import ModelList, SwapRequest, SwapResult
 
 bp = Blueprint("models", __name__)
@@ -26,4 +26,7 @@ def list_models() -> Response:
 @responds(200, SwapResult, "Switched; the previous model stays loaded for one rollback")
 def swap_model(payload: SwapRequest) -> Response:
     """Load a model beside the active one, check it, then switch with no request lost (admins)."""
-    return jsonify(services().llm.manager.swap(payload.model))
+    swapped = services().llm.manager.swap(payload.model)
+    audit("model.swapped", actor=current_user().username, target=payload.model,
+          details={"previous": swapped["previous"]})
+    return jsonify(swapped)

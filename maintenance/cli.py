@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
+from common.context import audit
 from common.context import services as app_services
 from common.errors import DomainError
 from maintenance.backup import BackupService
@@ -27,6 +28,7 @@ def create(out_dir: Path | None) -> None:
     services = app_services()
     target = out_dir or services.config.data_dir / "backups"
     archive = _service().create(target, progress=lambda step: click.echo(f"  {step}", err=True))
+    audit("backup.created", target=archive.name)
     click.echo(str(archive))
 
 
@@ -38,6 +40,8 @@ def restore(archive: Path) -> None:
         counts = _service().restore(archive, progress=lambda step: click.echo(f"  {step}", err=True))
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
+    audit("backup.restored", target=archive.name, details={"users": counts.get("users", 0),
+                                                           "documents": counts.get("documents", 0)})
     click.echo(f"restored {counts.get('users', 0)} users, {counts.get('documents', 0)} documents, "
                f"{counts.get('chat_sessions', 0)} chat sessions, {counts['chunks']} chunks; "
                f"{counts['requeued']} documents queued for re-ingestion")

@@ -7,12 +7,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from api.errors import error_response
 from api.limits import not_rate_limited
-from api.validation import openapi, responds
+from api.validation import openapi, parse_query, responds
 from auth.decorators import admin_required
 from common.context import services
 from common.errors import PermissionDenied
 from monitoring.metrics import CONTENT_TYPE
-from monitoring.schemas import ErrorStatsOut, HealthOut
+from monitoring.schemas import AuditList, AuditQuery, ErrorStatsOut, HealthOut
 
 bp = Blueprint("monitoring", __name__)
 
@@ -57,3 +57,15 @@ def _from_allowed_network(address: str) -> bool:
 def error_stats() -> Response:
     """Error statistics of this process (admins only)."""
     return jsonify(services().error_stats.snapshot())
+
+
+@bp.get("/admin/audit")
+@admin_required
+@openapi(query=AuditQuery)
+@responds(200, AuditList, "Security events, newest first, a page at a time, with the total")
+def audit_log() -> Response:
+    """The audit log (admins only), filtered by actor and event."""
+    query = parse_query(AuditQuery)
+    events, total = services().audit.page(query.user and query.user.strip().lower(), query.event,
+                                          query.page, query.per_page)
+    return jsonify(events=[event.as_dict() for event in events], total=total)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from monitoring.error_stats import ErrorEvent
 
@@ -23,3 +23,27 @@ class ErrorStatsOut(BaseModel):
     total_errors: int
     error_types: dict[str, int]
     recent: list[ErrorEvent] = Field(description="Newest first")
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    at: str = Field(description="ISO 8601, UTC")
+    actor: str | None = Field(description="The username acting (for a failed login: the name tried); null for the server")
+    event: str
+    target: str | None
+    address: str | None = Field(description="The client's address; null for a command line")
+    details: dict[str, Any] | None
+
+
+class AuditList(BaseModel):
+    events: list[AuditEventOut]
+    total: int
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str | None = Field(default=None, max_length=64, description="Events of this actor (username)")
+    event: str | None = Field(default=None, max_length=64, description="One event, e.g. login.failed")
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    per_page: int = Field(default=50, ge=1, le=200)

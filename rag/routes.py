@@ -11,7 +11,7 @@ from api.limits import rate_limited
 from api.pagination import PageQuery, paginate
 from api.validation import json_body, openapi, parse_query, responds
 from auth.decorators import current_user, login_required
-from common.context import services
+from common.context import audit, services
 from common.errors import ValidationFailed
 from rag.repository import DocumentView
 from rag.schemas import (
@@ -112,7 +112,10 @@ def get_document(document_id: str) -> Response:
 @responds(204, None, "Deleted, every version with its chunks")
 def delete_document(document_id: str) -> tuple[str, int]:
     """Delete one of the caller's documents (all its versions) and its chunks."""
-    services().documents.delete(current_user().id, document_id)
+    user = current_user()
+    document = services().documents.get(user.id, document_id)
+    services().documents.delete(user.id, document_id)
+    audit("document.deleted", actor=user.username, target=f"{document.filename} ({document_id})")
     return "", 204
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_auth import *  # noqa: F401,F403  (collected again here, on PostgreSQL)
+from tests.test_accounts import *  # noqa: F401,F403  (collected again here, on PostgreSQL)
+from tests.test_auth import *  # noqa: F401,F403
 from tests.test_documents import *  # noqa: F401,F403
 from tests.test_errors import *  # noqa: F401,F403
 from tests.test_monitoring import *  # noqa: F401,F403
