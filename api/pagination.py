@@ -35,6 +35,19 @@ class PageQuery(BaseModel):
                                description="The `next_cursor` of the previous page; leave out for the first")
 
 
+class NumberedPageQuery(BaseModel):
+    """`page` and `per_page`, for the admin lists API.md pages by number (with a `total`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    per_page: int = Field(default=50, ge=1, le=200, description="Items per page (default 50, at most 200)")
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+
 @dataclass(frozen=True)
 class Page(Generic[Item]):
     items: list[Item]

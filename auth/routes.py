@@ -48,7 +48,8 @@ def _access_ttl() -> timedelta:
 
 
 def _user_out(user: UserView) -> dict[str, Any]:
-    return UserOut(id=user.id, username=user.username, role=user.role).model_dump()
+    return UserOut(id=user.id, username=user.username, role=user.role,
+                   must_change_password=user.must_change_password).model_dump()
 
 
 @bp.post("/auth/register")

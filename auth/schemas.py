@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.pagination import NumberedPageQuery
+
 USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,64}$"
 
 
@@ -29,6 +31,7 @@ class UserOut(BaseModel):
     id: int
     username: str
     role: str = Field(description="user or admin")
+    must_change_password: bool = Field(default=False, description="An admin reset the password: change it first")
 
 
 class UserEnvelope(BaseModel):
@@ -102,12 +105,8 @@ class AdminUserList(BaseModel):
     total: int = Field(description="Accounts matching `q`, over all pages")
 
 
-class AdminUsersQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AdminUsersQuery(NumberedPageQuery):
     q: str = Field(default="", max_length=64, description="Part of the username")
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    per_page: int = Field(default=50, ge=1, le=200)
 
 
 class AdminUserPatch(BaseModel):

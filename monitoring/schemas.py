@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
+from api.pagination import NumberedPageQuery
 from monitoring.error_stats import ErrorEvent
 
 
@@ -40,10 +41,6 @@ class AuditList(BaseModel):
     total: int
 
 
-class AuditQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AuditQuery(NumberedPageQuery):
     user: str | None = Field(default=None, max_length=64, description="Events of this actor (username)")
     event: str | None = Field(default=None, max_length=64, description="One event, e.g. login.failed")
-    page: int = Field(default=1, ge=1, le=1_000_000)
-    per_page: int = Field(default=50, ge=1, le=200)

@@ -136,6 +136,8 @@ async function showApp(user) {
   $("app-view").hidden = false;
   $("who").textContent = user.username + (user.role === "admin" ? " (admin)" : "");
   $("admin-tab").hidden = user.role !== "admin";
+  $("password-required").hidden = !user.must_change_password;
+  if (user.must_change_password) return showPanel("account-panel");  // nothing else answers until then
   await Promise.all([loadSessions(), loadDocuments(), loadServerState()]);
   if (state.sessions.length) await openSession(state.sessions[0].sessionId);
   else startNewChat();
@@ -548,7 +550,87 @@ async function toggleAnalytics() {
 
 // --- Admin --------------------------------------------------------------------------------------
 
+async function changePassword() {
+  showError($("password-error"), null);
+  $("password-result").textContent = "";
+  try {
+    await api("POST", "/auth/password", { current_password: $("current-password").value,
+                                          new_password: $("new-password").value });
+    $("current-password").value = $("new-password").value = "";
+    $("password-result").textContent = "Password changed. Your other logins have ended.";
+    if (state.user.must_change_password) {
+      await showApp({ ...state.user, must_change_password: false });
+      showPanel("chat-panel");
+    }
+  } catch (error) {
+    showError($("password-error"), error);
+  }
+}
+
+function adminButton(text, label, action, className) {
+  // Like actionButton, for the admin panel: its errors show there.
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = className;
+  button.textContent = text;
+  button.setAttribute("aria-label", label);
+  button.addEventListener("click", () => action().catch((error) => showError($("admin-error"), error)));
+  return button;
+}
+
+function cells(row, values) {
+  for (const value of values) {
+    const cell = document.createElement("td");
+    if (value instanceof Node) cell.append(value); else cell.textContent = String(value ?? "");
+    row.append(cell);
+  }
+  return row;
+}
+
+async function loadUsers() {
+  const query = encodeURIComponent($("user-query").value.trim());
+  const found = await api("GET", `/admin/users?q=${query}&per_page=200`);
+  $("user-total").textContent = `${found.total} user(s)` + (found.total > found.users.length ? ", first 200 shown" : "");
+  $("user-rows").replaceChildren(...found.users.map((user) => {
+    const change = async (body) => {
+      showError($("admin-error"), null);
+      try { await api("PATCH", `/admin/users/${user.id}`, body); } catch (error) { showError($("admin-error"), error); }
+      loadUsers();
+    };
+    const actions = document.createElement("span");
+    actions.append(
+      adminButton(user.role === "admin" ? "Make user" : "Make admin", `Change the role of ${user.username}`,
+                   () => change({ role: user.role === "admin" ? "user" : "admin" }), "secondary"),
+      adminButton(user.disabled ? "Enable" : "Disable", `${user.disabled ? "Enable" : "Disable"} ${user.username}`,
+                   () => change({ disabled: !user.disabled }), user.disabled ? "secondary" : "danger"),
+      adminButton("Reset password", `Reset the password of ${user.username}`, async () => {
+        if (!confirm(`Give ${user.username} a temporary password? Their logins end.`)) return;
+        const reset = await api("POST", `/admin/users/${user.id}/password`);
+        const notice = $("temporary-password");
+        notice.textContent = `Temporary password for ${user.username}, shown once (they must change it at their ` +
+          `next login): ${reset.temporary_password}`;
+        notice.dataset.password = reset.temporary_password;
+        loadAudit();
+      }, "secondary"));
+    const row = document.createElement("tr");
+    row.dataset.username = user.username;
+    return cells(row, [user.username, user.role, user.disabled ? "disabled" : "active",
+                       user.last_login ? new Date(user.last_login).toLocaleString() : "never", actions]);
+  }));
+}
+
+async function loadAudit() {
+  const user = encodeURIComponent($("audit-user").value.trim());
+  const event = encodeURIComponent($("audit-event").value.trim());
+  const log = await api("GET", `/admin/audit?per_page=100${user ? `&user=${user}` : ""}${event ? `&event=${event}` : ""}`);
+  $("audit-total").textContent = `${log.total} event(s)` + (log.total > log.events.length ? ", newest 100 shown" : "");
+  $("audit-rows").replaceChildren(...log.events.map((entry) => cells(document.createElement("tr"), [
+    new Date(entry.at).toLocaleString(), entry.actor ?? "(command line)", entry.event, entry.target, entry.address])));
+}
+
 async function loadAdmin() {
+  loadUsers().catch((error) => showError($("admin-error"), error));
+  loadAudit().catch((error) => showError($("admin-error"), error));
   const [models, errors] = await Promise.all([api("GET", "/models"), api("GET", "/stats/errors")]);
   $("model-list").replaceChildren(...models.models.map((model) => {
     const item = document.createElement("li");
@@ -623,6 +705,9 @@ function wire() {
     }
   });
   $("stop-button").addEventListener("click", () => state.streaming && state.streaming.abort());
+  $("password-form").addEventListener("submit", (event) => { event.preventDefault(); changePassword(); });
+  $("user-search").addEventListener("submit", (event) => { event.preventDefault(); loadUsers(); });
+  $("audit-filter").addEventListener("submit", (event) => { event.preventDefault(); loadAudit(); });
   $("analytics-button").addEventListener("click", toggleAnalytics);
   $("rename-session").addEventListener("click", async () => {
     const title = prompt("New title", $("chat-title").textContent);
