@@ -287,6 +287,7 @@ async function ask(text) {
     state.sessionId = started.sessionId;
     $("session-actions").hidden = false;
   }
+  const turnEnds = document.querySelectorAll("#messages .message").length + 2;  // messages once stored
   $("messages").append(messageElement({ role: "user", content: text }));
   const answer = messageElement({ role: "assistant", content: "" });
   answer.setAttribute("aria-busy", "true");
@@ -297,6 +298,7 @@ async function ask(text) {
   state.streaming = controller;
   setBusy(true);
   let text_so_far = "";
+  let stopped = false;
   try {
     const response = await request("POST", "/chat/message", {
       json: { sessionId: state.sessionId, message: text, stream: true }, signal: controller.signal,
@@ -317,11 +319,26 @@ async function ask(text) {
     }
   } catch (error) {
     if (error.name !== "AbortError") showError($("chat-error"), error);
+    else {
+      stopped = true;
+      answer.replaceWith(messageElement({ role: "assistant", content: text_so_far, finish_reason: "cancelled" }));
+    }
   } finally {
     progress.stop();
     state.streaming = null;
-    await openSession(state.sessionId).catch(() => {});  // what the server stored is what the page shows
+    // What the server stored is what the page shows. After Stop the server stores the turn once it
+    // notices the closed connection, a moment later: wait for it rather than show a session without it.
+    if (stopped) await storedTurn(state.sessionId, turnEnds).catch(() => {});
+    await openSession(state.sessionId).catch(() => {});
     setBusy(false);
+  }
+}
+
+async function storedTurn(sessionId, count, tries = 40) {
+  for (let attempt = 0; attempt < tries; attempt++) {
+    const session = await pages(`/chat/sessions/${encodeURIComponent(sessionId)}`, "messages");
+    if (session.messages.length >= count) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 

@@ -206,6 +206,45 @@ def test_an_admin_sees_errors_and_models(browser, live_server):
     assert "errors" in driver.find_element(By.ID, "error-totals").text
 
 
+def log_in(driver: Any, base: str, username: str, password: str) -> None:
+    driver.get(base)
+    until(driver, lambda: visible(driver, "login-view"))
+    driver.find_element(By.ID, "login-username").send_keys(username)
+    driver.find_element(By.ID, "login-password").send_keys(password)
+    driver.find_element(By.ID, "login-button").click()
+    until(driver, lambda: visible(driver, "app-view"))
+
+
+def test_an_admin_resets_a_password_and_the_person_must_choose_a_new_one(browser, live_server):
+    driver, base = browser, live_server["base"]
+    register_and_log_in(driver, base, "rita")
+    driver.find_element(By.ID, "logout-button").click()
+    until(driver, lambda: visible(driver, "login-view"))
+    log_in(driver, base, "admin", live_server["admin_password"])
+    driver.find_element(By.ID, "admin-tab").click()
+    row = until(driver, lambda: driver.find_elements(By.CSS_SELECTOR, '#user-rows tr[data-username="rita"]'))[0]
+    row.find_element(By.XPATH, ".//button[text()='Reset password']").click()
+    driver.switch_to.alert.accept()  # "Give rita a temporary password?"
+    until(driver, lambda: driver.find_element(By.ID, "temporary-password").get_attribute("data-password"))
+    temporary = driver.find_element(By.ID, "temporary-password").get_attribute("data-password")
+    assert temporary in driver.find_element(By.ID, "temporary-password").text
+    until(driver, lambda: "password.reset" in driver.find_element(By.ID, "audit-rows").text)
+    assert "rita" in driver.find_element(By.ID, "audit-rows").text
+    driver.find_element(By.ID, "logout-button").click()
+    until(driver, lambda: visible(driver, "login-view"))
+
+    log_in(driver, base, "rita", temporary)
+    until(driver, lambda: visible(driver, "account-panel") and visible(driver, "password-required"))
+    driver.find_element(By.ID, "current-password").send_keys(temporary)
+    driver.find_element(By.ID, "new-password").send_keys("rita's own password")
+    driver.find_element(By.ID, "password-button").click()
+    until(driver, lambda: visible(driver, "chat-panel") and not visible(driver, "password-required"))
+    driver.find_element(By.ID, "logout-button").click()
+    until(driver, lambda: visible(driver, "login-view"))
+    log_in(driver, base, "rita", "rita's own password")
+    assert page_errors(driver) == []
+
+
 def test_the_page_works_at_phone_width_and_by_keyboard(browser, live_server):
     driver, base = browser, live_server["base"]
     driver.set_window_size(390, 844)
@@ -254,3 +293,56 @@ def test_a_person_sees_versions_and_restores_an_older_one(browser, live_server, 
     sources = answer.find_element(By.CSS_SELECTOR, ".sources").text
     assert "vault.txt" in sources and "4417" in sources and "9902" not in sources
     assert page_errors(driver) == []
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Iterator[dict[str, Any]]:
+    """The server on the transformers engine (~7 beam steps/s here): an answer takes long enough
+    to press Stop in the middle of it."""
+    import json
+
+    directory = tmp_path_factory.mktemp("slow-server")
+    registry = json.loads((ROOT / "models.json").read_text())
+    for entry in registry["models"]:
+        entry["default"] = entry["id"] == "smollm2-135m-instruct-transformers"
+    models = directory / "models.json"
+    models.write_text(json.dumps(registry))
+    port, log = free_port(), directory / "server.log"
+    server = start_server(directory / "data", port, log, MODEL_CACHE_DIR=str(model_cache_dir), MODELS_FILE=str(models))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: call(f"{base}/health")[0] == 200, 600, "the model to load")
+        yield {"base": base, "log": log}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_stop_ends_an_answer_midway_and_the_stopped_answer_is_what_the_server_kept(browser, slow_server, samples):
+    driver, base = browser, slow_server["base"]
+    register_and_log_in(driver, base, "sam")
+    upload_and_wait(driver, samples["pdf"])
+    box = driver.find_element(By.ID, "composer-input")
+    box.send_keys("Tell the whole story of the lighthouse keeper, the harbour and its ferries, in many paragraphs.")
+    box.send_keys(Keys.ENTER)
+
+    def shown() -> str:
+        answers = driver.find_elements(By.CSS_SELECTOR, "#messages .message.assistant")
+        if not answers or answers[-1].find_elements(By.CSS_SELECTOR, ".pending"):
+            return ""
+        return answers[-1].find_element(By.CSS_SELECTOR, ".body").text
+
+    until(driver, lambda: len(shown()) > 0, 180)  # the first words are in
+    assert visible(driver, "stop-button")
+    driver.find_element(By.ID, "stop-button").click()
+    until(driver, lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-busy") == "false", 60)
+    until(driver, lambda: "(stopped)" in shown(), 30)
+    assert not visible(driver, "stop-button")
+    _status, login = call(f"{base}/auth/login", {"username": "sam", "password": "correct horse battery"})
+    token = login["access_token"]
+    session_id = call(f"{base}/chat/sessions", token=token)[1]["sessions"][0]["sessionId"]
+    messages = call(f"{base}/chat/sessions/{session_id}", token=token)[1]["messages"]
+    stored = messages[-1]
+    assert stored["role"] == "assistant" and stored["finish_reason"] == "cancelled"
+    assert stored["content"] and stored["content"] in shown()  # the page shows what the server kept
+    assert "(stopped)" in shown() and page_errors(driver) == []
