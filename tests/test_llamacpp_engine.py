@@ -133,3 +133,13 @@ def test_the_scheduler_hands_requests_of_different_settings_to_one_call(engine, 
     scheduler.stop()
     assert calls == [["beam", "greedy"]]
     assert "7:45" in texts[0] and "10:30" in texts[1]
+
+
+def test_a_request_past_its_deadline_stops_with_what_it_has(engine):
+    import time
+
+    long_ = request(engine, ask("Ferries cross the harbour all day.", "Write a very long story about the harbour."),
+                    GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=2000, repetition_penalty=1.0))
+    long_.deadline = time.monotonic() + 1.0  # 2,000 tokens take far longer (about 100 tok/s here)
+    result = answer(engine.generate([long_])[0])
+    assert result.finish_reason == "timeout" and 0 < result.completion_tokens < 2000
