@@ -144,8 +144,10 @@ def _register_blueprints(app: Flask) -> None:
     from openai_api.routes import bp as openai_bp
     from rag.routes import bp as documents_bp
     from sessions.routes import bp as chat_bp
+    from workspaces.routes import bp as workspaces_bp
 
-    for blueprint in (meta_bp, auth_bp, admin_users_bp, monitoring_bp, documents_bp, models_bp, chat_bp, openai_bp):
+    for blueprint in (meta_bp, auth_bp, admin_users_bp, monitoring_bp, documents_bp, models_bp, chat_bp, openai_bp,
+                      workspaces_bp):
         app.register_blueprint(blueprint)
 
 

@@ -49,6 +49,7 @@ from rag.errors import (
     VectorStoreUnavailable,
     VersionNotReady,
 )
+from workspaces.errors import AlreadyMember, LastOwner, MemberNotFound, RoleTooLow, WorkspaceNotFound
 
 # Domain exception -> (HTTP status, error code). Looked up along the exception's MRO.
 ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
@@ -74,6 +75,11 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     Conflict: (409, "CONFLICT"),
     UsernameTaken: (409, "USERNAME_TAKEN"),
     LastAdmin: (409, "LAST_ADMIN"),
+    AlreadyMember: (409, "ALREADY_MEMBER"),
+    LastOwner: (409, "LAST_OWNER"),
+    WorkspaceNotFound: (404, "NOT_FOUND"),
+    MemberNotFound: (404, "NOT_FOUND"),
+    RoleTooLow: (403, "FORBIDDEN"),
     VersionNotReady: (409, "VERSION_NOT_READY"),
     LastVersion: (409, "LAST_VERSION"),
     DuplicateContent: (409, "DUPLICATE_CONTENT"),

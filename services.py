@@ -39,6 +39,7 @@ from sessions.chat import ChatService, ChatSettings
 from sessions.repository import SessionRepository
 from sessions.service import SessionService
 from sessions.summarizer import Summarizer
+from workspaces.service import WorkspaceService
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Services:
     completions: CompletionService
     integrity: IntegrityChecker
     audit: AuditLog
+    workspaces: WorkspaceService
 
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps in one process)."""
@@ -102,13 +104,14 @@ def build_services(config: Config) -> Services:
     revocations = RevocationList(db)
     maintenance = _maintenance(config, sessions, integrity, monitor, revocations)
     metrics = Metrics(monitor)
+    workspaces = WorkspaceService(db)
     llm.scheduler.observe(lambda model, result: metrics.observe_generation(model, result.ttft_s,
                                                                            result.decode_tokens_per_s))
     return Services(
         config=config,
         db=db,
         users=UserService(db, hasher, allow_registration=config.allow_registration,
-                          on_delete=[documents.purge_user]),
+                          on_delete=[documents.purge_user, workspaces.forget_user]),
         api_keys=ApiKeyService(db),
         revocations=revocations,
         error_stats=ErrorStats(config.recent_errors_kept),
@@ -128,6 +131,7 @@ def build_services(config: Config) -> Services:
         completions=CompletionService(llm, retriever, embedder, chat_settings),
         integrity=integrity,
         audit=AuditLog(db),
+        workspaces=workspaces,
     )
 
 

@@ -9,7 +9,8 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("api", "auth", "common", "llm", "maintenance", "monitoring", "openai_api", "rag", "sessions")
+PACKAGES = ("api", "auth", "common", "llm", "maintenance", "monitoring", "openai_api", "rag", "sessions",
+            "workspaces")
 MODULES = ("app", "config", "services", "error_table", "wsgi")  # top-level modules, each a node of its own
 NODES = (*PACKAGES, *MODULES, "bench", "fixtures", "tests")
 

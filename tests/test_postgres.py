@@ -10,6 +10,7 @@ from tests.test_errors import *  # noqa: F401,F403
 from tests.test_monitoring import *  # noqa: F401,F403
 from tests.test_sessions import *  # noqa: F401,F403
 from tests.test_versions import *  # noqa: F401,F403
+from tests.test_workspaces import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.postgres
 

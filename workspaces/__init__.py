@@ -1,0 +1,1 @@
+"""Workspaces: spaces a team shares, with members in the roles viewer, editor and owner."""
