@@ -7,6 +7,7 @@ from tests.test_accounts import *  # noqa: F401,F403  (collected again here, on 
 from tests.test_auth import *  # noqa: F401,F403
 from tests.test_documents import *  # noqa: F401,F403
 from tests.test_errors import *  # noqa: F401,F403
+from tests.test_idor import *  # noqa: F401,F403
 from tests.test_monitoring import *  # noqa: F401,F403
 from tests.test_sessions import *  # noqa: F401,F403
 from tests.test_versions import *  # noqa: F401,F403
