@@ -171,6 +171,9 @@ def test_revocation_survives_a_restart(make_app, users):
 def test_demoted_admin_loses_admin_routes_at_once(app, client, users):
     admin = users.admin("root_admin")
     assert client.get("/stats/errors", headers=admin.headers).status_code == 200
+    refused = app.test_cli_runner().invoke(args=["users", "set-role", "root_admin", "user"])
+    assert refused.exit_code != 0 and "last enabled admin" in refused.output  # the server keeps an admin
+    users.admin("second_admin")
     result = app.test_cli_runner().invoke(args=["users", "set-role", "root_admin", "user"])
     assert result.exit_code == 0, result.output
     assert_error(client.get("/stats/errors", headers=admin.headers), 403, "FORBIDDEN")
