@@ -19,11 +19,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('users', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('disabled', sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), nullable=False,
-                                      server_default=sa.false()))
-        batch_op.add_column(sa.Column('last_login', sa.DateTime(timezone=True), nullable=True))
+    # Plain ALTER TABLE ADD COLUMN, never a batch rebuild: a rebuild of users on SQLite would drop
+    # the AUTOINCREMENT that migration 0005 put there, and ids of deleted accounts would come back.
+    op.add_column('users', sa.Column('disabled', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column('users', sa.Column('must_change_password', sa.Boolean(), nullable=False,
+                                     server_default=sa.false()))
+    op.add_column('users', sa.Column('last_login', sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         'audit_events',
         sa.Column('id', sa.Integer(), primary_key=True, autoincrement=True),
@@ -35,15 +36,16 @@ def upgrade() -> None:
         sa.Column('details', sa.Text(), nullable=True),
         sqlite_autoincrement=True,
     )
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.create_index('ix_audit_events_at', ['at'])
-        batch_op.create_index('ix_audit_events_actor', ['actor'])
-        batch_op.create_index('ix_audit_events_event', ['event'])
+    op.create_index('ix_audit_events_at', 'audit_events', ['at'])
+    op.create_index('ix_audit_events_actor', 'audit_events', ['actor'])
+    op.create_index('ix_audit_events_event', 'audit_events', ['event'])
 
 
 def downgrade() -> None:
     op.drop_table('audit_events')
-    with op.batch_alter_table('users', schema=None) as batch_op:
+    sqlite = {'recreate': 'always', 'table_kwargs': {'sqlite_autoincrement': True}} \
+        if op.get_bind().dialect.name == 'sqlite' else {}
+    with op.batch_alter_table('users', schema=None, **sqlite) as batch_op:
         batch_op.drop_column('last_login')
         batch_op.drop_column('must_change_password')
         batch_op.drop_column('disabled')

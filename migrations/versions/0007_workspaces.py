@@ -33,9 +33,8 @@ def upgrade() -> None:
         sa.Column('added_at', sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint('workspace_id', 'user_id', name='uq_workspace_members_workspace_user'),
     )
-    with op.batch_alter_table('workspace_members', schema=None) as batch_op:
-        batch_op.create_index('ix_workspace_members_workspace_id', ['workspace_id'])
-        batch_op.create_index('ix_workspace_members_user_id', ['user_id'])
+    op.create_index('ix_workspace_members_workspace_id', 'workspace_members', ['workspace_id'])
+    op.create_index('ix_workspace_members_user_id', 'workspace_members', ['user_id'])
 
 
 def downgrade() -> None:
