@@ -45,7 +45,7 @@ test: venv-dev test-system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## test-fast: the gate, then every test that needs no language model, browser or server process,
-## on every core (pytest-xdist; 2-4 minutes on this project's 2-core machines, 5 in one process);
+## on every core (pytest-xdist; 1.5 minutes on this project's 2-core machines);
 ## `make test` still runs everything, in one process
 test-fast: venv-dev lint
 	$(BIN)/python -m pytest -m "not slow" -n auto $(PYTEST_ARGS)

@@ -58,6 +58,7 @@ def test_restore_into_a_fresh_install_answers_the_same(make_app, samples, tmp_pa
         fresh.extensions["docchat"].close()
 
 
+@pytest.mark.slow  # a `flask backup` process over 20,000 vectors (~27 s here)
 def test_a_backup_killed_midway_leaves_no_archive_and_the_next_one_works(make_app, samples, tmp_path):
     import os
     import signal

@@ -66,6 +66,7 @@ def test_chunk_settings_beyond_the_model_window_are_refused(embedder):
         Chunker(embedder.token_offsets, chunk_tokens=400, overlap_tokens=40, max_tokens=embedder.max_tokens)
 
 
+@pytest.mark.slow  # loads the embedding model a second time, in bf16 (~23 s here)
 def test_bf16_embeddings_agree_with_fp32(embedder):
     """The check behind bf16 on CPU: cosine >= 0.998 to fp32 on real text."""
     fp32 = Embedder.shared(packaged_model_path(), "cpu", "float32")
