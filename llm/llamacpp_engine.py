@@ -209,7 +209,7 @@ class LlamaCppEngine:
         chosen = search.step(logits)
         old_ids = [beam.seq_id for beam in search.beams]
         new_ids = [context.take_id() for _ in chosen]
-        for (parent, _token), seq_id in zip(chosen, new_ids, strict=True):
+        for (parent, _token, _score), seq_id in zip(chosen, new_ids, strict=True):
             context.copy(old_ids[parent], seq_id)
         context.remove(old_ids)
         search.advance(chosen, new_ids)

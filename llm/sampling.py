@@ -96,36 +96,33 @@ class BeamSearch:
     finished: list[Hypothesis] = field(default_factory=list)
     ended: list[list[int]] = field(default_factory=list)  # every hypothesis that finished, for streaming
     done: bool = False
-    _pending_scores: list[float] = field(default_factory=list)  # the scores of the beams `step` chose
 
-    def step(self, logits: list[Logits]) -> list[tuple[int, int]]:
-        """Logits for each live beam (in order) -> the next beams as (parent index, token)."""
+    def step(self, logits: list[Logits]) -> list[tuple[int, int, float]]:
+        """Logits for each live beam (in order) -> the next beams as (parent index, token, score)."""
         candidates = np.stack([beam.score + log_softmax(penalised(row.astype(np.float64), beam.tokens, self.penalty))
                                for beam, row in zip(self.beams, logits, strict=True)])
         vocab = candidates.shape[1]
         flat = candidates.ravel()
         best = np.argpartition(flat, -2 * self.width)[-2 * self.width:]
         best = best[np.argsort(flat[best])[::-1]]
-        chosen: list[tuple[int, int]] = []
-        scores: list[float] = []
+        chosen: list[tuple[int, int, float]] = []
         for rank, index in enumerate(best.tolist()):
             parent, token = divmod(index, vocab)
             if token in self.end_tokens:
                 if rank < self.width:
                     self._finish(self.beams[parent].tokens, float(flat[index]))
                 continue
-            chosen.append((parent, token))
-            scores.append(float(flat[index]))
+            chosen.append((parent, token, float(flat[index])))
             if len(chosen) == self.width:
                 break
-        self.done = self._cannot_improve(max(scores) if scores else None, len(self.beams[0].tokens) + 1)
-        self._pending_scores = scores
+        best_running = max((score for _, _, score in chosen), default=None)
+        self.done = self._cannot_improve(best_running, len(self.beams[0].tokens) + 1)
         return chosen
 
-    def advance(self, chosen: list[tuple[int, int]], seq_ids: list[int]) -> None:
+    def advance(self, chosen: list[tuple[int, int, float]], seq_ids: list[int]) -> None:
         """Make the chosen continuations the live beams, in the given KV sequences."""
         self.beams = [Beam(self.beams[parent].tokens + [token], score, seq_id)
-                      for (parent, token), score, seq_id in zip(chosen, self._pending_scores, seq_ids, strict=True)]
+                      for (parent, token, score), seq_id in zip(chosen, seq_ids, strict=True)]
 
     def close(self) -> list[int]:
         """At the end (length reached or done): the best hypothesis' tokens."""
