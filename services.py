@@ -34,6 +34,7 @@ from rag.jobs import IngestionWorkers, make_queue
 from rag.repository import DocumentRepository
 from rag.retriever import Retriever
 from rag.sandbox import ParseLimits
+from rag.spaces import Spaces
 from rag.vector_store import VectorStore, make_client
 from sessions.chat import ChatService, ChatSettings
 from sessions.repository import SessionRepository
@@ -93,25 +94,30 @@ def build_services(config: Config) -> Services:
     ingestion = IngestionWorkers(pipeline, repository, make_queue(config.ingest_queue_url, config.data_dir / "ingest-queue.db"),
                                  threads=config.ingest_workers, stale_s=config.job_stale_s,
                                  consume=config.ingest_in_process)
-    documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue,
+    workspaces = WorkspaceService(db)
+    spaces = Spaces(workspaces)
+    documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue, spaces,
                                 quota_bytes=config.user_quota_mb * 1024 * 1024)
+    workspaces.on_delete(documents.purge_workspace)
     llm = _llm_service(config, models)
     integrity = IntegrityChecker(db, vectors)
-    retriever = Retriever(vectors, repository, embedder)
+    retriever = Retriever(vectors, repository, embedder, spaces)
     session_repository = SessionRepository(db)
-    sessions = SessionService(session_repository, config.chat_retention_days)
+    sessions = SessionService(session_repository, config.chat_retention_days,
+                              check_scope=lambda user_id, scope: retriever.targets(user_id, scope, strict=True))
     chat_settings = _chat_settings(config)
     revocations = RevocationList(db)
     maintenance = _maintenance(config, sessions, integrity, monitor, revocations)
     metrics = Metrics(monitor)
-    workspaces = WorkspaceService(db)
     llm.scheduler.observe(lambda model, result: metrics.observe_generation(model, result.ttft_s,
                                                                            result.decode_tokens_per_s))
     return Services(
         config=config,
         db=db,
         users=UserService(db, hasher, allow_registration=config.allow_registration,
-                          on_delete=[documents.purge_user, workspaces.forget_user]),
+                          before_delete=[workspaces.forget_user,
+                                         lambda user_id: documents.hand_over(user_id, workspaces.first_owner)],
+                          on_delete=[documents.purge_user]),
         api_keys=ApiKeyService(db),
         revocations=revocations,
         error_stats=ErrorStats(config.recent_errors_kept),

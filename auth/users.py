@@ -56,13 +56,16 @@ def normalize_username(username: str) -> str:
 
 class UserService:
     def __init__(self, db: Database, hasher: PasswordHasher, allow_registration: bool = True,
-                 on_delete: Sequence[Callable[[int], None]] = ()) -> None:
+                 on_delete: Sequence[Callable[[int], None]] = (),
+                 before_delete: Sequence[Callable[[int], None]] = ()) -> None:
         """`on_delete` callbacks get the id of each deleted user, so other packages can remove
-        what they keep for that user (files, vectors) without auth importing them."""
+        what they keep for that user (files, vectors) without auth importing them;
+        `before_delete` ones run while the account still exists (to hand shared things over)."""
         self._db = db
         self._hasher = hasher
         self._allow_registration = allow_registration
         self._on_delete = list(on_delete)
+        self._before_delete = list(before_delete)
 
     def register(self, username: str, password: str) -> UserView:
         """Self-service sign-up. Always role `user`: a role in the request is never trusted."""
@@ -181,9 +184,11 @@ class UserService:
         """Delete the account, its API keys and (through `on_delete`) its data. Its tokens, browser
         sessions and keys stop working at once: a token names its account's token_key, which goes
         with the row, and ids are never reused."""
+        user_id = self.find(username).id
+        for callback in self._before_delete:
+            callback(user_id)
         with self._db.session() as session:
             user = self._by_name(session, username)
-            user_id = user.id
             session.query(ApiKey).filter(ApiKey.user_id == user_id).delete()
             session.delete(user)
         for callback in self._on_delete:

@@ -5,6 +5,9 @@
 2. Top-5 query latency p50/p99 for one user among many, at 10k and 100k chunks in all: this
    server's design (a collection per user) next to one shared collection with a `where` filter.
    Vectors there are random unit vectors (latency depends on counts, not on content).
+3. Top-5 search latency for a user who belongs to 1, 5 and 20 workspaces, 100k chunks in all in
+   20 workspaces: the retriever's real fan-out (one collection per space, the live-version check
+   in the database, merged by score), the query's embedding left out (it costs the same for all).
 """
 from __future__ import annotations
 
@@ -27,8 +30,12 @@ from rag.embedder import Embedder, packaged_model_path  # noqa: E402
 from rag.ingestion import IngestionPipeline  # noqa: E402
 from rag.jobs import IngestionWorkers, make_queue  # noqa: E402
 from rag.repository import DocumentRepository  # noqa: E402
+from rag.retriever import Retriever  # noqa: E402
 from rag.sandbox import ParseLimits, warm_up  # noqa: E402
+from rag.spaces import Space, Spaces, Target  # noqa: E402
+from rag.types import Chunk  # noqa: E402
 from rag.vector_store import VectorStore, make_client  # noqa: E402
+from workspaces.service import WorkspaceService  # noqa: E402
 
 DEBIAN_DOCS = [Path("/usr/share/debian-reference/debian-reference.en.pdf")] + [
     Path(f"/usr/share/debian-reference/ch{n:02d}.en.html") for n in (1, 2, 3)
@@ -64,7 +71,7 @@ def bench_pipeline(docs: list[Path], dtype: str, threads: int) -> list[tuple[str
         target = workdir / "uploads" / "1" / f"{doc_id}.{doc_type}"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
-        repository.create(id=doc_id, user_id=1, filename=path.name, type=doc_type, sha256=doc_id,
+        repository.create(Space.personal(1), id=doc_id, user_id=1, filename=path.name, type=doc_type, sha256=doc_id,
                           size_bytes=target.stat().st_size, storage_name=target.name)
         document_ids.append(doc_id)
     started = time.perf_counter()
@@ -114,7 +121,7 @@ def bench_queries(total: int, per_user: int, queries: int) -> list[tuple[str, st
     target = users // 2
     store = VectorStore.on(per_user_store)
     probes = rng.standard_normal((queries, 384)).astype(np.float32)
-    own_ms = _latencies(lambda v: store.query(target, v, 5), probes)
+    own_ms = _latencies(lambda v: store.query(Space.personal(target), v, 5), probes)
     shared_ms = _latencies(lambda v: shared.query(query_embeddings=v.reshape(1, -1), n_results=5,
                                                   where={"user_id": target}), probes)
     label = f"{total // 1000}k chunks, {users} users"
@@ -122,6 +129,55 @@ def bench_queries(total: int, per_user: int, queries: int) -> list[tuple[str, st
         (f"top-5 p50/p99 ms, {label}, collection per user (ours)", f"{_pct(own_ms, 50):.1f} / {_pct(own_ms, 99):.1f}"),
         (f"top-5 p50/p99 ms, {label}, shared + where filter", f"{_pct(shared_ms, 50):.1f} / {_pct(shared_ms, 99):.1f}"),
     ]
+
+
+def bench_spaces(total: int, spaces: int, queries: int) -> list[tuple[str, str]]:
+    """The retriever over 1, 5 and `spaces` workspaces holding `total` chunks between them."""
+    rng = np.random.default_rng(11)
+    workdir = Path(tempfile.mkdtemp())
+    db = Database(f"sqlite:///{workdir / 'spaces.db'}")
+    db.migrate()
+    UserService(db, PasswordHasher()).create("bench", "bench password", "user")  # user id 1
+    repository, store = DocumentRepository(db), VectorStore.on(make_client(workdir / "chroma"))
+    workspaces = WorkspaceService(db)
+    per_space = total // spaces
+    ids = [workspaces.create(1, f"team {number}").id for number in range(spaces)]
+    for number, workspace_id in enumerate(ids):
+        space, doc_id = Space.workspace(workspace_id), f"{number:032x}"
+        repository.create(space, id=doc_id, user_id=1, filename=f"doc{number}.txt", type="txt", sha256=doc_id,
+                          size_bytes=1, storage_name=f"{doc_id}.txt")
+        for start in range(0, per_space, 5000):
+            count = min(5000, per_space - start)
+            vectors = rng.standard_normal((count, 384)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            chunks = [Chunk(f"chunk {start + i} of workspace {number}", start + i, 8) for i in range(count)]
+            store.add(space, doc_id, chunks, vectors)
+        repository.claim(doc_id)
+        repository.finish(doc_id, chunks=per_space, pages=None)
+    probes = rng.standard_normal((queries, 384)).astype(np.float32)
+    embedder = _ProbeEmbedder(probes)
+    retriever = Retriever(store, repository, lambda: embedder, Spaces(workspaces))  # type: ignore[arg-type, return-value]
+    rows = []
+    for member_of in (1, 5, spaces):
+        targets = [Target(Space.workspace(workspace_id)) for workspace_id in ids[:member_of]]
+        latencies = _latencies(lambda _v, targets=targets: retriever.search_in(targets, "probe", 5), probes)
+        rows.append((f"top-5 search p50/p99 ms, user in {member_of} of {spaces} workspaces, {total // 1000}k chunks "
+                     f"in all", f"{_pct(latencies, 50):.1f} / {_pct(latencies, 99):.1f}"
+                     + (" (goal p50 <= 15)" if member_of == 5 else "")))
+    return rows
+
+
+class _ProbeEmbedder:
+    """Hands the retriever the next probe vector as the query's embedding (the embedder's own
+    time is measured by the pipeline rows, and is the same for any number of spaces)."""
+
+    def __init__(self, probes: np.ndarray) -> None:
+        self._probes, self._next = probes, 0
+
+    def embed(self, _texts: list[str]) -> np.ndarray:
+        vector = self._probes[self._next % len(self._probes)]
+        self._next += 1
+        return vector.reshape(1, -1)
 
 
 def _latencies(query, probes: np.ndarray) -> list[float]:  # type: ignore[no-untyped-def]
@@ -165,6 +221,7 @@ def main() -> None:
     if not args.skip_queries:
         rows += bench_queries(10_000, 1_000, args.queries)
         rows += bench_queries(100_000, 1_000, args.queries)
+        rows += bench_spaces(100_000, 20, args.queries)
     print_table(rows)
 
 

@@ -30,6 +30,7 @@ from common.devices import resolve_placement  # noqa: E402
 from rag.chunking import Chunker  # noqa: E402
 from rag.embedder import Embedder, packaged_model_path  # noqa: E402
 from rag.loaders import load_html, load_pdf  # noqa: E402
+from rag.spaces import Space  # noqa: E402
 from rag.types import Section  # noqa: E402
 from rag.vector_store import VectorStore, make_client  # noqa: E402
 
@@ -112,13 +113,13 @@ def evaluate(name: str, sections: list[Section], questions: list[Question], embe
     started = time.perf_counter()
     for start in range(0, len(chunks), 256):
         batch = chunks[start:start + 256]
-        store.add(user_id, name, batch, embedder.embed([chunk.text for chunk in batch]))
+        store.add(Space.personal(user_id), name, batch, embedder.embed([chunk.text for chunk in batch]))
     indexed_s = time.perf_counter() - started
     depth = max(k_values + (10,))
     vectors = embedder.embed([question.text for question in questions])
     ranks: list[int | None] = []
     for question, vector in zip(questions, vectors, strict=True):
-        hits = store.query(user_id, vector, depth)
+        hits = store.query(Space.personal(user_id), vector, depth)
         metas = [{"page": hit.page, "section": hit.section} for hit in hits]
         ranks.append(next((rank for rank, meta in enumerate(metas, 1) if question.is_hit(meta)), None))
     row: dict[str, object] = {"format": name, "questions": len(questions), "chunks": len(chunks),

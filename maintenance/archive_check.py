@@ -20,12 +20,14 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Integer, Stri
 
 from common.database import Base
 from common.errors import DomainError
+from rag.spaces import Space
+from workspaces.models import ROLES as WORKSPACE_ROLES
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 USERNAME = re.compile(r"^[a-z0-9_.-]{3,64}$")
 STORAGE_NAME = re.compile(r"^[0-9a-f]{32}\.[a-z0-9]{1,8}$")
-USER_DIR = re.compile(r"^[1-9][0-9]{0,18}$")
-VECTOR_FILE = re.compile(r"^u([1-9][0-9]{0,18})\.(npy|json)$")
+SPACE_DIR = re.compile(r"^([1-9][0-9]{0,18}|w[0-9a-f]{32})$")  # a user's own folder, or a workspace's
+VECTOR_FILE = re.compile(r"^(u[1-9][0-9]{0,18}|w[0-9a-f]{32})\.(npy|json)$")
 SECRET = re.compile(r"^[\x21-\x7e]{32,512}$")
 
 
@@ -118,6 +120,8 @@ class ArchiveCheck:
         self._check_documents()
         self._check_owned("api_keys", "user_id")
         self._check_owned("chat_sessions", "user_id")
+        self._check_owned("workspace_members", "user_id")
+        self._check_members()
         sessions = {row["id"] for row in self.rows.get("chat_sessions", [])}
         for number, row in enumerate(self.rows.get("chat_messages", []), start=1):
             if row["session_id"] not in sessions:
@@ -134,12 +138,29 @@ class ArchiveCheck:
             if row["id"] is None or row["id"] < 1:
                 raise BackupInvalid(f"{where}: user ids are positive")
 
+    def _workspaces(self) -> set[str]:
+        return {row["id"] for row in self.rows.get("workspaces", [])}
+
+    def _check_members(self) -> None:
+        workspaces = self._workspaces()
+        for number, row in enumerate(self.rows.get("workspace_members", []), start=1):
+            if row["workspace_id"] not in workspaces:
+                raise BackupInvalid(f"database/workspace_members.jsonl row {number}: no such workspace")
+            if row["role"] not in WORKSPACE_ROLES:
+                raise BackupInvalid(f"database/workspace_members.jsonl row {number}: unknown role {row['role']!r}")
+        for number, row in enumerate(self.rows.get("workspaces", []), start=1):
+            if not HEX_ID.match(row["id"]):
+                raise BackupInvalid(f"database/workspaces.jsonl row {number}: workspace ids are 32 hexadecimal characters")
+
     def _check_documents(self) -> None:
         users = {row["id"] for row in self.rows["users"]}
+        workspaces = self._workspaces()
         for number, row in enumerate(self.rows["documents"], start=1):
             where = f"database/documents.jsonl row {number}"
             if row["user_id"] not in users:
                 raise BackupInvalid(f"{where}: no such user")
+            if row.get("workspace_id") is not None and row["workspace_id"] not in workspaces:
+                raise BackupInvalid(f"{where}: no such workspace")
             if not HEX_ID.match(row["id"]) or not HEX_ID.match(row["family_id"]):
                 raise BackupInvalid(f"{where}: document ids are 32 hexadecimal characters")
             if row["type"] not in self._types:
@@ -156,7 +177,7 @@ class ArchiveCheck:
     def files(self) -> list[tuple[Path, Path]]:
         """(file in the archive, its place under the uploads folder) for each document's file;
         a file that no document row names refuses the archive."""
-        expected = {(str(row["user_id"]), row["storage_name"]) for row in self.rows["documents"]}
+        expected = {(_space(row).folder, row["storage_name"]) for row in self.rows["documents"]}
         found: list[tuple[Path, Path]] = []
         uploads = self._root / "uploads"
         for path in sorted(uploads.rglob("*")) if uploads.is_dir() else []:
@@ -164,23 +185,24 @@ class ArchiveCheck:
             if path.is_symlink() or not (path.is_file() or path.is_dir()):
                 raise BackupInvalid(f"uploads/{relative} is not a plain file")
             if path.is_dir():
-                if len(relative.parts) != 1 or not USER_DIR.match(relative.name):
-                    raise BackupInvalid(f"uploads/{relative} is not a user's folder")
+                if len(relative.parts) != 1 or not SPACE_DIR.match(relative.name):
+                    raise BackupInvalid(f"uploads/{relative} is not a user's or a workspace's folder")
                 continue
             if len(relative.parts) != 2 or tuple(relative.parts) not in expected:
                 raise BackupInvalid(f"uploads/{relative} belongs to no document in the archive")
             found.append((path, relative))
         return found
 
-    def vectors(self, folder: Path) -> list[tuple[int, dict[str, Any]]]:
-        """Each user's exported chunks in `folder`, checked: known user, the user's own
-        documents, equal lengths, finite vectors of one width."""
+    def vectors(self, folder: Path) -> list[tuple[Space, dict[str, Any]]]:
+        """Each space's exported chunks in `folder`, checked: a known user or workspace, that
+        space's own documents, equal lengths, finite vectors of one width."""
         if not folder.is_dir():
             return []
-        documents: dict[int, set[str]] = {}
+        documents: dict[str, set[str]] = {}
         for row in self.rows["documents"]:
-            documents.setdefault(row["user_id"], set()).add(row["id"])
-        users = {row["id"] for row in self.rows["users"]}
+            documents.setdefault(_space(row).key, set()).add(row["id"])
+        spaces = {Space.personal(row["id"]).key for row in self.rows["users"]}
+        spaces |= {Space.workspace(workspace_id).key for workspace_id in self._workspaces()}
         loaded = []
         for path in sorted(folder.iterdir()):
             if path.is_dir() and path.name == "archive" and folder.name != "archive":
@@ -190,10 +212,10 @@ class ArchiveCheck:
                 raise BackupInvalid(f"{path.relative_to(self._root)} is not a vector file this server writes")
             if match.group(2) == "json":
                 continue
-            user_id = int(match.group(1))
-            if user_id not in users:
-                raise BackupInvalid(f"{path.relative_to(self._root)}: no such user")
-            loaded.append((user_id, self._chunks(path, documents.get(user_id, set()))))
+            key = match.group(1)
+            if key not in spaces:
+                raise BackupInvalid(f"{path.relative_to(self._root)}: no such user or workspace")
+            loaded.append((Space.from_key(key), self._chunks(path, documents.get(key, set()))))
         return loaded
 
     def _chunks(self, path: Path, documents: set[str]) -> dict[str, Any]:
@@ -215,7 +237,7 @@ class ArchiveCheck:
                 raise BackupInvalid(f"{where}: a chunk's id, text or metadata has the wrong type")
             if meta.get("document_id") not in documents or isinstance(meta.get("chunk_index"), bool) \
                     or not isinstance(meta.get("chunk_index"), int):
-                raise BackupInvalid(f"{where}: chunk {chunk_id[:80]!r} belongs to no document of this user")
+                raise BackupInvalid(f"{where}: chunk {chunk_id[:80]!r} belongs to no document of this space")
         return {**rest, "embeddings": embeddings.astype(np.float32)}
 
     def secret(self) -> str | None:
@@ -227,3 +249,8 @@ class ArchiveCheck:
         if not SECRET.match(value):
             raise BackupInvalid("The archive's jwt_secret is not a signing key this server writes")
         return value
+
+
+def _space(row: dict[str, Any]) -> Space:
+    """The space of a documents row."""
+    return Space.of(row["user_id"], row.get("workspace_id"))

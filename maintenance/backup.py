@@ -32,6 +32,7 @@ from common.database import Base, Database, utcnow
 from common.errors import Conflict
 from maintenance.archive_check import ArchiveCheck, BackupInvalid
 from rag.sniff import EXTENSIONS
+from rag.spaces import Space
 from rag.vector_store import VectorStore
 
 FORMAT_VERSION = 1
@@ -55,8 +56,9 @@ class BackupService:
         try:
             with os.fdopen(descriptor, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
                 tables = self._dump_tables(archive, progress)
-                users = [row["id"] for row in tables["users"]]
-                chunks = self._dump_vectors(archive, users, progress)
+                spaces = [Space.personal(row["id"]) for row in tables["users"]]
+                spaces += [Space.workspace(row["id"]) for row in tables["workspaces"]]
+                chunks = self._dump_vectors(archive, spaces, progress)
                 files = self._dump_files(archive, tables["documents"], progress)
                 secret = self._data_dir / "jwt_secret"
                 if secret.exists():
@@ -142,21 +144,22 @@ class BackupService:
             finally:
                 engine.dispose()
 
-    def _dump_vectors(self, archive: tarfile.TarFile, users: list[int], progress: Progress) -> int:
-        """Each user's live collection as vectors/u<id>.npy + .json, the archive of older
-        versions the same way under vectors/archive/."""
+    def _dump_vectors(self, archive: tarfile.TarFile, spaces: list[Space], progress: Progress) -> int:
+        """Each space's live collection as vectors/<space key>.npy + .json (u<user id> for a
+        personal space, w<workspace id> for a workspace), the archive of older versions the same
+        way under vectors/archive/."""
         total = 0
-        for user_id in users:
-            progress(f"vectors of user {user_id}")
+        for space in spaces:
+            progress(f"vectors of {_described(space)}")
             for archived, folder in ((False, "vectors"), (True, "vectors/archive")):
-                data = self._vectors.export_user(user_id, archived=archived)
+                data = self._vectors.export_space(space, archived=archived)
                 if data is None:
                     continue
                 buffer = io.BytesIO()
                 np.save(buffer, data["embeddings"], allow_pickle=False)
-                _add_bytes(archive, f"{folder}/u{user_id}.npy", buffer.getvalue())
+                _add_bytes(archive, f"{folder}/{space.key}.npy", buffer.getvalue())
                 rest = {key: data[key] for key in ("ids", "documents", "metadatas")}
-                _add_bytes(archive, f"{folder}/u{user_id}.json", json.dumps(rest).encode())
+                _add_bytes(archive, f"{folder}/{space.key}.json", json.dumps(rest).encode())
                 total += len(data["ids"])
         return total
 
@@ -164,9 +167,10 @@ class BackupService:
         progress("uploaded files")
         count = 0
         for document in documents:
-            path = self._uploads_dir / str(document["user_id"]) / document["storage_name"]
+            folder = Space.of(document["user_id"], document.get("workspace_id")).folder
+            path = self._uploads_dir / folder / document["storage_name"]
             if path.exists():
-                archive.add(path, f"uploads/{document['user_id']}/{document['storage_name']}")
+                archive.add(path, f"uploads/{folder}/{document['storage_name']}")
                 count += 1
         return count
 
@@ -194,11 +198,11 @@ class BackupService:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
 
-    def _load_vectors(self, vectors: list[tuple[bool, list[tuple[int, dict[str, Any]]]]], progress: Progress) -> None:
-        for archived, users in vectors:
-            for user_id, data in users:
-                progress(f"vectors of user {user_id}")
-                self._vectors.import_user(user_id, data, archived=archived)
+    def _load_vectors(self, vectors: list[tuple[bool, list[tuple[Space, dict[str, Any]]]]], progress: Progress) -> None:
+        for archived, spaces in vectors:
+            for space, data in spaces:
+                progress(f"vectors of {_described(space)}")
+                self._vectors.import_space(space, data, archived=archived)
 
     def _requeue_mismatched(self) -> int:
         """Documents whose chunks did not make it into the archive whole are ingested again."""
@@ -208,13 +212,18 @@ class BackupService:
         with self._db.session() as session:
             for document in session.scalars(select(Document)).all():
                 ready = document.status == STATUS_READY
-                if ready and self._vectors.count(document.user_id, document.id) == document.chunks:
+                space = Space.of(document.user_id, document.workspace_id)
+                if ready and self._vectors.count(space, document.id) == document.chunks:
                     continue
                 if document.status in (STATUS_READY, "processing", STATUS_QUEUED):
-                    self._vectors.delete_document(document.user_id, document.id)
+                    self._vectors.delete_document(space, document.id)
                     document.status, document.progress, document.worker_id = STATUS_QUEUED, 0.0, None
                     requeued += 1
         return requeued
+
+
+def _described(space: Space) -> str:
+    return f"workspace {space.workspace_id}" if space.workspace_id else f"user {space.owner_id}"
 
 
 def _remove_abandoned_partials(out_dir: Path) -> None:

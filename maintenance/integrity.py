@@ -17,6 +17,7 @@ from sqlalchemy.exc import DatabaseError
 
 from common.database import Database
 from rag.models import STATUS_QUEUED, STATUS_READY, Document
+from rag.spaces import Space
 from rag.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class IntegrityReport:
     database_problems: list[str] = field(default_factory=list)
-    mismatched: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # doc -> (user, stored, expected)
-    orphans: dict[int, list[str]] = field(default_factory=dict)  # user -> document ids without a row
-    misplaced: dict[str, tuple[int, bool]] = field(default_factory=dict)  # doc -> (user, belongs in the archive)
+    mismatched: dict[str, tuple[Space, int, int]] = field(default_factory=dict)  # doc -> (space, stored, expected)
+    orphans: dict[Space, list[str]] = field(default_factory=dict)  # space -> document ids without a row
+    misplaced: dict[str, tuple[Space, bool]] = field(default_factory=dict)  # doc -> (space, belongs in the archive)
 
     def problems(self) -> list[str]:
         found = list(self.database_problems)
@@ -71,33 +72,34 @@ class IntegrityChecker:
     def _check_chunks(self, report: IntegrityReport) -> None:
         """Every ready version's chunks are where they belong (the live version's in the live
         collection, the others' in the archive), as many as its row says; none without a row."""
-        documents: dict[int, dict[str, Document]] = {}
+        documents: dict[Space, dict[str, Document]] = {}
         with self._db.session() as session:
             for document in session.scalars(select(Document)).all():
-                documents.setdefault(document.user_id, {})[document.id] = document
-            users = [row[0] for row in session.execute(text("SELECT id FROM users"))]
-        for user_id in users:
-            live, archived = self._vectors.chunk_counts(user_id), self._vectors.chunk_counts(user_id, archived=True)
-            mine = documents.get(user_id, {})
+                documents.setdefault(Space.of(document.user_id, document.workspace_id), {})[document.id] = document
+            spaces = [Space.personal(row[0]) for row in session.execute(text("SELECT id FROM users"))]
+            spaces += [Space.workspace(row[0]) for row in session.execute(text("SELECT id FROM workspaces"))]
+        for space in dict.fromkeys([*spaces, *documents]):
+            live, archived = self._vectors.chunk_counts(space), self._vectors.chunk_counts(space, archived=True)
+            mine = documents.get(space, {})
             for document_id, document in mine.items():
                 if document.status != STATUS_READY:
                     continue
                 home, away = (live, archived) if document.is_live else (archived, live)
                 if away.get(document_id, 0):
-                    report.misplaced[document_id] = (user_id, not document.is_live)
+                    report.misplaced[document_id] = (space, not document.is_live)
                 elif home.get(document_id, 0) != document.chunks:
-                    report.mismatched[document_id] = (user_id, home.get(document_id, 0), document.chunks)
+                    report.mismatched[document_id] = (space, home.get(document_id, 0), document.chunks)
             orphans = sorted((set(live) | set(archived)) - set(mine))
             if orphans:
-                report.orphans[user_id] = orphans
+                report.orphans[space] = orphans
 
     def repair(self) -> RepairOutcome:
         """Move misplaced chunks home and remove orphaned ones; then re-ingest documents whose
         chunks are still missing or extra (queued again); then check again."""
         removed, moved = self.tidy()
         report = self.check()
-        for document_id, (user_id, _, _) in report.mismatched.items():
-            self._vectors.delete_document(user_id, document_id)
+        for document_id, (space, _, _) in report.mismatched.items():
+            self._vectors.delete_document(space, document_id)
             with self._db.session() as session:
                 document = session.get(Document, document_id)
                 if document is not None:
@@ -108,11 +110,11 @@ class IntegrityChecker:
         """What needs no re-embedding: chunks whose document is gone are deleted, chunks in the
         wrong collection moved; (orphaned documents, misplaced versions) handled."""
         report = self.check()
-        for user_id, document_ids in report.orphans.items():
+        for space, document_ids in report.orphans.items():
             for document_id in document_ids:
-                self._vectors.delete_document(user_id, document_id)
-        for document_id, (user_id, archived) in report.misplaced.items():
-            self._vectors.move(user_id, document_id, archived=archived)
+                self._vectors.delete_document(space, document_id)
+        for document_id, (space, archived) in report.misplaced.items():
+            self._vectors.move(space, document_id, archived=archived)
         return sum(len(ids) for ids in report.orphans.values()), len(report.misplaced)
 
     def remove_orphans(self) -> str:
@@ -129,7 +131,8 @@ class IntegrityChecker:
         with self._db.session() as session:
             ready = session.scalars(select(Document).where(Document.status == STATUS_READY)).all()
         for document in ready:
-            removed += self._vectors.delete_chunks_from(document.user_id, document.id, document.chunks)
+            removed += self._vectors.delete_chunks_from(Space.of(document.user_id, document.workspace_id),
+                                                        document.id, document.chunks)
         return f"removed {removed} stale chunk(s)"
 
     def _database_problems(self) -> list[str]:

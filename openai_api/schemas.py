@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rag.schemas import ScopeIn
+
 # Caps on every text a /v1 request carries, checked when the body is validated (before anything is
 # tokenized or queued); a body over them is a 400 naming the field. The README's Security section
 # lists them. A whole body is also bounded by MAX_JSON_KB before it is parsed at all.
@@ -85,13 +87,15 @@ class _GenerationRequest(BaseModel):
 
 
 class ChatCompletionRequest(_GenerationRequest):
-    """OpenAI's chat completion body. `rag` and `rag_top_k` are this server's extensions."""
+    """OpenAI's chat completion body. `rag`, `rag_top_k` and `scope` are this server's extensions."""
 
     messages: list[ChatMessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
     max_tokens: int | None = Field(default=None, ge=1, le=2048)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=2048)
     rag: bool | None = Field(default=None, description="Extension: answer from the caller's documents (sources returned)")
     rag_top_k: int | None = Field(default=None, ge=1, le=20, description="Extension: chunks to retrieve")
+    scope: ScopeIn | None = Field(default=None, description="Extension: what retrieval searches, as /chat/start's "
+                                  "`scope`; anything you cannot read is 404")
 
     @field_validator("messages")
     @classmethod

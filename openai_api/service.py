@@ -26,6 +26,7 @@ from openai_api.errors import ModelNotServed
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
 from rag.retriever import Retriever
+from rag.spaces import Scope
 from sessions.chat import ChatSettings, cited
 from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
 from sessions.repository import MessageView
@@ -198,8 +199,9 @@ class CompletionService:
             raise ValidationFailed("The last user message is too long for retrieval",
                                    {"fields": [{"field": "messages", "message": "too many tokens", "type": "too_long"}]})
         _, recent = builder.split_history(history)  # stateless: what does not fit is dropped
-        found = self._retriever.search(user_id, question, request.rag_top_k or self._settings.top_k,
-                                       self._settings.min_score)
+        targets = self._retriever.targets(user_id, request.scope.scope() if request.scope else Scope(), strict=True)
+        found = self._retriever.search_in(targets, question, request.rag_top_k or self._settings.top_k,
+                                          self._settings.min_score)
         if not found:
             return PreparedCompletion(user_id, request.model, None, overrides, request.stop_sequences(), [])
         prompt = builder.build(question, None, recent, found)

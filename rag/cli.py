@@ -1,4 +1,5 @@
-"""`flask ingest USERNAME PATH...`: ingest files or whole folders for a user, with a progress bar."""
+"""`flask ingest USERNAME PATH... [--workspace ID]`: ingest files or whole folders for a user (or
+into a workspace), with a progress bar."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,10 @@ BAR_STEPS = 1000
 @with_appcontext
 @click.argument("username")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def ingest_command(username: str, paths: tuple[Path, ...]) -> None:
-    """Ingest files, or every supported file under folders, into USERNAME's documents."""
+@click.option("--workspace", "workspace_id", default=None, metavar="ID",
+              help="Into this workspace (USERNAME must be an editor or owner there) instead of USERNAME's own space")
+def ingest_command(username: str, paths: tuple[Path, ...], workspace_id: str | None) -> None:
+    """Ingest files, or every supported file under folders, into USERNAME's documents (or a workspace's)."""
     services = app_services()
     try:
         user = services.users.find(username)
@@ -28,7 +31,7 @@ def ingest_command(username: str, paths: tuple[Path, ...]) -> None:
     files = _expand(paths)
     if not files:
         raise click.ClickException(f"no supported files ({', '.join(sorted(EXTENSIONS))}) under the given paths")
-    failures = sum(not _ingest_one(services, user.id, path) for path in files)
+    failures = sum(not _ingest_one(services, user.id, path, workspace_id) for path in files)
     click.echo(f"{len(files) - failures} of {len(files)} files ready")
     if failures:
         raise SystemExit(1)
@@ -42,10 +45,10 @@ def _expand(paths: tuple[Path, ...]) -> list[Path]:
     return found
 
 
-def _ingest_one(services: Any, user_id: int, path: Path) -> bool:
+def _ingest_one(services: Any, user_id: int, path: Path, workspace_id: str | None) -> bool:
     try:
         with path.open("rb") as stream:
-            document, created = services.documents.upload(user_id, path.name, stream)
+            document, created = services.documents.upload(user_id, path.name, stream, workspace_id=workspace_id)
     except DomainError as exc:
         click.echo(f"{path}: {exc.message}", err=True)
         return False

@@ -42,7 +42,7 @@ class IngestionPipeline:
         self._chunker_lock = threading.Lock()
 
     def file_path(self, document: DocumentView) -> Path:
-        return self._uploads_dir / str(document.user_id) / document.storage_name
+        return document.file_in(self._uploads_dir)
 
     def run(self, document_id: str, on_progress: Callable[[float], None] | None = None) -> DocumentView | None:
         """Claim and ingest one queued document. None when another worker has it (or it is gone)."""
@@ -68,16 +68,16 @@ class IngestionPipeline:
         chunks = self.chunker().chunk(parsed.sections)
         if not chunks:
             raise NoTextFound("No text could be extracted from the document (a scanned PDF without a text layer?)")
-        self._store.delete_document(document.user_id, document.id)  # a resumed job starts clean
+        self._store.delete_document(document.space, document.id)  # a resumed job starts clean
         self._report(document, PARSED_PROGRESS, on_progress)
         if not self._embed_and_store(document, chunks, on_progress):
-            self._store.delete_document(document.user_id, document.id)  # deleted meanwhile
+            self._store.delete_document(document.space, document.id)  # deleted meanwhile
             return
         change = self._repository.finish(document.id, chunks=len(chunks), pages=parsed.pages)
         if change is None:  # deleted meanwhile
-            self._store.delete_document(document.user_id, document.id)
+            self._store.delete_document(document.space, document.id)
             return
-        self._store.apply(document.user_id, change)
+        self._store.apply(document.space, change)
 
     def _embed_and_store(self, document: DocumentView, chunks: list[Chunk], on_progress: Callable[[float], None]) -> bool:
         """Embed batch n+1 while batch n is written to the store; False if the document vanished."""
@@ -94,7 +94,7 @@ class IngestionPipeline:
 
     def _store_batch(self, document: DocumentView, batch: list[Chunk], vectors: np.ndarray, fraction: float,
                      on_progress: Callable[[float], None]) -> bool:
-        self._store.add(document.user_id, document.id, batch, vectors)
+        self._store.add(document.space, document.id, batch, vectors)
         return self._report(document, fraction, on_progress)
 
     def chunker(self) -> Chunker:
@@ -110,5 +110,5 @@ class IngestionPipeline:
         return self._repository.progress(document.id, fraction)
 
     def _give_up(self, document: DocumentView, error: str) -> None:
-        self._store.delete_document(document.user_id, document.id)
+        self._store.delete_document(document.space, document.id)
         self._repository.fail(document.id, error)

@@ -4,8 +4,10 @@ Versions of one document share `family_id` (the document's public id: the first 
 and are numbered from 1. `is_head` marks the version the user sees (the newest upload, or the one
 restored); `is_live` the version answers come from: the head once it is ready, until then the
 version that was live before. Exactly one of each per family, enforced by partial unique indexes.
-Chunks of the live version sit in the user's live vector collection; those of other ready versions
+Chunks of the live version sit in its space's live vector collection; those of other ready versions
 in the archive collection, so they never mix in retrieval and a restore needs no re-embedding.
+A document lives in its uploader's (`user_id`) personal space, or with `workspace_id` in that
+workspace; the same bytes are one document per space.
 """
 from __future__ import annotations
 
@@ -25,7 +27,10 @@ STATUS_FAILED = "failed"
 class Document(Base):
     __tablename__ = "documents"
     __table_args__ = (
-        UniqueConstraint("user_id", "sha256", name="uq_documents_user_sha256"),
+        Index("uq_documents_personal_sha256", "user_id", "sha256", unique=True,
+              sqlite_where=text("workspace_id IS NULL"), postgresql_where=text("workspace_id IS NULL")),
+        Index("uq_documents_workspace_sha256", "workspace_id", "sha256", unique=True,
+              sqlite_where=text("workspace_id IS NOT NULL"), postgresql_where=text("workspace_id IS NOT NULL")),
         UniqueConstraint("family_id", "version", name="uq_documents_family_version"),
         Index("uq_documents_family_head", "family_id", unique=True,
               sqlite_where=text("is_head"), postgresql_where=text("is_head")),
@@ -35,6 +40,8 @@ class Document(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str | None] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True,
+                                                     nullable=True)
     family_id: Mapped[str] = mapped_column(String(32), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     is_head: Mapped[bool] = mapped_column(Boolean, default=True)

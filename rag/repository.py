@@ -7,15 +7,17 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from common.database import Database, affected_rows, utcnow
 from rag.errors import DocumentNotFound, LastVersion, QuotaExceeded, VersionNotReady
 from rag.models import STATUS_FAILED, STATUS_PROCESSING, STATUS_QUEUED, STATUS_READY, Document
+from rag.spaces import Space
 from rag.types import VersionChange
 
 # host:pid:boot-token. The token tells this process from an earlier one that had the same pid.
@@ -47,12 +49,22 @@ class DocumentView:
     created_at: datetime
     versions: int = 1
     live_version: int | None = None
+    workspace_id: str | None = None
 
     @classmethod
     def of(cls, row: Document) -> "DocumentView":
         return cls(row.id, row.user_id, row.family_id, row.version, row.is_head, row.is_live, row.filename,
                    row.type, row.sha256, row.size_bytes, row.storage_name, row.status, round(row.progress, 4),
-                   row.chunks, row.pages, row.error, row.created_at)
+                   row.chunks, row.pages, row.error, row.created_at, workspace_id=row.workspace_id)
+
+    @property
+    def space(self) -> Space:
+        """Where the document lives: its workspace, or its uploader's personal space."""
+        return Space.of(self.user_id, self.workspace_id)
+
+    def file_in(self, uploads_dir: Path) -> Path:
+        """This version's stored file: <uploads>/<space folder>/<server-made name>."""
+        return uploads_dir / self.space.folder / self.storage_name
 
     @property
     def finished(self) -> bool:
@@ -76,6 +88,18 @@ class LiveVersion:
     family_id: str
     filename: str
     version: int
+    workspace_id: str | None
+
+
+def in_space(space: Space) -> ColumnElement[bool]:
+    """The rows of one space: a workspace's, or a user's personal ones (not those they put in workspaces)."""
+    if space.workspace_id is not None:
+        return Document.workspace_id == space.workspace_id
+    return and_(Document.user_id == space.owner_id, Document.workspace_id.is_(None))
+
+
+def _belongs(row: Document, space: Space) -> bool:
+    return row.workspace_id == space.workspace_id and (space.workspace_id is not None or row.user_id == space.owner_id)
 
 
 class DuplicateDocument(Exception):
@@ -90,86 +114,132 @@ class DocumentRepository:
 
     # --- what users see -------------------------------------------------------------------
 
-    def create(self, **fields: Any) -> DocumentView:
-        """Insert version 1 of a new document; DuplicateDocument when this user has the same bytes."""
-        return self.add(None, match_name=False, **fields)
+    def create(self, space: Space, **fields: Any) -> DocumentView:
+        """Insert version 1 of a new document; DuplicateDocument when the space has the same bytes."""
+        return self.add(space, None, match_name=False, **fields)
 
-    def add(self, family_id: str | None, match_name: bool, quota_bytes: int = 0, **fields: Any) -> DocumentView:
-        """Insert an upload as the next version (the head; the live version answers until it is
-        ready) of `family_id`, or with `match_name` of the user's newest document of that file
-        name, or else as a new document. The user's row is locked first, so one user's
-        simultaneous uploads are numbered in turn and never both start a document of one name.
-        DuplicateDocument when this user has the same bytes; QuotaExceeded when the user's files
-        would pass `quota_bytes` (0: no quota), counted under the same lock."""
+    def add(self, space: Space, family_id: str | None, match_name: bool, quota_bytes: int = 0,
+            **fields: Any) -> DocumentView:
+        """Insert an upload (by `fields["user_id"]`) into `space` as the next version (the head;
+        the live version answers until it is ready) of `family_id`, or with `match_name` of the
+        space's newest document of that file name, or else as a new document. The uploader's row
+        (and the workspace's) is locked first, so simultaneous uploads are numbered in turn and
+        never both start a document of one name. DuplicateDocument when the space has the same
+        bytes; QuotaExceeded when the uploader's files would pass `quota_bytes` (0: no quota),
+        counted under the same lock."""
         def make_row(session: Session) -> Document:
             user_id = int(fields["user_id"])
             session.execute(text("UPDATE users SET id = id WHERE id = :id"), {"id": user_id})  # the lock
+            if space.workspace_id is not None:
+                session.execute(text("UPDATE workspaces SET id = id WHERE id = :id"), {"id": space.workspace_id})
             if quota_bytes:
                 _check_quota(session, user_id, int(fields["size_bytes"]), quota_bytes)
             family = family_id
             if family is None and match_name:
-                family = _family_named(session, user_id, str(fields["filename"]))
+                family = _family_named(session, space, str(fields["filename"]))
+            row_fields = {**fields, "workspace_id": space.workspace_id}
             if family is None:
-                return Document(**fields, family_id=fields["id"], version=1, is_head=True, is_live=False)
-            rows = self._family_rows(session, user_id, family)
+                return Document(**row_fields, family_id=fields["id"], version=1, is_head=True, is_live=False)
+            rows = self._family_rows(session, space, family)
             session.execute(update(Document).where(Document.family_id == family).values(is_head=False))
             session.flush()
-            return Document(**fields, family_id=family, version=max(row.version for row in rows) + 1,
+            return Document(**row_fields, family_id=family, version=max(row.version for row in rows) + 1,
                             is_head=True, is_live=False)
-        return self._insert(make_row)
+        return self._insert(space, make_row)
 
-    def find_by_hash(self, user_id: int, sha256: str) -> DocumentView | None:
+    def find_by_hash(self, space: Space, sha256: str) -> DocumentView | None:
         with self._db.session() as session:
-            row = session.scalar(select(Document).where(Document.user_id == user_id, Document.sha256 == sha256))
+            row = session.scalar(select(Document).where(in_space(space), Document.sha256 == sha256))
             return DocumentView.of(row) if row else None
 
-    def find_by_filename(self, user_id: int, filename: str) -> DocumentView | None:
-        """The user's newest document whose head version has this file name."""
+    def find_by_filename(self, space: Space, filename: str) -> DocumentView | None:
+        """The space's newest document whose head version has this file name."""
         with self._db.session() as session:
-            family_id = _family_named(session, user_id, filename)
-        return self.get(user_id, family_id) if family_id else None
+            family_id = _family_named(session, space, filename)
+        return self.get(space, family_id) if family_id else None
 
-    def get(self, user_id: int, family_id: str) -> DocumentView:
-        """The user's document (its head version, with the family's counts); another user's is
-        DocumentNotFound, exactly like a missing one."""
+    def space_of(self, family_id: str) -> Space | None:
+        """The space a document lives in; None for an unknown id (callers check access next)."""
         with self._db.session() as session:
-            return _head_view(self._family_rows(session, user_id, family_id))
+            row = session.execute(select(Document.user_id, Document.workspace_id)
+                                  .where(Document.family_id == family_id).limit(1)).first()
+        if row is None:
+            return None
+        return Space.of(row.user_id, row.workspace_id)
 
-    def of_user(self, user_id: int) -> list[DocumentView]:
-        """The user's documents (head versions), newest upload first."""
+    def get(self, space: Space, family_id: str) -> DocumentView:
+        """The space's document (its head version, with the family's counts); one of another
+        space is DocumentNotFound, exactly like a missing one."""
         with self._db.session() as session:
-            rows = session.scalars(select(Document).where(Document.user_id == user_id)).all()
+            return _head_view(self._family_rows(session, space, family_id))
+
+    def of_space(self, space: Space) -> list[DocumentView]:
+        """The space's documents (head versions), newest upload first."""
+        with self._db.session() as session:
+            rows = session.scalars(select(Document).where(in_space(space))).all()
         families: dict[str, list[Document]] = {}
         for row in rows:
             families.setdefault(row.family_id, []).append(row)
         heads = [_head_view(family) for family in families.values()]
         return sorted(heads, key=lambda view: (view.created_at, view.id), reverse=True)
 
-    def versions(self, user_id: int, family_id: str) -> list[DocumentView]:
-        """Every version of the user's document, newest first."""
+    def versions(self, space: Space, family_id: str) -> list[DocumentView]:
+        """Every version of the space's document, newest first."""
         with self._db.session() as session:
-            rows = self._family_rows(session, user_id, family_id)
+            rows = self._family_rows(session, space, family_id)
             return [DocumentView.of(row) for row in sorted(rows, key=lambda row: -row.version)]
 
-    def version(self, user_id: int, family_id: str, number: int, removable: bool = False) -> DocumentView:
-        """One version of the user's document; with `removable`, LastVersion for its only one."""
+    def version(self, space: Space, family_id: str, number: int, removable: bool = False) -> DocumentView:
+        """One version of the space's document; with `removable`, LastVersion for its only one."""
         with self._db.session() as session:
-            rows = self._family_rows(session, user_id, family_id)
+            rows = self._family_rows(session, space, family_id)
             return DocumentView.of(_removable(rows, number) if removable else _numbered(rows, number))
 
-    def live_versions(self, user_id: int, version_ids: set[str]) -> dict[str, LiveVersion]:
-        """Of these version ids, the live ones (the only ones answers may cite)."""
+    def live_versions(self, space: Space, version_ids: set[str]) -> dict[str, LiveVersion]:
+        """Of these version ids in the space, the live ones (the only ones answers may cite)."""
         with self._db.session() as session:
-            rows = session.execute(select(Document.id, Document.family_id, Document.filename, Document.version)
-                                   .where(Document.user_id == user_id, Document.id.in_(version_ids),
-                                          Document.is_live))
-            return {row.id: LiveVersion(row.family_id, row.filename, row.version) for row in rows}
+            rows = session.execute(select(Document.id, Document.family_id, Document.filename, Document.version,
+                                          Document.workspace_id)
+                                   .where(in_space(space), Document.id.in_(version_ids), Document.is_live))
+            return {row.id: LiveVersion(row.family_id, row.filename, row.version, row.workspace_id) for row in rows}
 
-    def restore(self, user_id: int, family_id: str, number: int) -> VersionChange:
+    def live_ids(self, family_ids: list[str]) -> dict[str, tuple[Space, str | None]]:
+        """family id -> (its space, its live version's id or None) for the known ones of these ids."""
+        with self._db.session() as session:
+            rows = session.execute(select(Document.family_id, Document.id, Document.is_live, Document.user_id,
+                                          Document.workspace_id).where(Document.family_id.in_(family_ids))).all()
+        found: dict[str, tuple[Space, str | None]] = {}
+        for row in rows:
+            space = Space.of(row.user_id, row.workspace_id)
+            live = row.id if row.is_live else found.get(row.family_id, (space, None))[1]
+            found[row.family_id] = (space, live)
+        return found
+
+    def remove_space(self, space: Space) -> int:
+        """Delete every document row of the space; how many versions there were."""
+        with self._db.session() as session:
+            return affected_rows(session.execute(delete(Document).where(in_space(space))))
+
+    def hand_over(self, user_id: int, new_uploaders: dict[str, int]) -> int:
+        """Before an account goes: its uploads to workspaces pass to another member
+        (`new_uploaders`: workspace id -> user id), so the team keeps them; how many moved."""
+        moved = 0
+        with self._db.session() as session:
+            for workspace_id, new_user_id in new_uploaders.items():
+                moved += affected_rows(session.execute(update(Document).where(
+                    Document.user_id == user_id, Document.workspace_id == workspace_id).values(user_id=new_user_id)))
+        return moved
+
+    def workspaces_uploaded_to(self, user_id: int) -> list[str]:
+        with self._db.session() as session:
+            return [w for w in session.scalars(select(Document.workspace_id).distinct().where(
+                Document.user_id == user_id, Document.workspace_id.is_not(None))) if w]
+
+    def restore(self, space: Space, family_id: str, number: int) -> VersionChange:
         """Make a ready version the head and the live one; the previous live version's chunks are
         to go to the archive (the caller brings the restored version's chunks in beforehand)."""
         with self._db.session() as session:
-            rows = self._family_rows(session, user_id, family_id)
+            rows = self._family_rows(session, space, family_id)
             target = _numbered(rows, number)
             if target.status != STATUS_READY:
                 raise VersionNotReady(f"Version {number} is {target.status}; only a ready version can be restored")
@@ -177,19 +247,19 @@ class DocumentRepository:
             previous = _set_flag(session, family_id, "is_live", target.id)
             return VersionChange(to_archive=[previous] if previous else [])
 
-    def remove(self, user_id: int, family_id: str) -> list[DocumentView]:
+    def remove(self, space: Space, family_id: str) -> list[DocumentView]:
         """Delete the document with all its versions; the versions removed."""
         with self._db.session() as session:
-            rows = self._family_rows(session, user_id, family_id)
+            rows = self._family_rows(session, space, family_id)
             removed = [DocumentView.of(row) for row in rows]
-            session.execute(delete(Document).where(Document.family_id == family_id, Document.user_id == user_id))
+            session.execute(delete(Document).where(Document.family_id == family_id, in_space(space)))
             return removed
 
-    def remove_version(self, user_id: int, family_id: str, number: int) -> tuple[DocumentView, VersionChange]:
+    def remove_version(self, space: Space, family_id: str, number: int) -> tuple[DocumentView, VersionChange]:
         """Delete one version. Without the head, the live version (else the newest) becomes the head;
         without the live version, the head if ready, else the newest ready version, goes live."""
         with self._db.session() as session:
-            rows = self._family_rows(session, user_id, family_id)
+            rows = self._family_rows(session, space, family_id)
             target = _removable(rows, number)
             removed = DocumentView.of(target)
             session.delete(target)
@@ -207,18 +277,18 @@ class DocumentRepository:
                     return removed, VersionChange(to_live=[live.id])
             return removed, VersionChange()
 
-    def _insert(self, make_row: Callable[[Session], Document]) -> DocumentView:
-        fields_user_sha: tuple[int, str] | None = None
+    def _insert(self, space: Space, make_row: Callable[[Session], Document]) -> DocumentView:
+        sha256: str | None = None
         for attempt in range(INSERT_ATTEMPTS):
             try:
                 with self._db.session() as session:
                     row = make_row(session)
-                    fields_user_sha = (row.user_id, row.sha256)
+                    sha256 = row.sha256
                     session.add(row)
                     session.flush()
                     return DocumentView.of(row)
             except IntegrityError:
-                existing = self.find_by_hash(*fields_user_sha) if fields_user_sha else None
+                existing = self.find_by_hash(space, sha256) if sha256 else None
                 if existing is not None:
                     raise DuplicateDocument(existing) from None
                 if attempt + 1 == INSERT_ATTEMPTS:  # a version number taken by a simultaneous upload
@@ -226,10 +296,10 @@ class DocumentRepository:
         raise AssertionError("unreachable")
 
     @staticmethod
-    def _family_rows(session: Session, user_id: int, family_id: str) -> list[Document]:
+    def _family_rows(session: Session, space: Space, family_id: str) -> list[Document]:
         rows = session.scalars(select(Document).where(Document.family_id == family_id)
                                .order_by(Document.version).with_for_update()).all()
-        if not rows or rows[0].user_id != user_id:
+        if not rows or not _belongs(rows[0], space):
             raise DocumentNotFound("No such document")
         return list(rows)
 
@@ -321,10 +391,10 @@ class DocumentRepository:
 INSERT_ATTEMPTS = 3
 
 
-def _family_named(session: Session, user_id: int, filename: str) -> str | None:
-    """The id of the user's newest document whose head version has this file name."""
+def _family_named(session: Session, space: Space, filename: str) -> str | None:
+    """The id of the space's newest document whose head version has this file name."""
     return session.scalar(select(Document.family_id)
-                          .where(Document.user_id == user_id, Document.is_head, Document.filename == filename)
+                          .where(in_space(space), Document.is_head, Document.filename == filename)
                           .order_by(Document.created_at.desc()).limit(1))
 
 

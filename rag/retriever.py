@@ -1,13 +1,18 @@
-"""Search the caller's own chunks: embed the query, ask the user's collection, cite the sources."""
+"""Search the caller's chunks: embed the query, ask the collections of the spaces they may read
+(fanned out, merged by score), cite the sources."""
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from rag.embedder import Embedder
+from rag.errors import DocumentNotFound
 from rag.repository import DocumentRepository
-from rag.vector_store import VectorStore
+from rag.spaces import Scope, Space, Spaces, Target
+from rag.vector_store import Hit, VectorStore
 
 EXCERPT_CHARS = 300
 
@@ -26,25 +31,58 @@ class Source:
     section: str | None
     row: int | None
     text: str
+    workspace_id: str | None = None
 
 
 class Retriever:
-    def __init__(self, store: VectorStore, repository: DocumentRepository, embedder: Callable[[], Embedder]) -> None:
+    def __init__(self, store: VectorStore, repository: DocumentRepository, embedder: Callable[[], Embedder],
+                 spaces: Spaces) -> None:
         self._store = store
         self._repository = repository
         self._embedder = embedder
+        self._spaces = spaces
 
-    def search(self, user_id: int, query: str, k: int, min_score: float = -1.0) -> list[Source]:
-        """The user's k best chunks for `query`, best first, from live document versions only.
+    def search(self, user_id: int, query: str, k: int, min_score: float = -1.0,
+               scope: Scope | None = None) -> list[Source]:
+        """The k best chunks for `query` that the caller may read now (within `scope`; None:
+        everything), best first, from live document versions only."""
+        return self.search_in(self.targets(user_id, scope or Scope(), strict=False), query, k, min_score)
 
-        The live collection also holds chunks of versions still being ingested (and, briefly, of a
-        version just replaced); those are skipped, and the store is asked for more when they crowd
-        the top k."""
+    def targets(self, user_id: int, scope: Scope, strict: bool) -> list[Target]:
+        """The spaces (and single documents in others) a search in `scope` opens, by the caller's
+        membership now. With `strict`, naming anything the caller cannot read is a 404
+        (a new scope); otherwise it is left out (a later question: access may have ended)."""
+        spaces, documents = self._spaces.scoped(user_id, scope, strict)
+        whole = {space.key for space in spaces}
+        singles: dict[Space, set[str]] = {}
+        found = self._repository.live_ids(documents) if documents else {}
+        for family_id in documents:
+            space, live = found.get(family_id, (None, None))
+            if space is None or not self._spaces.can_read(user_id, space):
+                if strict:
+                    raise DocumentNotFound(f"No such document: {family_id}", {"document_id": family_id})
+                continue
+            if space.key not in whole and live is not None:
+                singles.setdefault(space, set()).add(live)
+        return [Target(space) for space in spaces] + [Target(space, frozenset(ids)) for space, ids in singles.items()]
+
+    def search_in(self, targets: list[Target], query: str, k: int, min_score: float = -1.0) -> list[Source]:
+        """The k best chunks over these targets, merged by score."""
+        if not targets:
+            return []
         vector = self._embedder().embed([query])[0]
+        merged = [source for target in targets for source in self._search_one(target, vector, query, k)]
+        merged.sort(key=lambda source: -source.score)
+        return [source for source in merged[:k] if source.score >= min_score]
+
+    def _search_one(self, target: Target, vector: np.ndarray, query: str, k: int) -> list[Source]:
+        """One space's k best live chunks. Its live collection also holds chunks of versions still
+        being ingested (and, briefly, of a version just replaced); those are skipped, and the
+        store is asked for more when they crowd the top k."""
         wanted = k
         for _attempt in range(FETCH_ATTEMPTS):
-            found = self._store.query(user_id, vector, wanted)
-            live = self._repository.live_versions(user_id, {hit.document_id for hit in found})
+            found: list[Hit] = self._store.query(target.space, vector, wanted, target.documents)
+            live = self._repository.live_versions(target.space, {hit.document_id for hit in found})
             hits = [hit for hit in found if hit.document_id in live]
             if len(hits) >= k or len(found) < wanted:
                 break
@@ -53,9 +91,8 @@ class Retriever:
             Source(document_id=live[hit.document_id].family_id, filename=live[hit.document_id].filename,
                    version=live[hit.document_id].version, page=hit.page, chunk_index=hit.chunk_index,
                    score=hit.score, excerpt=excerpt(hit.text, query), section=hit.section, row=hit.row,
-                   text=hit.text)
+                   text=hit.text, workspace_id=live[hit.document_id].workspace_id)
             for hit in hits[:k]
-            if hit.score >= min_score
         ]
 
 

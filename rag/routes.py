@@ -17,6 +17,7 @@ from rag.repository import DocumentView
 from rag.schemas import (
     DocumentEnvelope,
     DocumentList,
+    DocumentListQuery,
     DocumentOut,
     ReplaceQuery,
     SearchRequest,
@@ -42,13 +43,14 @@ def _document(document: DocumentView) -> dict[str, Any]:
 @responds(201, DocumentEnvelope, "Ingested (with wait=true)")
 @responds(200, DocumentEnvelope, "The same bytes were uploaded before: the existing document")
 def upload() -> tuple[Response, int] | Response:
-    """Upload a document (multipart field `file`) for ingestion; new content under the name of
-    one of your documents becomes its new version."""
+    """Upload a document (multipart field `file`) for ingestion into your own space, or with
+    `workspace` into a workspace where you are an editor or owner (a viewer gets 403); new content
+    under the name of one of the space's documents becomes its new version."""
     options = parse_query(UploadQuery)
     upload_file = _file_field()
     svc, user = services(), current_user()
     document, created = svc.documents.upload(user.id, upload_file.filename, upload_file.stream,
-                                             new_document=options.new_document)
+                                             new_document=options.new_document, workspace_id=options.workspace)
     return _accepted(document, created, options.wait)
 
 
@@ -89,12 +91,13 @@ def _accepted(document: DocumentView, created: bool, wait: bool) -> tuple[Respon
 
 @bp.get("/documents")
 @login_required
-@openapi(query=PageQuery)
-@responds(200, DocumentList, "The caller's documents, newest first, a page at a time")
+@openapi(query=DocumentListQuery)
+@responds(200, DocumentList, "The caller's documents (or a workspace's), newest first, a page at a time")
 def list_documents() -> Response:
-    """List the caller's documents."""
-    page = paginate(services().documents.of_user(current_user().id),
-                    lambda document: (document.created_at.timestamp(), document.family_id), parse_query(PageQuery),
+    """List the caller's own documents, or with `workspace` (any member) that workspace's."""
+    query = parse_query(DocumentListQuery)
+    page = paginate(services().documents.listed(current_user().id, query.workspace),
+                    lambda document: (document.created_at.timestamp(), document.family_id), query,
                     descending=True)
     return jsonify(documents=[_document(document) for document in page.items], next_cursor=page.next_cursor)
 
@@ -113,9 +116,9 @@ def get_document(document_id: str) -> Response:
 def delete_document(document_id: str) -> tuple[str, int]:
     """Delete one of the caller's documents (all its versions) and its chunks."""
     user = current_user()
-    document = services().documents.get(user.id, document_id)
-    services().documents.delete(user.id, document_id)
-    audit("document.deleted", actor=user.username, target=f"{document.filename} ({document_id})")
+    document = services().documents.delete(user.id, document_id)
+    audit("document.deleted", actor=user.username, target=f"{document.filename} ({document_id})",
+          details={"workspace_id": document.workspace_id} if document.workspace_id else None)
     return "", 204
 
 
@@ -154,7 +157,7 @@ def delete_version(document_id: str, version: int) -> Response:
 @json_body(SearchRequest)
 @responds(200, SearchResults, "The caller's closest chunks, best first")
 def search(payload: SearchRequest) -> Response:
-    """Semantic search over the caller's own documents."""
+    """Semantic search over every document the caller can read (their own and their workspaces')."""
     svc = services()
     sources = svc.retriever.search(current_user().id, payload.query, payload.k or svc.config.search_top_k)
     return jsonify(results=[SourceOut.of(source).model_dump(mode="json") for source in sources])

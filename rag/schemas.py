@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.pagination import PageQuery
 from rag.repository import DocumentView
 from rag.retriever import Source
+from rag.spaces import Scope
+
+MAX_SCOPE_ITEMS = 200
 
 
 class VersionOut(BaseModel):
@@ -46,11 +51,13 @@ class DocumentOut(BaseModel):
     versions: int = Field(description="How many versions the document has (GET /documents/<id>/versions)")
     current_version: int | None = Field(description="The version answers come from: `version` once it is "
                                         "ready; until then the one before; null while none is ready")
+    workspace_id: str | None = Field(description="The workspace the document is in; null for its owner's "
+                                     "personal space")
 
     @classmethod
     def of(cls, document: DocumentView) -> "DocumentOut":
         return cls.model_validate({**_fields(document), "id": document.family_id, "versions": document.versions,
-                                   "current_version": document.live_version})
+                                   "current_version": document.live_version, "workspace_id": document.workspace_id})
 
 
 def _fields(document: DocumentView) -> dict[str, object]:
@@ -82,8 +89,30 @@ class ReplaceQuery(BaseModel):
 
 
 class UploadQuery(ReplaceQuery):
-    new_document: bool = Field(default=False, description="Keep it a separate document even when one of yours "
-                               "has the same file name (by default it becomes that document's new version)")
+    new_document: bool = Field(default=False, description="Keep it a separate document even when one of the "
+                               "space's has the same file name (by default it becomes that document's new version)")
+    workspace: str | None = Field(default=None, max_length=64, description="Upload into this workspace (editor "
+                                  "or owner) instead of your personal space")
+
+
+class DocumentListQuery(PageQuery):
+    workspace: str | None = Field(default=None, max_length=64, description="List this workspace's documents "
+                                  "(any member) instead of your own")
+
+
+class ScopeIn(BaseModel):
+    """What a chat searches: whole workspaces (\"personal\" for your own space) and single documents.
+    Left out, or both lists empty: everything you can read, as of each question."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workspaces: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list,
+                                                                                 max_length=MAX_SCOPE_ITEMS)
+    documents: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list,
+                                                                                max_length=MAX_SCOPE_ITEMS)
+
+    def scope(self) -> Scope:
+        return Scope(tuple(dict.fromkeys(self.workspaces)), tuple(dict.fromkeys(self.documents)))
 
 
 class SearchRequest(BaseModel):
@@ -104,6 +133,8 @@ class SourceOut(BaseModel):
     excerpt: str
     section: str | None = Field(default=None, description="Title of the section (DOCX, HTML, Markdown)")
     row: int | None = Field(default=None, description="1-based data row (CSV)")
+    workspace_id: str | None = Field(default=None, description="The document's workspace; null for the personal "
+                                     "space")
 
     @classmethod
     def of(cls, source: Source) -> "SourceOut":

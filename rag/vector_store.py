@@ -1,13 +1,15 @@
-"""Chunks and their vectors in Chroma, one live collection per user, and one archive.
+"""Chunks and their vectors in Chroma, one live collection per space (a user's personal space or
+a workspace), and one archive.
 
 The live collection holds the chunks answers may come from (and those of versions being ingested);
 the archive holds the chunks of a document's other ready versions, moved there when a newer version
 goes live and back on restore: old versions never mix into retrieval, and need no re-embedding.
 
-Isolation lives in the store itself: every call names the user, and a user's queries only ever
-touch that user's collection, so no filter can be forgotten. It is also the fast design: a
-`where` filter on an owner field over one shared collection measured 94 ms for a top-5 query at
-100k chunks against 4 ms unfiltered; a per-user collection is searched at its own size (bench/).
+Isolation lives in the store itself: every call names the space, and a query only ever touches
+the collections of the spaces it is given (those the caller may read), so no filter can be
+forgotten. It is also the fast design: a `where` filter on an owner field over one shared
+collection measured 94 ms for a top-5 query at 100k chunks against 4 ms unfiltered; a per-space
+collection is searched at its own size (bench/).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 
 from rag.errors import VectorStoreUnavailable
+from rag.spaces import Space
 from rag.types import Chunk, VersionChange
 
 
@@ -57,7 +60,7 @@ def make_client(path: Path, host: str = "", port: int = 8000) -> Any:
 
 
 class VectorStore:
-    """One collection per user. With a Chroma server, the connection is made on first use and
+    """One collection per space (and its archive). With a Chroma server, the connection is made on first use and
     made again after a failure, so the app starts, and recovers, while the server is down."""
 
     def __init__(self, connect: Callable[[], Any]) -> None:
@@ -70,72 +73,74 @@ class VectorStore:
         return cls(lambda: client)
 
     @staticmethod
-    def collection_name(user_id: int, archived: bool = False) -> str:
-        return f"docs_u{user_id}_archive" if archived else f"docs_u{user_id}"
+    def collection_name(space: Space, archived: bool = False) -> str:
+        return f"docs_{space.key}_archive" if archived else f"docs_{space.key}"
 
-    def add(self, user_id: int, document_id: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    def add(self, space: Space, document_id: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
             return
         with self._available():
-            self._collection(user_id, create=True).upsert(
+            self._collection(space, create=True).upsert(
             ids=[chunk_id(document_id, chunk.index) for chunk in chunks],
             embeddings=vectors,
             documents=[chunk.text for chunk in chunks],
             metadatas=[_metadata(document_id, chunk) for chunk in chunks],
         )
 
-    def delete_document(self, user_id: int, document_id: str) -> None:
+    def delete_document(self, space: Space, document_id: str) -> None:
         """Remove a document version's chunks, live or archived."""
         with self._available():
-            for collection in self._both(user_id):
+            for collection in self._both(space):
                 collection.delete(where={"document_id": document_id})
 
-    def drop_user(self, user_id: int) -> None:
-        """Remove every chunk of the user (their collections)."""
+    def drop_space(self, space: Space) -> None:
+        """Remove every chunk of the space (its collections)."""
         with self._available():
             for archived in (False, True):
-                if self._collection(user_id, archived=archived) is not None:
-                    self._api().delete_collection(self.collection_name(user_id, archived))
+                if self._collection(space, archived=archived) is not None:
+                    self._api().delete_collection(self.collection_name(space, archived))
 
-    def count(self, user_id: int, document_id: str | None = None) -> int:
-        """How many chunks the user (or one document version) has, live and archived."""
+    def count(self, space: Space, document_id: str | None = None) -> int:
+        """How many chunks the space (or one document version) has, live and archived."""
         with self._available():
             if document_id is None:
-                return sum(collection.count() for collection in self._both(user_id))
+                return sum(collection.count() for collection in self._both(space))
             return sum(len(collection.get(where={"document_id": document_id}, include=[])["ids"])
-                       for collection in self._both(user_id))
+                       for collection in self._both(space))
 
-    def move(self, user_id: int, document_id: str, archived: bool) -> int:
+    def move(self, space: Space, document_id: str, archived: bool) -> int:
         """Move a version's chunks into the archive (archived=True) or back into the live
         collection, vectors and all; how many moved. Written before deleted: a crash in between
         leaves a copy, which the integrity check finds and the maintenance task removes."""
         with self._available():
-            source = self._collection(user_id, archived=not archived)
+            source = self._collection(space, archived=not archived)
             if source is None:
                 return 0
             found = source.get(where={"document_id": document_id}, include=["embeddings", "documents", "metadatas"])
             if not found["ids"]:
                 return 0
-            self._collection(user_id, create=True, archived=archived).upsert(
+            self._collection(space, create=True, archived=archived).upsert(
                 ids=found["ids"], embeddings=found["embeddings"], documents=found["documents"],
                 metadatas=found["metadatas"])
             source.delete(ids=found["ids"])
             return len(found["ids"])
 
-    def apply(self, user_id: int, change: VersionChange) -> None:
+    def apply(self, space: Space, change: VersionChange) -> None:
         """Bring the new live version's chunks in before the old one's go out."""
         for document_id in change.to_live:
-            self.move(user_id, document_id, archived=False)
+            self.move(space, document_id, archived=False)
         for document_id in change.to_archive:
-            self.move(user_id, document_id, archived=True)
+            self.move(space, document_id, archived=True)
 
-    def query(self, user_id: int, vector: np.ndarray, k: int) -> list[Hit]:
-        """The user's k nearest chunks, best first. Nobody else's collection is opened."""
+    def query(self, space: Space, vector: np.ndarray, k: int, only: frozenset[str] | None = None) -> list[Hit]:
+        """The space's k nearest chunks (of the version ids `only`, when given), best first.
+        No other space's collection is opened."""
         with self._available():
-            collection = self._collection(user_id)
+            collection = self._collection(space)
             if collection is None:
                 return []
-            found = collection.query(query_embeddings=vector.reshape(1, -1), n_results=k,
+            where = None if only is None else {"document_id": {"$in": sorted(only)}}
+            found = collection.query(query_embeddings=vector.reshape(1, -1), n_results=k, where=where,
                                      include=["documents", "metadatas", "distances"])
         return [
             _hit(chunk, text, meta, distance)
@@ -143,11 +148,11 @@ class VectorStore:
                                                    found["metadatas"][0], found["distances"][0], strict=True)
         ]
 
-    def delete_chunks_from(self, user_id: int, document_id: str, first_index: int) -> int:
+    def delete_chunks_from(self, space: Space, document_id: str, first_index: int) -> int:
         """Delete a document version's chunks numbered `first_index` and up; how many there were."""
         removed = 0
         with self._available():
-            for collection in self._both(user_id):
+            for collection in self._both(space):
                 where = {"$and": [{"document_id": document_id}, {"chunk_index": {"$gte": first_index}}]}
                 stale = collection.get(where=where, include=[])["ids"]
                 if stale:
@@ -155,10 +160,10 @@ class VectorStore:
                 removed += len(stale)
         return removed
 
-    def chunk_counts(self, user_id: int, archived: bool = False) -> dict[str, int]:
-        """How many chunks each document version of the user has in the live collection (or the archive)."""
+    def chunk_counts(self, space: Space, archived: bool = False) -> dict[str, int]:
+        """How many chunks each document version of the space has in the live collection (or the archive)."""
         with self._available():
-            collection = self._collection(user_id, archived=archived)
+            collection = self._collection(space, archived=archived)
             if collection is None:
                 return {}
             counts: dict[str, int] = {}
@@ -166,21 +171,21 @@ class VectorStore:
                 counts[str(meta["document_id"])] = counts.get(str(meta["document_id"]), 0) + 1
             return counts
 
-    def export_user(self, user_id: int, archived: bool = False) -> dict[str, Any] | None:
-        """Every chunk of the user's live collection (or archive): ids, embeddings, texts,
+    def export_space(self, space: Space, archived: bool = False) -> dict[str, Any] | None:
+        """Every chunk of the space's live collection (or archive): ids, embeddings, texts,
         metadata; None when there is no such collection."""
         with self._available():
-            collection = self._collection(user_id, archived=archived)
+            collection = self._collection(space, archived=archived)
             if collection is None:
                 return None
             found = collection.get(include=["embeddings", "documents", "metadatas"])
             return {"ids": list(found["ids"]), "embeddings": np.asarray(found["embeddings"], dtype=np.float32),
                     "documents": list(found["documents"]), "metadatas": list(found["metadatas"])}
 
-    def import_user(self, user_id: int, data: dict[str, Any], archived: bool = False, batch: int = 1000) -> None:
+    def import_space(self, space: Space, data: dict[str, Any], archived: bool = False, batch: int = 1000) -> None:
         """Put exported chunks back (upsert: a retried restore does not duplicate)."""
         with self._available():
-            collection = self._collection(user_id, create=True, archived=archived)
+            collection = self._collection(space, create=True, archived=archived)
             for start in range(0, len(data["ids"]), batch):
                 end = start + batch
                 collection.upsert(ids=data["ids"][start:end], embeddings=data["embeddings"][start:end],
@@ -206,8 +211,8 @@ class VectorStore:
             self._client = None
             raise VectorStoreUnavailable("The vector store (Chroma server) is unavailable; retry shortly") from exc
 
-    def _collection(self, user_id: int, create: bool = False, archived: bool = False) -> Any:
-        name = self.collection_name(user_id, archived)
+    def _collection(self, space: Space, create: bool = False, archived: bool = False) -> Any:
+        name = self.collection_name(space, archived)
         client = self._api()
         if create:
             return client.get_or_create_collection(
@@ -218,9 +223,9 @@ class VectorStore:
         except NotFoundError:
             return None
 
-    def _both(self, user_id: int) -> list[Any]:
-        """The user's live collection and archive, those that exist."""
-        found = (self._collection(user_id), self._collection(user_id, archived=True))
+    def _both(self, space: Space) -> list[Any]:
+        """The space's live collection and archive, those that exist."""
+        found = (self._collection(space), self._collection(space, archived=True))
         return [collection for collection in found if collection is not None]
 
 

@@ -1,4 +1,4 @@
-"""A chat turn: retrieve the caller's chunks, fold old history into the summary, build the prompt,
+"""A chat turn: retrieve the chunks the caller may read (within the session's scope), fold old history into the summary, build the prompt,
 generate (whole or streamed), and store the question with its answer."""
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides, GenerationSettings
 from llm.streaming import TokenStream
 from rag.retriever import Retriever, Source
+from rag.spaces import Scope
 from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
 from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
 from sessions.service import DEFAULT_TITLE, title_from
@@ -101,7 +102,7 @@ class ChatService:
                 {"fields": [{"field": "message", "message": "too many tokens", "type": "too_long"}]})
         session = self._fold_old_history(session, builder, model)
         sources = self._retriever.search(user_id, self._search_query(session, question), self.settings.top_k,
-                                         self.settings.min_score)
+                                         self.settings.min_score, Scope.of(session.scope))
         if not sources:
             return PreparedTurn(user_id, session, question, None, overrides)
         recent = session.messages[session.summarized_count:]

@@ -23,6 +23,7 @@ class ChatSession(Base):
     summary: Mapped[str | None] = mapped_column(Text, nullable=True)
     summarized_count: Mapped[int] = mapped_column(Integer, default=0)
     branched_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    scope: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # None: all the user can read
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_active: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 

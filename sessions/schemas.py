@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from llm.settings import GenerationOverrides
-from rag.schemas import SourceOut
+from rag.schemas import ScopeIn, SourceOut
 from sessions.chat import ChatReply
 from sessions.repository import MessageView, SessionView
 
@@ -29,6 +29,9 @@ class StartRequest(BaseModel):
                                   description="Your own id for the session; if you already have it, it is resumed (200)")
     title: str | None = Field(default=None, min_length=1, max_length=200)
     generation: GenerationOverrides | None = None
+    scope: ScopeIn | None = Field(default=None, description="What the session searches: `workspaces` (ids, or "
+                                  "\"personal\" for your own space) and single `documents`; left out: everything "
+                                  "you can read. Anything you cannot read is 404")
 
     _check_message = field_validator("message", "title")(_not_blank)
 
@@ -102,6 +105,8 @@ class SessionOut(BaseModel):
     branched_from: str | None
     created_at: datetime
     last_active: datetime
+    scope: dict[str, list[str]] | None = Field(default=None, description="What the session searches "
+                                               "(`workspaces`, `documents`); null: everything you can read")
     next_cursor: str | None = Field(default=None, description="GET /chat/sessions/<id>: pass as `cursor` for the "
                                     "next page of messages; null on the last page")
 
@@ -112,7 +117,7 @@ class SessionOut(BaseModel):
         return cls(sessionId=session.id, title=session.title, messages=[MessageOut.of(m) for m in shown],
                    summary=session.summary, summarized_messages=session.summarized_count,
                    branched_from=session.branched_from, created_at=session.created_at,
-                   last_active=session.last_active)
+                   last_active=session.last_active, scope=session.scope)
 
 
 class SessionList(BaseModel):
@@ -123,6 +128,8 @@ class SessionList(BaseModel):
 class StartResult(BaseModel):
     sessionId: str
     title: str
+    scope: dict[str, list[str]] | None = Field(default=None, description="What the session searches; null: "
+                                               "everything you can read")
     messages: list[MessageOut]
     sources: list[SourceOut] = Field(description="Sources of the first reply (empty without a message)")
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from common.database import utcnow
 from common.errors import ValidationFailed
+from rag.spaces import Scope
 from sessions.repository import NewMessage, SessionRepository, SessionView
 
 log = logging.getLogger(__name__)
@@ -26,16 +28,29 @@ def title_from(message: str) -> str:
 
 
 class SessionService:
-    def __init__(self, repository: SessionRepository, retention_days: int = 0) -> None:
+    def __init__(self, repository: SessionRepository, retention_days: int = 0,
+                 check_scope: Callable[[int, Scope], object] = lambda _user_id, _scope: None) -> None:
+        """`check_scope(user_id, scope)` raises a NotFound when the scope names anything the user
+        cannot read (the retriever's strict check)."""
         self._repository = repository
         self.retention_days = retention_days
+        self._check_scope = check_scope
 
-    def start(self, user_id: int, title: str | None = None, session_id: str | None = None) -> tuple[SessionView, bool]:
-        """A new session, or the caller's existing one when `session_id` names it: (session, created)."""
+    def start(self, user_id: int, title: str | None = None, session_id: str | None = None,
+              scope: Scope | None = None) -> tuple[SessionView, bool]:
+        """A new session, or the caller's existing one when `session_id` names it: (session, created).
+        `scope` limits what it searches (checked first: 404 for anything unreadable); given on
+        resume, it replaces the session's scope."""
+        if scope is not None:
+            self._check_scope(user_id, scope)
+        stored = scope.as_dict() if scope is not None else None
         if session_id and self._repository.exists(user_id, session_id):
+            if scope is not None:
+                self._repository.set_scope(user_id, session_id, stored)
             return self._repository.get(user_id, session_id), False
         try:
-            session = self._repository.create(user_id, session_id or secrets.token_hex(16), title or DEFAULT_TITLE)
+            session = self._repository.create(user_id, session_id or secrets.token_hex(16), title or DEFAULT_TITLE,
+                                              scope=stored)
         except IntegrityError:  # the same id started twice at once: the other request made it
             return self._repository.get(user_id, str(session_id)), False
         return session, True
@@ -64,6 +79,7 @@ class SessionService:
             user_id, secrets.token_hex(16), _branch_title(source.title), copied,
             summary=source.summary if keeps_summary else None,
             summarized_count=source.summarized_count if keeps_summary else 0, branched_from=source.id,
+            scope=source.scope,
         )
 
     def expires_at(self, session: SessionView) -> datetime | None:

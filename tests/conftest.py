@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,18 @@ def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> None:
             return
         time.sleep(0.2)
     pytest.fail(f"timed out waiting for {what}")
+
+
+@contextmanager
+def schema_at(db: Any, revision: str) -> Iterator[Any]:
+    """A connection (in one transaction) to `db` with its schema at an old migration `revision`,
+    to write rows as an older install had them before `db.migrate()` upgrades it."""
+    from alembic import command
+
+    from common.database import alembic_config
+
+    with db.engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        yield connection

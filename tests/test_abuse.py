@@ -58,16 +58,13 @@ def test_tokens_name_their_account_even_where_an_id_comes_back(app, client, user
 
 def test_upgrading_an_old_database_keeps_every_row_and_stops_reusing_ids(tmp_path):
     """Migration 0005 rebuilds the users table on SQLite; rows that reference users survive it."""
-    from alembic import command
     from sqlalchemy import text
 
-    from common.database import Database, alembic_config
+    from common.database import Database
+    from tests.conftest import schema_at
 
     db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    with db.engine.begin() as connection:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0004")
+    with schema_at(db, "0004") as connection:
         for user_id, name in ((1, "ann"), (2, "bob")):
             connection.execute(text("INSERT INTO users (id, username, password_hash, role, created_at) "
                                     "VALUES (:id, :name, 'h', 'user', '2026-11-01 00:00:00')"),

@@ -8,6 +8,7 @@ import pytest
 
 from app import create_app
 from config import Config
+from rag.spaces import Space
 from tests.conftest import Users, search, upload
 
 
@@ -78,7 +79,7 @@ def test_a_backup_killed_midway_leaves_no_archive_and_the_next_one_works(make_ap
     bulk = [Chunk(text=f"filler chunk {n} " * 20, index=n, tokens=60) for n in range(20000)]
     rng = np.random.default_rng(0)
     for start in range(0, len(bulk), 5000):  # enough data that the backup takes a while
-        vectors.add(alice.id, "bulk-document", bulk[start:start + 5000], rng.random((5000, 384), dtype=np.float32))
+        vectors.add(Space.personal(alice.id), "bulk-document", bulk[start:start + 5000], rng.random((5000, 384), dtype=np.float32))
     out = tmp_path / "backups"
     env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
     flask = Path(sys.executable).with_name("flask")
@@ -97,7 +98,7 @@ def test_a_backup_killed_midway_leaves_no_archive_and_the_next_one_works(make_ap
     assert not list(out.glob("docchat-backup-*.tar.gz"))  # no torn archive under a real name
     assert list(out.glob(".*.partial"))
     assert client.get(f"/documents/{document['id']}", headers=alice.headers).status_code == 200  # unaffected
-    assert vectors.count(alice.id) == 20000 + document["chunks"]
+    assert vectors.count(Space.personal(alice.id)) == 20000 + document["chunks"]
     archive = _backup(app, out)  # the next backup works, and clears the dead one's leftovers
     assert archive.exists() and not list(out.glob(".*.partial"))
 

@@ -1,6 +1,7 @@
 """CHROMA_HOST: the same ingestion and isolation against a Chroma server (`chroma run`)."""
 from __future__ import annotations
 
+from rag.spaces import Space
 from tests.conftest import Users, search, upload
 
 
@@ -16,4 +17,4 @@ def test_documents_are_stored_and_isolated_on_a_chroma_server(make_app, chroma_s
     upload(client, bob, samples["md"])
     assert all(r["document_id"] != document["id"] for r in search(client, bob, "bakery revenue", k=20))
     assert client.delete(f"/documents/{document['id']}", headers=alice.headers).status_code == 204
-    assert app.extensions["docchat"].vectors.count(alice.id) == 0
+    assert app.extensions["docchat"].vectors.count(Space.personal(alice.id)) == 0

@@ -6,6 +6,7 @@ import time
 import pytest
 
 from fixtures.samples import FACTS
+from rag.spaces import Space
 from tests.conftest import assert_error, search, upload
 
 QUESTIONS = {
@@ -67,7 +68,7 @@ def test_same_bytes_again_answer_200_with_the_existing_document(app, client, use
     again = upload(client, account, samples["md"], name="renamed.md")
     assert again.status_code == 200
     assert again.get_json()["document"]["id"] == first["id"]
-    assert app.extensions["docchat"].vectors.count(account.id) == first["chunks"]
+    assert app.extensions["docchat"].vectors.count(Space.personal(account.id)) == first["chunks"]
     other = users.register()
     assert upload(client, other, samples["md"]).status_code == 201  # dedupe is per user
 
@@ -77,10 +78,10 @@ def test_delete_removes_the_record_file_and_chunks(app, client, users, samples):
     document = upload(client, account, samples["docx"]).get_json()["document"]
     services = app.extensions["docchat"]
     stored = services.config.uploads_dir / str(account.id) / f"{document['id']}.docx"
-    assert stored.exists() and services.vectors.count(account.id, document["id"]) == document["chunks"]
+    assert stored.exists() and services.vectors.count(Space.personal(account.id), document["id"]) == document["chunks"]
     assert client.delete(f"/documents/{document['id']}", headers=account.headers).status_code == 204
     assert_error(client.get(f"/documents/{document['id']}", headers=account.headers), 404, "NOT_FOUND")
-    assert not stored.exists() and services.vectors.count(account.id) == 0
+    assert not stored.exists() and services.vectors.count(Space.personal(account.id)) == 0
     assert search(client, account, QUESTIONS["docx"]) == []
 
 
@@ -105,7 +106,7 @@ def test_canary_sentence_never_reaches_another_user(app, client, users, samples,
     assert "tangerine-4471-walrus" in search(client, alice, "vault code")[0]["excerpt"]
     services = app.extensions["docchat"]
     vector = services.retriever._embedder().embed(["vault code tangerine"])[0]
-    assert all("tangerine" not in hit.text for hit in services.vectors.query(bob.id, vector, 100))
+    assert all("tangerine" not in hit.text for hit in services.vectors.query(Space.personal(bob.id), vector, 100))
 
 
 def test_documents_survive_a_restart(make_app, users, samples):
@@ -145,12 +146,12 @@ def test_deleting_a_user_removes_their_documents_files_and_chunks(app, client, u
     account = users.register("leaving")
     upload(client, account, samples["md"])
     services = app.extensions["docchat"]
-    assert services.vectors.count(account.id) > 0
+    assert services.vectors.count(Space.personal(account.id)) > 0
     result = app.test_cli_runner().invoke(args=["users", "delete", "leaving", "--yes"])
     assert result.exit_code == 0, result.output
-    assert services.vectors.count(account.id) == 0
+    assert services.vectors.count(Space.personal(account.id)) == 0
     assert not (services.config.uploads_dir / str(account.id)).exists()
-    assert services.documents.of_user(account.id) == []
+    assert services.documents.listed(account.id) == []
 
 
 def test_wait_answers_202_with_the_current_state_once_its_time_is_up(make_app, samples):

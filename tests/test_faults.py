@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.server import call, free_port, start_server
+from rag.spaces import Space
 from tests.conftest import Users, assert_error, search, upload, wait_for
 
 
@@ -43,7 +44,7 @@ def test_a_stopped_chroma_server_gives_503s_and_loses_nothing(make_app, chroma, 
     assert client.get(f"/documents/{kept['id']}", headers=alice.headers).status_code == 200  # the failed delete kept it
     vectors = app.extensions["docchat"].vectors
     for document in client.get("/documents", headers=alice.headers).get_json()["documents"]:
-        assert vectors.count(alice.id, document["id"]) == document["chunks"]  # nothing doubled
+        assert vectors.count(Space.personal(alice.id), document["id"]) == document["chunks"]  # nothing doubled
 
 
 @pytest.fixture

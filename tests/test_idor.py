@@ -65,3 +65,33 @@ def test_no_route_hands_one_users_objects_to_another(app, client, users, samples
     assert workspace["workspace"]["name"] == "alice's" and workspace["members"] == [
         {"username": alice.username, "role": "owner"}]
     assert client.get("/auth/me", headers=alice.headers).get_json()["role"] == "user"
+
+
+WRITES = ("PUT", "DELETE", "POST")  # on a document route: upload a version, delete, restore
+
+
+def test_a_workspace_s_documents_answer_outsiders_404_and_viewers_403_on_every_document_route(
+        app, client, users, samples):
+    """Every route that takes a document id, on a document in a workspace: a non-member gets 404
+    like an unknown id; a viewer reads, and gets 403 where only the role is wrong; nothing changes."""
+    olga, vic, mallory = users.register(), users.register(), users.register()
+    workspace_id = client.post("/workspaces", json={"name": "team"}, headers=olga.headers).get_json()["workspace"]["id"]
+    client.post(f"/workspaces/{workspace_id}/members", json={"username": vic.username, "role": "viewer"},
+                headers=olga.headers)
+    with samples["md"].open("rb") as handle:
+        document = client.post(f"/upload?wait=true&workspace={workspace_id}", headers=olga.headers,
+                               data={"file": (handle, "zephyr.md")},
+                               content_type="multipart/form-data").get_json()["document"]
+    routes = [(method, rule) for method, rule in id_routes(app) if "<document_id>" in rule]
+    assert len(routes) >= 6
+    for method, rule in routes:
+        path = rule.replace("<document_id>", document["id"]).replace("<version>", "1")
+        for account, expected in ((mallory, 404), (vic, 403 if method in WRITES else 200)):
+            if method == "PUT":
+                response = client.put(path, headers=account.headers, data={"file": (samples["md"].open("rb"), "x.md")},
+                                      content_type="multipart/form-data")
+            else:
+                response = client.open(path, method=method, headers=account.headers)
+            assert response.status_code == expected, (account.username, method, rule, response.get_json())
+    after = client.get(f"/documents/{document['id']}", headers=olga.headers).get_json()["document"]
+    assert after["versions"] == 1 and after["status"] == "ready"

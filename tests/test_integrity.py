@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rag.spaces import Space
 from rag.types import Chunk
 from tests.conftest import Users, search, upload, wait_for
 
@@ -19,8 +20,8 @@ def test_problems_show_in_health_and_repair_fixes_them(make_app, samples):
     svc = app.extensions["docchat"]
     assert svc.integrity.check().problems() == []
 
-    svc.vectors.delete_document(alice.id, document["id"])  # chunks lost behind the database's back
-    svc.vectors.add(alice.id, "gone-document", [Chunk(text="left behind", index=0, tokens=2)],
+    svc.vectors.delete_document(Space.personal(alice.id), document["id"])  # chunks lost behind the database's back
+    svc.vectors.add(Space.personal(alice.id), "gone-document", [Chunk(text="left behind", index=0, tokens=2)],
                     np.ones((1, 384), dtype=np.float32) / np.sqrt(384))
     result = app.test_cli_runner().invoke(args=["integrity", "check"])
     assert result.exit_code == 1
@@ -36,7 +37,7 @@ def test_problems_show_in_health_and_repair_fixes_them(make_app, samples):
     assert svc.integrity.check().problems() == []
     assert client.get("/health").get_json()["problems"] == []
     assert search(client, alice, "reset the router")[0]["document_id"] == document["id"]
-    assert svc.vectors.chunk_counts(alice.id) == {document["id"]: document["chunks"]}
+    assert svc.vectors.chunk_counts(Space.personal(alice.id)) == {document["id"]: document["chunks"]}
 
 
 def test_a_damaged_sqlite_database_is_reported(make_app, tmp_path):

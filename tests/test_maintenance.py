@@ -9,6 +9,7 @@ import numpy as np
 
 from common.database import utcnow
 from maintenance.schedule import LeakWatch
+from rag.spaces import Space
 from rag.types import Chunk
 from sessions.models import ChatSession
 from tests.conftest import Users, upload, wait_for
@@ -29,14 +30,14 @@ def test_scheduled_tasks_clean_up_and_report_in_health(make_app, samples, caplog
     idle, _ = svc.sessions.start(alice.id, "old")
     with svc.db.session() as db:
         db.query(ChatSession).filter_by(public_id=idle.id).one().last_active = utcnow() - timedelta(days=40)
-    svc.vectors.add(alice.id, "deleted-document", [Chunk("orphan", 0, 1)], _vectors(1))
-    svc.vectors.add(alice.id, document["id"], [Chunk("stale leftover", document["chunks"] + 3, 2)], _vectors(1))
+    svc.vectors.add(Space.personal(alice.id), "deleted-document", [Chunk("orphan", 0, 1)], _vectors(1))
+    svc.vectors.add(Space.personal(alice.id), document["id"], [Chunk("stale leftover", document["chunks"] + 3, 2)], _vectors(1))
     svc.revocations.revoke("expired-login", alice.id, utcnow() - timedelta(days=1))  # its tokens expired anyway
     svc.revocations.revoke("live-login", alice.id, utcnow() + timedelta(days=1))
 
     with caplog.at_level(logging.INFO, logger="maintenance.schedule"):
         start_background_work(app)  # (the first request started it already: these run on the next round)
-        wait_for(lambda: svc.vectors.chunk_counts(alice.id) == {document["id"]: document["chunks"]}
+        wait_for(lambda: svc.vectors.chunk_counts(Space.personal(alice.id)) == {document["id"]: document["chunks"]}
                  and not svc.sessions.of_user(alice.id), 30, "the orphan, the stale chunk and the idle session to go")
         wait_for(lambda: "removed 1 stale chunk" in caplog.text, 10, "the runs to be logged")
         wait_for(lambda: "forgot 1 revoked login" in caplog.text, 10, "the expired revocation to be pruned")

@@ -1,4 +1,4 @@
-"""The auth, document, error, monitoring, session and version suites again, on the local PostgreSQL (TEST_POSTGRES_URL)."""
+"""The auth, document, error, monitoring, session, version and workspace suites again, on the local PostgreSQL (TEST_POSTGRES_URL)."""
 from __future__ import annotations
 
 import pytest
@@ -11,6 +11,7 @@ from tests.test_idor import *  # noqa: F401,F403
 from tests.test_monitoring import *  # noqa: F401,F403
 from tests.test_sessions import *  # noqa: F401,F403
 from tests.test_versions import *  # noqa: F401,F403
+from tests.test_workspace_documents import *  # noqa: F401,F403
 from tests.test_workspaces import *  # noqa: F401,F403
 
 pytestmark = pytest.mark.postgres
@@ -38,6 +39,7 @@ def test_a_finished_version_locks_its_family_in_the_order_an_upload_does(app, us
     from sqlalchemy.exc import OperationalError
 
     from rag.repository import DocumentRepository
+    from rag.spaces import Space
 
     db = app.extensions["docchat"].db
     repository = DocumentRepository(db)
@@ -47,7 +49,7 @@ def test_a_finished_version_locks_its_family_in_the_order_an_upload_does(app, us
     def version(number: int, family: str | None) -> str:
         fields = dict(id=f"v{number}" + "0" * 30, user_id=user_id, filename="vault.txt", type="txt",
                       sha256=str(number) * 64, size_bytes=10, storage_name=f"v{number}.txt")
-        return repository.add(family, match_name=False, **fields).id
+        return repository.add(Space.personal(user_id), family, match_name=False, **fields).id
 
     live = version(1, None)
     assert repository.claim(live) and repository.finish(live, chunks=1, pages=None) is not None
@@ -67,4 +69,4 @@ def test_a_finished_version_locks_its_family_in_the_order_an_upload_does(app, us
             upload.rollback()
         worker.join(30)
     assert finished and finished[0] is not None
-    assert repository.get(user_id, live).id == pending  # the new version is the head, and live
+    assert repository.get(Space.personal(user_id), live).id == pending  # the new version is the head, and live

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from fixtures.server import call, free_port, start_server
+from rag.spaces import Space
 from tests.conftest import redis_url, wait_for
 
 WORKERS = 4
@@ -138,5 +139,5 @@ def test_ingestion_runs_in_separate_worker_processes_and_survives_kill_9(four_wo
     from rag.vector_store import VectorStore
 
     user_id = call(f"{four_workers}/auth/me", token=token)[1]["id"]
-    stored = store.get_collection(VectorStore.collection_name(user_id)).get(where={"document_id": big["id"]}, include=[])
+    stored = store.get_collection(VectorStore.collection_name(Space.personal(user_id))).get(where={"document_id": big["id"]}, include=[])
     assert len(stored["ids"]) == document["chunks"] > 100  # resumed clean: nothing lost, nothing twice

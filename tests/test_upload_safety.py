@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.samples import make_docx, make_pdf
+from rag.spaces import Space
 from tests.conftest import assert_error, search, upload
 
 
@@ -18,7 +19,7 @@ def _post(client, account, data: bytes, name: str, wait: bool = True):
 
 def _nothing_kept(app, account) -> None:
     services = app.extensions["docchat"]
-    assert services.documents.of_user(account.id) == []
+    assert services.documents.listed(account.id) == []
     user_dir = services.config.uploads_dir / str(account.id)
     assert not user_dir.exists() or list(user_dir.iterdir()) == []
     incoming = services.config.uploads_dir / ".incoming"
@@ -92,7 +93,7 @@ def test_corrupt_pdf_fails_with_a_clear_error_and_no_chunks(app, client, users, 
     body = assert_error(_post(client, account, broken, "cut.pdf"), 422, "UNPROCESSABLE_DOCUMENT")
     document = body["details"]["document"]
     assert document["status"] == "failed" and document["error"] and document["chunks"] == 0
-    assert app.extensions["docchat"].vectors.count(account.id) == 0
+    assert app.extensions["docchat"].vectors.count(Space.personal(account.id)) == 0
     listed = client.get("/documents", headers=account.headers).get_json()["documents"]
     assert [d["status"] for d in listed] == ["failed"]
     assert upload(client, account, samples["md"]).status_code == 201  # the server carries on
@@ -142,7 +143,7 @@ def test_zip_bomb_docx_fails_cleanly(make_app, tmp_path, lie):
     assert bomb.stat().st_size < 5 * 1024 * 1024
     body = assert_error(upload(client, account, bomb), 422, "UNPROCESSABLE_DOCUMENT")
     assert body["details"]["document"]["status"] == "failed"
-    assert app.extensions["docchat"].vectors.count(account.id) == 0
+    assert app.extensions["docchat"].vectors.count(Space.personal(account.id)) == 0
     assert client.get("/auth/me", headers=account.headers).status_code == 200
 
 

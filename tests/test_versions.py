@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from rag.spaces import Space
 from tests.conftest import Users, assert_error, search, upload
 
 OLD_TEXT = ("Vault procedures.\n\nThe vault door code is 4417 and it is changed every spring by the "
@@ -64,8 +65,8 @@ def test_new_content_under_the_same_name_is_version_2_and_only_it_is_retrieved(a
     assert results and {(r["document_id"], r["version"]) for r in results} == {(first["id"], 2)}
     assert "9902" in _texts(results) and "4417" not in _texts(results)
     vectors = app.extensions["docchat"].vectors
-    assert vectors.count(account.id) == first["chunks"] + second["chunks"]  # version 1 kept, in the archive
-    assert len(vectors.chunk_counts(account.id)) == 1 and len(vectors.chunk_counts(account.id, archived=True)) == 1
+    assert vectors.count(Space.personal(account.id)) == first["chunks"] + second["chunks"]  # version 1 kept, in the archive
+    assert len(vectors.chunk_counts(Space.personal(account.id))) == 1 and len(vectors.chunk_counts(Space.personal(account.id), archived=True)) == 1
 
 
 def test_old_versions_are_listed_restored_without_embedding_and_deleted(app, client, two_versions):
@@ -86,7 +87,7 @@ def test_old_versions_are_listed_restored_without_embedding_and_deleted(app, cli
 
     deleted = client.delete(f"/documents/{first['id']}/versions/2", headers=account.headers)
     assert deleted.status_code == 200 and deleted.get_json()["document"]["versions"] == 1
-    assert services.vectors.count(account.id) == first["chunks"]  # version 2's chunks are gone
+    assert services.vectors.count(Space.personal(account.id)) == first["chunks"]  # version 2's chunks are gone
     stored = list((services.config.uploads_dir / str(account.id)).iterdir())
     assert len(stored) == 1  # and its file
     assert_error(client.delete(f"/documents/{first['id']}/versions/1", headers=account.headers), 409, "LAST_VERSION")
@@ -174,7 +175,7 @@ def test_deleting_the_document_removes_every_version(app, client, two_versions):
     account, first, _ = two_versions
     assert client.delete(f"/documents/{first['id']}", headers=account.headers).status_code == 204
     services = app.extensions["docchat"]
-    assert services.vectors.count(account.id) == 0
+    assert services.vectors.count(Space.personal(account.id)) == 0
     assert not list((services.config.uploads_dir / str(account.id)).iterdir())
     assert_error(client.get(f"/documents/{first['id']}/versions", headers=account.headers), 404, "NOT_FOUND")
 
@@ -183,12 +184,12 @@ def test_misplaced_chunks_are_never_retrieved_and_the_integrity_repair_moves_the
     account, first, _ = two_versions
     services = app.extensions["docchat"]
     old_id = [v for v in services.documents.versions(account.id, first["id"]) if v.version == 1][0].id
-    services.vectors.move(account.id, old_id, archived=False)  # as if a crash left them in the live collection
+    services.vectors.move(Space.personal(account.id), old_id, archived=False)  # as if a crash left them in the live collection
     assert "4417" not in _texts(search(client, account, QUESTION, k=10))  # still only the current version
     assert any("wrong collection" in problem for problem in services.integrity.check().problems())
     outcome = services.integrity.repair()
     assert outcome.moved == 1 and outcome.after.problems() == []
-    assert services.vectors.chunk_counts(account.id, archived=True) == {old_id: first["chunks"]}
+    assert services.vectors.chunk_counts(Space.personal(account.id), archived=True) == {old_id: first["chunks"]}
 
 
 def test_the_answer_uses_the_newest_version(llm_app, tmp_path):
@@ -208,17 +209,14 @@ def test_the_answer_uses_the_newest_version(llm_app, tmp_path):
 
 def test_existing_documents_become_version_1_when_the_schema_is_upgraded(database_url):
     """An install from before versions: its documents keep their ids and answer as version 1."""
-    from alembic import command
     from sqlalchemy import text
 
-    from common.database import Database, alembic_config
+    from common.database import Database
+    from tests.conftest import schema_at
 
     db = Database(database_url)
     try:
-        with db.engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0003")
+        with schema_at(db, "0003") as connection:
             connection.execute(text("INSERT INTO users (id, username, password_hash, role, created_at) "
                                     "VALUES (1, 'old', 'x', 'user', CURRENT_TIMESTAMP)"))
             for number, status in ((1, "ready"), (2, "failed")):

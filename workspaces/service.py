@@ -55,10 +55,13 @@ def at_least(role: str, needed: str) -> bool:
 
 
 class WorkspaceService:
-    def __init__(self, db: Database, on_delete: list[Callable[[str], None]] | None = None) -> None:
-        """`on_delete` callbacks get the id of each deleted workspace (its documents go with it)."""
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._on_delete = on_delete or []
+        self._on_delete: list[Callable[[str], None]] = []
+
+    def on_delete(self, callback: Callable[[str], None]) -> None:
+        """`callback` gets the id of each workspace about to be deleted (its documents go first)."""
+        self._on_delete.append(callback)
 
     def create(self, user_id: int, name: str) -> WorkspaceView:
         with self._db.session() as session:
@@ -77,6 +80,19 @@ class WorkspaceService:
                                    .where(WorkspaceMember.user_id == user_id)
                                    .order_by(Workspace.created_at, Workspace.id)).all()
             return [self._view(session, workspace, role) for workspace, role in rows]
+
+    def workspace_ids(self, user_id: int) -> list[str]:
+        """The ids of the workspaces the user belongs to (the spaces they may read besides their own)."""
+        with self._db.session() as session:
+            return list(session.scalars(select(WorkspaceMember.workspace_id).where(WorkspaceMember.user_id == user_id)
+                                        .order_by(WorkspaceMember.added_at, WorkspaceMember.id)))
+
+    def first_owner(self, workspace_id: str) -> int | None:
+        """The longest-standing owner's user id (who inherits a leaving member's uploads)."""
+        with self._db.session() as session:
+            return session.scalar(select(WorkspaceMember.user_id).where(
+                WorkspaceMember.workspace_id == workspace_id, WorkspaceMember.role == ROLE_OWNER)
+                .order_by(WorkspaceMember.added_at, WorkspaceMember.id).limit(1))
 
     def role_of(self, user_id: int, workspace_id: str) -> str | None:
         """The user's role in the workspace, None when not a member (or no such workspace)."""
