@@ -2,15 +2,17 @@
 (fanned out, merged by score), cite the sources."""
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from rag.embedder import Embedder
 from rag.errors import DocumentNotFound
-from rag.repository import DocumentRepository
+from rag.repository import DocumentRepository, LiveVersion
 from rag.spaces import Scope, Space, Spaces, Target
 from rag.vector_store import Hit, VectorStore
 
@@ -67,36 +69,43 @@ class Retriever:
         return [Target(space) for space in spaces] + [Target(space, frozenset(ids)) for space, ids in singles.items()]
 
     def search_in(self, targets: list[Target], query: str, k: int, min_score: float = -1.0) -> list[Source]:
-        """The k best chunks over these targets, merged by score."""
+        """The k best chunks over these targets, merged by score. The spaces are searched at the
+        same time (Chroma releases the GIL while it searches): 5 spaces at 100k chunks in all
+        take about the time of 2 or 3 one after the other (`make bench-ingest`)."""
         if not targets:
             return []
         vector = self._embedder().embed([query])[0]
-        merged = [source for target in targets for source in self._search_one(target, vector, query, k)]
-        merged.sort(key=lambda source: -source.score)
-        return [source for source in merged[:k] if source.score >= min_score]
+        if len(targets) == 1:
+            found = self._search_one(targets[0], vector, k)
+        else:
+            found = [hit for hits in _FAN_OUT.map(lambda target: self._search_one(target, vector, k), targets)
+                     for hit in hits]
+        found.sort(key=lambda pair: -pair[0].score)
+        return [
+            Source(document_id=live.family_id, filename=live.filename, version=live.version, page=hit.page,
+                   chunk_index=hit.chunk_index, score=hit.score, excerpt=excerpt(hit.text, query),
+                   section=hit.section, row=hit.row, text=hit.text, workspace_id=live.workspace_id)
+            for hit, live in found[:k]
+            if hit.score >= min_score
+        ]
 
-    def _search_one(self, target: Target, vector: np.ndarray, query: str, k: int) -> list[Source]:
-        """One space's k best live chunks. Its live collection also holds chunks of versions still
-        being ingested (and, briefly, of a version just replaced); those are skipped, and the
-        store is asked for more when they crowd the top k."""
+    def _search_one(self, target: Target, vector: np.ndarray, k: int) -> list[tuple[Hit, LiveVersion]]:
+        """One space's k best live chunks with their versions. Its live collection also holds
+        chunks of versions still being ingested (and, briefly, of a version just replaced);
+        those are skipped, and the store is asked for more when they crowd the top k."""
         wanted = k
         for _attempt in range(FETCH_ATTEMPTS):
-            found: list[Hit] = self._store.query(target.space, vector, wanted, target.documents)
+            found = self._store.query(target.space, vector, wanted, target.documents)
             live = self._repository.live_versions(target.space, {hit.document_id for hit in found})
             hits = [hit for hit in found if hit.document_id in live]
             if len(hits) >= k or len(found) < wanted:
                 break
             wanted *= 4
-        return [
-            Source(document_id=live[hit.document_id].family_id, filename=live[hit.document_id].filename,
-                   version=live[hit.document_id].version, page=hit.page, chunk_index=hit.chunk_index,
-                   score=hit.score, excerpt=excerpt(hit.text, query), section=hit.section, row=hit.row,
-                   text=hit.text, workspace_id=live[hit.document_id].workspace_id)
-            for hit in hits[:k]
-        ]
+        return [(hit, live[hit.document_id]) for hit in hits[:k]]
 
 
 FETCH_ATTEMPTS = 3
+_FAN_OUT = ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1)), thread_name_prefix="fan-out")
 
 
 def excerpt(text: str, query: str, limit: int = EXCERPT_CHARS) -> str:

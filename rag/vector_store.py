@@ -67,6 +67,7 @@ class VectorStore:
         self._connect = connect
         self._client: Any = None
         self._lock = threading.Lock()
+        self._searched: dict[str, Any] = {}  # live collections queried before, by name (see query)
 
     @classmethod
     def on(cls, client: Any) -> "VectorStore":
@@ -96,6 +97,7 @@ class VectorStore:
     def drop_space(self, space: Space) -> None:
         """Remove every chunk of the space (its collections)."""
         with self._available():
+            self._searched.pop(self.collection_name(space), None)
             for archived in (False, True):
                 if self._collection(space, archived=archived) is not None:
                     self._api().delete_collection(self.collection_name(space, archived))
@@ -135,13 +137,12 @@ class VectorStore:
     def query(self, space: Space, vector: np.ndarray, k: int, only: frozenset[str] | None = None) -> list[Hit]:
         """The space's k nearest chunks (of the version ids `only`, when given), best first.
         No other space's collection is opened."""
+        where = None if only is None else {"document_id": {"$in": sorted(only)}}
         with self._available():
-            collection = self._collection(space)
-            if collection is None:
-                return []
-            where = None if only is None else {"document_id": {"$in": sorted(only)}}
-            found = collection.query(query_embeddings=vector.reshape(1, -1), n_results=k, where=where,
-                                     include=["documents", "metadatas", "distances"])
+            found = self._query(space, query_embeddings=vector.reshape(1, -1), n_results=k, where=where,
+                                include=["documents", "metadatas", "distances"])
+        if found is None:
+            return []
         return [
             _hit(chunk, text, meta, distance)
             for chunk, text, meta, distance in zip(found["ids"][0], found["documents"][0],
@@ -204,11 +205,13 @@ class VectorStore:
             yield
         except (httpx.TransportError, ConnectionError) as exc:
             self._client = None
+            self._searched.clear()
             raise VectorStoreUnavailable("The vector store (Chroma server) is unavailable; retry shortly") from exc
         except ValueError as exc:
             if "connect" not in str(exc).lower():
                 raise
             self._client = None
+            self._searched.clear()
             raise VectorStoreUnavailable("The vector store (Chroma server) is unavailable; retry shortly") from exc
 
     def _collection(self, space: Space, create: bool = False, archived: bool = False) -> Any:
@@ -222,6 +225,24 @@ class VectorStore:
             return client.get_collection(name, embedding_function=None)
         except NotFoundError:
             return None
+
+    def _query(self, space: Space, **request: Any) -> Any:
+        """Query the space's live collection, None when it has none. The collection is looked up
+        once and kept (a lookup costs about half a millisecond, and a question over 5 spaces
+        needs 5); one dropped since (by another process, too) is looked up again."""
+        name = self.collection_name(space)
+        for _attempt in range(2):
+            collection = self._searched.get(name) or self._collection(space)
+            if collection is None:
+                return None
+            try:
+                found = collection.query(**request)
+            except NotFoundError:
+                self._searched.pop(name, None)
+                continue
+            self._searched[name] = collection
+            return found
+        return None
 
     def _both(self, space: Space) -> list[Any]:
         """The space's live collection and archive, those that exist."""

@@ -191,3 +191,42 @@ def test_the_audit_log_travels_with_a_backup(make_app, tmp_path):
         assert "backup.restored" in {event["event"] for event in log}
     finally:
         fresh.extensions["docchat"].close()
+
+
+def test_workspaces_their_members_and_documents_travel_with_a_backup(make_app, samples, tmp_path):
+    app = make_app()
+    client = app.test_client()
+    users = Users(app, client)
+    olga, vic = users.register(), users.register()
+    workspace = client.post("/workspaces", json={"name": "Lab"}, headers=olga.headers).get_json()["workspace"]
+    client.post(f"/workspaces/{workspace['id']}/members", json={"username": vic.username, "role": "viewer"},
+                headers=olga.headers)
+    with samples["md"].open("rb") as handle:
+        shared = client.post(f"/upload?wait=true&workspace={workspace['id']}", headers=olga.headers,
+                             data={"file": (handle, "zephyr.md")}, content_type="multipart/form-data")
+    assert shared.status_code == 201
+    question = "How long do I hold the button to reset the Zephyr-9 router?"
+    before = search(client, vic, question)
+    archive = _backup(app, tmp_path / "backups")
+    with tarfile.open(archive) as contents:
+        names = contents.getnames()
+    space = Space.workspace(workspace["id"])
+    assert f"vectors/{space.key}.npy" in names and any(name.startswith(f"uploads/{space.folder}/") for name in names)
+
+    fresh = create_app(Config.for_testing(tmp_path / "fresh-data", jwt_secret_key="x" * 8 + "f4K9pQ2wE7rT1yU6iO3aS5dG"))
+    try:
+        result = fresh.test_cli_runner().invoke(args=["backup", "restore", str(archive)])
+        assert result.exit_code == 0 and "0 documents queued" in result.output, result.output
+        client = fresh.test_client()
+        vic_again = Users(fresh, client).login(vic.username, vic.password)
+        [listed] = client.get("/workspaces", headers=vic_again.headers).get_json()["workspaces"]
+        assert (listed["id"], listed["name"], listed["role"], listed["members"]) == (workspace["id"], "Lab", "viewer", 2)
+        documents = client.get(f"/documents?workspace={workspace['id']}", headers=vic_again.headers).get_json()
+        assert [d["id"] for d in documents["documents"]] == [shared.get_json()["document"]["id"]]
+        after = search(client, vic_again, question)
+        assert [(r["document_id"], r["workspace_id"], r["excerpt"]) for r in after] == [
+            (r["document_id"], r["workspace_id"], r["excerpt"]) for r in before]
+        assert after[0]["workspace_id"] == workspace["id"]
+        assert fresh.extensions["docchat"].integrity.check().problems() == []
+    finally:
+        fresh.extensions["docchat"].close()

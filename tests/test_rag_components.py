@@ -124,3 +124,21 @@ def test_html_sections_are_the_same_without_the_narrative_text_check(tmp_path):
     assert [[s.text, s.section] for s in load_html(DEBIAN_REFERENCE_HTML).sections] == classified_html
     assert [[s.text, s.section] for s in load_md(markdown).sections] == classified_md
     assert len(classified_md) == 2
+
+
+def test_a_query_finds_a_space_s_new_collection_after_another_worker_dropped_the_old_one(tmp_path):
+    """The store keeps the collections it searched; one dropped and made again by another worker
+    (another VectorStore on the same Chroma) is looked up afresh, never an error or a stale answer."""
+    from rag.spaces import Space
+    from rag.types import Chunk
+    from rag.vector_store import VectorStore, make_client
+
+    client = make_client(tmp_path / "chroma")
+    ours, theirs = VectorStore.on(client), VectorStore.on(client)
+    space, vector = Space.workspace("a" * 32), np.ones(384, dtype=np.float32) / np.sqrt(384)
+    theirs.add(space, "old", [Chunk("old text", 0, 2)], vector.reshape(1, -1))
+    assert [hit.text for hit in ours.query(space, vector, 5)] == ["old text"]
+    theirs.drop_space(space)
+    assert ours.query(space, vector, 5) == []
+    theirs.add(space, "new", [Chunk("new text", 0, 2)], vector.reshape(1, -1))
+    assert [hit.text for hit in ours.query(space, vector, 5)] == ["new text"]
