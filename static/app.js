@@ -4,7 +4,10 @@
 // or load a remote resource (no <img>, no links), and the CSP forbids inline script besides.
 
 const $ = (id) => document.getElementById(id);
-const state = { user: null, sessionId: null, sessions: [], streaming: null, polling: null };
+const state = {
+  user: null, sessionId: null, sessions: [], streaming: null, polling: null,
+  workspaces: [], space: "", scope: null, workspace: null,  // space: the Documents panel's ("" = your own)
+};
 
 // --- HTTP ---------------------------------------------------------------------------------------
 
@@ -138,6 +141,7 @@ async function showApp(user) {
   $("admin-tab").hidden = user.role !== "admin";
   $("password-required").hidden = !user.must_change_password;
   if (user.must_change_password) return showPanel("account-panel");  // nothing else answers until then
+  await loadWorkspaces();
   await Promise.all([loadSessions(), loadDocuments(), loadServerState()]);
   if (state.sessions.length) await openSession(state.sessions[0].sessionId);
   else startNewChat();
@@ -152,6 +156,7 @@ function showPanel(id) {
   }
   if (id === "admin-panel") loadAdmin();
   if (id === "documents-panel") loadDocuments();
+  if (id === "workspaces-panel") loadWorkspaces();
 }
 
 function showError(element, error) {
@@ -193,6 +198,7 @@ async function loadSessions() {
 
 function startNewChat() {
   state.sessionId = null;
+  showScope(null);
   $("chat-title").textContent = "New chat";
   $("session-actions").hidden = true;
   $("messages").replaceChildren();
@@ -203,6 +209,7 @@ function startNewChat() {
 async function openSession(sessionId) {
   const session = await pages(`/chat/sessions/${encodeURIComponent(sessionId)}`, "messages");
   state.sessionId = session.sessionId;
+  showScope(session.scope);
   $("chat-title").textContent = session.title;
   $("session-actions").hidden = false;
   $("analytics").hidden = true;
@@ -266,7 +273,9 @@ function sourcesElement(sources) {
     const where = [source.page ? `page ${source.page}` : "", source.section ? `“${source.section}”` : "",
       source.row ? `row ${source.row}` : ""].filter(Boolean).join(", ");
     if (source.version > 1) name.textContent += ` (v${source.version})`;
-    item.append(name, where ? ` (${where}) ` : " ", `— ${source.excerpt}`);
+    item.append(name);
+    if (source.workspace_id) item.append(spaceTag(source.workspace_id));
+    item.append(where ? ` (${where}) ` : " ", `— ${source.excerpt}`);
     list.append(item);
   }
   details.append(summary, list);
@@ -283,7 +292,7 @@ function scrollToEnd() {
 async function ask(text) {
   showError($("chat-error"), null);
   if (!state.sessionId) {
-    const started = await api("POST", "/chat/start", { title: undefined });
+    const started = await api("POST", "/chat/start", { scope: state.scope || undefined });
     state.sessionId = started.sessionId;
     $("session-actions").hidden = false;
   }
@@ -396,7 +405,10 @@ function setBusy(busy) {
 // --- Documents ----------------------------------------------------------------------------------
 
 async function loadDocuments() {
-  const { documents } = await pages("/documents", "documents");
+  const space = state.space;
+  const path = space ? `/documents?workspace=${encodeURIComponent(space)}` : "/documents";
+  const { documents } = await pages(path, "documents");
+  if (space !== state.space) return;  // another space was chosen meanwhile
   const list = $("document-list");
   const open = new Set([...list.querySelectorAll("li[data-document-id] > .versions[open]")]
     .map((details) => details.parentElement.dataset.documentId));
@@ -422,6 +434,7 @@ function documentElement(doc) {
   remove.className = "danger";
   remove.textContent = "Delete";
   remove.setAttribute("aria-label", `Delete ${doc.filename}`);
+  remove.hidden = !canEdit(doc.workspace_id);
   remove.addEventListener("click", async () => {
     await api("DELETE", `/documents/${encodeURIComponent(doc.id)}`);
     loadDocuments();
@@ -440,6 +453,7 @@ function documentElement(doc) {
   bar.max = 1;
   bar.value = doc.progress;
   bar.setAttribute("aria-label", `Ingestion of ${doc.filename}`);
+  if (doc.workspace_id) name.append(spaceTag(doc.workspace_id));
   item.append(name, remove, status);
   if (doc.status !== "ready" && doc.status !== "failed") item.append(bar);
   if (doc.versions > 1) item.append(versionsElement(doc));
@@ -470,6 +484,7 @@ function versionElement(doc, version) {
   label.textContent = `v${version.version} · ${version.status} · ${when}${version.current ? " · current" : ""}`;
   item.append(label);
   const base = `/documents/${encodeURIComponent(doc.id)}/versions/${version.version}`;
+  if (!canEdit(doc.workspace_id)) return item;
   if (!version.current && version.status === "ready") {
     item.append(actionButton("Restore", `Restore version ${version.version} of ${doc.filename}`,
       () => api("POST", `${base}/restore`)));
@@ -514,7 +529,7 @@ function uploadOne(file) {
   item.append(label, document.createElement("span"), bar);
   $("upload-list").append(item);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/upload");
+  xhr.open("POST", state.space ? `/upload?workspace=${encodeURIComponent(state.space)}` : "/upload");
   xhr.setRequestHeader("X-CSRF-TOKEN", cookie("docchat_csrf"));
   xhr.setRequestHeader("Accept", "application/json");
   xhr.upload.addEventListener("progress", (event) => {
@@ -535,6 +550,152 @@ function uploadOne(file) {
   const form = new FormData();
   form.append("file", file);
   xhr.send(form);
+}
+
+// --- Workspaces and the chat's scope ------------------------------------------------------------
+
+function workspaceNamed(id) {
+  return state.workspaces.find((workspace) => workspace.id === id);
+}
+
+function spaceTag(workspaceId) {
+  const tag = document.createElement("span");
+  tag.className = "space-tag";
+  tag.textContent = (workspaceNamed(workspaceId) || { name: "a workspace" }).name;
+  tag.title = "Shared in this workspace";
+  return tag;
+}
+
+function canEdit(workspaceId) {
+  if (!workspaceId) return true;
+  const workspace = workspaceNamed(workspaceId);
+  return Boolean(workspace) && workspace.role !== "viewer";
+}
+
+async function loadWorkspaces() {
+  state.workspaces = (await api("GET", "/workspaces")).workspaces;
+  if (state.space && !workspaceNamed(state.space)) state.space = "";
+  const select = $("space-select");
+  select.replaceChildren(new Option("My documents", ""),
+    ...state.workspaces.map((workspace) => new Option(`${workspace.name} (${workspace.role})`, workspace.id)));
+  select.value = state.space;
+  showSpaceNote();
+  const list = $("workspace-list");
+  list.replaceChildren(...state.workspaces.map((workspace) => {
+    const item = document.createElement("li");
+    item.dataset.workspaceId = workspace.id;
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "secondary";
+    open.textContent = workspace.name;
+    open.addEventListener("click", () => openWorkspace(workspace.id).catch((error) => showError($("workspaces-error"), error)));
+    const about = document.createElement("span");
+    about.className = "small";
+    about.textContent = `your role: ${workspace.role} · ${workspace.members} member${workspace.members === 1 ? "" : "s"}`;
+    item.append(open, about);
+    return item;
+  }));
+  if (state.workspace && !workspaceNamed(state.workspace)) {
+    state.workspace = null;
+    $("workspace-detail").hidden = true;
+  }
+  showScope(state.scope);
+}
+
+function showSpaceNote() {
+  const workspace = workspaceNamed(state.space);
+  $("space-note").textContent = !workspace ? "Only you can see these."
+    : workspace.role === "viewer" ? "Shared with the workspace's members; as a viewer you can read but not upload."
+      : "Shared with the workspace's members.";
+  $("drop-zone").hidden = Boolean(workspace) && workspace.role === "viewer";
+}
+
+async function openWorkspace(id) {
+  const { workspace, members } = await api("GET", `/workspaces/${encodeURIComponent(id)}`);
+  state.workspace = id;
+  const owner = workspace.role === "owner";
+  $("workspace-detail").hidden = false;
+  $("workspace-title").textContent = `${workspace.name} (your role: ${workspace.role})`;
+  $("rename-workspace").hidden = !owner;
+  $("delete-workspace").hidden = !owner;
+  $("member-form").hidden = !owner;
+  $("member-rows").replaceChildren(...members.map((member) => memberRow(workspace, member, owner)));
+}
+
+function memberRow(workspace, member, owner) {
+  const row = document.createElement("tr");
+  row.dataset.username = member.username;
+  const base = `/workspaces/${encodeURIComponent(workspace.id)}/members/${encodeURIComponent(member.username)}`;
+  const actions = document.createElement("td");
+  let role = member.role;
+  if (owner) {
+    const select = document.createElement("select");
+    select.setAttribute("aria-label", `Role of ${member.username}`);
+    select.append(...["viewer", "editor", "owner"].map((name) => new Option(name, name)));
+    select.value = member.role;
+    select.addEventListener("change", () => workspaceAction(() => api("PATCH", base, { role: select.value })));
+    role = select;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "danger";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove ${member.username}`);
+    remove.addEventListener("click", () => workspaceAction(() => api("DELETE", base)));
+    actions.append(remove);
+  }
+  const name = document.createElement("td");
+  name.textContent = member.username;
+  const roleCell = document.createElement("td");
+  roleCell.append(role);
+  row.append(name, roleCell, actions);
+  return row;
+}
+
+async function workspaceAction(action, reopen = true) {
+  showError($("workspaces-error"), null);
+  try {
+    await action();
+  } catch (error) {
+    showError($("workspaces-error"), error);
+  }
+  await loadWorkspaces();
+  if (reopen && state.workspace) await openWorkspace(state.workspace).catch(() => {});
+}
+
+function showScope(scope) {
+  state.scope = scope && (scope.workspaces.length || scope.documents.length) ? scope : null;
+  const chosen = new Set(state.scope ? state.scope.workspaces : []);
+  const box = (value, label) => {
+    const wrapper = document.createElement("label");
+    const input = document.createElement("input");
+    input.type = "checkbox";
+    input.value = value;
+    input.checked = chosen.has(value);
+    input.addEventListener("change", changeScope);
+    wrapper.append(input, label);
+    return wrapper;
+  };
+  const options = $("scope-options");
+  options.replaceChildren(options.querySelector("legend"), box("personal", "My documents"),
+    ...state.workspaces.map((workspace) => box(workspace.id, workspace.name)));
+  const names = [...chosen].map((id) => (id === "personal" ? "my documents" : (workspaceNamed(id) || { name: "a workspace" }).name));
+  const singles = state.scope ? state.scope.documents.length : 0;
+  if (singles) names.push(`${singles} document${singles === 1 ? "" : "s"}`);
+  $("scope-summary").textContent = names.length ? `Searching: ${names.join(", ")}` : "Searching everything you can read";
+}
+
+async function changeScope() {
+  const workspaces = [...$("scope-options").querySelectorAll("input:checked")].map((input) => input.value);
+  const scope = { workspaces, documents: state.scope ? state.scope.documents : [] };
+  showError($("chat-error"), null);
+  try {
+    if (state.sessionId) {
+      const resumed = await api("POST", "/chat/start", { sessionId: state.sessionId, scope });
+      showScope(resumed.scope);
+    } else showScope(scope);
+  } catch (error) {
+    showError($("chat-error"), error);
+  }
 }
 
 // --- Analytics ---------------------------------------------------------------------------------
@@ -737,6 +898,48 @@ function wire() {
     if (!confirm("Delete this chat session and all its messages?")) return;
     await api("DELETE", `/chat/sessions/${encodeURIComponent(state.sessionId)}`);
     startNewChat();
+  });
+  $("space-select").addEventListener("change", (event) => {
+    state.space = event.target.value;
+    showSpaceNote();
+    loadDocuments();
+  });
+  $("workspace-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("workspace-name").value.trim();
+    workspaceAction(async () => {
+      const { workspace } = await api("POST", "/workspaces", { name });
+      $("workspace-name").value = "";
+      state.workspace = workspace.id;
+    });
+  });
+  $("member-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = { username: $("member-name").value.trim(), role: $("member-role").value };
+    workspaceAction(async () => {
+      await api("POST", `/workspaces/${encodeURIComponent(state.workspace)}/members`, body);
+      $("member-name").value = "";
+    });
+  });
+  $("rename-workspace").addEventListener("click", () => {
+    const name = prompt("New name", (workspaceNamed(state.workspace) || {}).name);
+    if (name && name.trim()) workspaceAction(() => api("PATCH", `/workspaces/${encodeURIComponent(state.workspace)}`, { name: name.trim() }));
+  });
+  $("delete-workspace").addEventListener("click", () => {
+    if (!confirm("Delete this workspace with all its documents, for every member?")) return;
+    workspaceAction(async () => {
+      await api("DELETE", `/workspaces/${encodeURIComponent(state.workspace)}`);
+      state.workspace = null;
+      $("workspace-detail").hidden = true;
+    }, false);
+  });
+  $("leave-workspace").addEventListener("click", () => {
+    if (!confirm("Leave this workspace? You will no longer see its documents.")) return;
+    workspaceAction(async () => {
+      await api("DELETE", `/workspaces/${encodeURIComponent(state.workspace)}/members/${encodeURIComponent(state.user.username)}`);
+      state.workspace = null;
+      $("workspace-detail").hidden = true;
+    }, false);
   });
   const zone = $("drop-zone");
   $("file-input").addEventListener("change", (event) => { uploadFiles(event.target.files); event.target.value = ""; });

@@ -262,6 +262,50 @@ def test_the_page_works_at_phone_width_and_by_keyboard(browser, live_server):
     assert driver.switch_to.active_element.get_attribute("id") == "send-button"
 
 
+def test_two_people_share_a_workspace_and_the_viewer_asks_within_it(browser, live_server, samples):
+    """Olga makes a workspace, adds Vic as a viewer and uploads into it; Vic sees it, cannot upload
+    there, and an answer searched in the workspace cites its document, marked with the workspace."""
+    driver, base = browser, live_server["base"]
+    status, _ = call(f"{base}/auth/register", {"username": "vic", "password": "correct horse battery"})
+    assert status == 201
+    register_and_log_in(driver, base, "olga")
+    driver.find_element(By.ID, "workspaces-tab").click()
+    driver.find_element(By.ID, "workspace-name").send_keys("Harbour team")
+    driver.find_element(By.CSS_SELECTOR, "#workspace-form button").click()
+    until(driver, lambda: "Harbour team" in driver.find_element(By.ID, "workspace-title").text)
+    driver.find_element(By.ID, "member-name").send_keys("vic")
+    driver.find_element(By.ID, "member-role").send_keys("viewer")
+    driver.find_element(By.CSS_SELECTOR, "#member-form button").click()
+    until(driver, lambda: driver.find_elements(By.CSS_SELECTOR, '#member-rows tr[data-username="vic"]'))
+    driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="documents-panel"]').click()
+    driver.find_element(By.ID, "space-select").send_keys("Harbour team")
+    until(driver, lambda: "Shared with" in driver.find_element(By.ID, "space-note").text)
+    upload_and_wait(driver, samples["md"])
+    driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="documents-panel"]').click()
+    assert "Harbour team" in driver.find_element(By.ID, "document-list").text  # the workspace on the document
+    driver.find_element(By.ID, "logout-button").click()
+    until(driver, lambda: visible(driver, "login-view"))
+
+    log_in(driver, base, "vic", "correct horse battery")
+    driver.find_element(By.ID, "workspaces-tab").click()
+    until(driver, lambda: "your role: viewer" in driver.find_element(By.ID, "workspace-list").text)
+    driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="documents-panel"]').click()
+    assert driver.find_elements(By.CSS_SELECTOR, "#document-list li") == []  # vic's own space is empty
+    driver.find_element(By.ID, "space-select").send_keys("Harbour team")
+    until(driver, lambda: "zephyr.md" in driver.find_element(By.ID, "document-list").text)
+    assert not visible(driver, "drop-zone") and "viewer" in driver.find_element(By.ID, "space-note").text
+    assert not any(button.is_displayed() for button in driver.find_elements(By.CSS_SELECTOR, "#document-list button.danger"))
+    driver.find_element(By.CSS_SELECTOR, '.tabs button[data-panel="chat-panel"]').click()
+    driver.find_element(By.ID, "scope-summary").click()
+    driver.find_element(By.XPATH, "//fieldset[@id='scope-options']//label[contains(., 'Harbour team')]/input").click()
+    until(driver, lambda: driver.find_element(By.ID, "scope-summary").text == "Searching: Harbour team")
+    answer = ask(driver, "How long do I hold the button to reset the Zephyr-9 router?")
+    sources = answer.find_element(By.CSS_SELECTOR, ".sources").text
+    assert "zephyr.md" in sources and "Harbour team" in sources
+    assert driver.find_element(By.ID, "scope-summary").text == "Searching: Harbour team"  # kept with the session
+    assert page_errors(driver) == []
+
+
 def test_a_person_sees_versions_and_restores_an_older_one(browser, live_server, tmp_path):
     driver, base = browser, live_server["base"]
     register_and_log_in(driver, base, "vera")
