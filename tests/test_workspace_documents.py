@@ -215,3 +215,17 @@ def test_existing_documents_and_sessions_stay_as_they_were_when_the_schema_is_up
             assert connection.execute(text("SELECT scope FROM chat_sessions")).scalar() is None
     finally:
         db.close()
+
+
+def test_the_cli_ingests_into_a_workspace_for_its_editors_only(app, client, users, samples):
+    workspace, olga, ed, vic = shared_team(client, users)
+    result = app.test_cli_runner().invoke(args=["ingest", ed.username, str(samples["md"]), "--workspace",
+                                                workspace["id"]])
+    assert result.exit_code == 0, result.output
+    assert "1 of 1 files ready" in result.output
+    listed = client.get(f"/documents?workspace={workspace['id']}", headers=vic.headers).get_json()["documents"]
+    assert [(item["filename"], item["workspace_id"]) for item in listed] == [("zephyr.md", workspace["id"])]
+    refused = app.test_cli_runner().invoke(args=["ingest", vic.username, str(samples["txt"]), "--workspace",
+                                                 workspace["id"]])
+    assert refused.exit_code != 0 and "editor role" in refused.output
+    assert client.get("/documents", headers=vic.headers).get_json()["documents"] == []
