@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test test-fast lint test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-generate test-system-deps clean-venv
+.PHONY: run test test-fast lint test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-answers bench-generate test-system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,10 @@ bench-ingest: venv-dev
 bench-retrieval: venv-dev test-system-deps
 	$(BIN)/python -m bench.retrieval_eval
 
+## bench-answers: known facts asked through the real chat service, dense-only vs hybrid (prints a table)
+bench-answers: venv-dev
+	$(BIN)/python -m bench.answers
+
 ## bench-generate: decode tok/s, time to first token, batching through the scheduler
 bench-generate: venv-dev
 	$(BIN)/python -m bench.generate
@@ -88,7 +92,7 @@ bench-load: venv-dev
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 ## bench: every benchmark
-bench: bench-ingest bench-retrieval bench-generate
+bench: bench-ingest bench-retrieval bench-answers bench-generate
 
 clean-venv:
 	rm -rf $(VENV)

@@ -19,6 +19,9 @@ MIN_SECRET_DISTINCT_CHARS = 10
 ENVIRONMENTS = ("development", "production", "testing")
 
 
+RETRIEVAL_MODES = ("hybrid", "dense")
+
+
 class ConfigError(ValueError):
     """The environment describes a configuration the server refuses to run with."""
 
@@ -66,6 +69,7 @@ class Config:
     embedding_device: str = "auto"
     embedding_dtype: str = "auto"
     embedding_batch_size: int = 32
+    retrieval_mode: str = "hybrid"  # hybrid (keywords fused with vectors) or dense
     chunk_tokens: int = 200
     chunk_overlap_tokens: int = 40
     parse_timeout_s: int = 120
@@ -134,6 +138,7 @@ class Config:
         "EMBEDDING_DEVICE": "embedding_device",
         "EMBEDDING_DTYPE": "embedding_dtype",
         "EMBEDDING_BATCH_SIZE": "embedding_batch_size",
+        "RETRIEVAL_MODE": "retrieval_mode",
         "CHUNK_TOKENS": "chunk_tokens",
         "CHUNK_OVERLAP_TOKENS": "chunk_overlap_tokens",
         "PARSE_TIMEOUT_S": "parse_timeout_s",
@@ -202,6 +207,8 @@ class Config:
         database_url = self.database_url or f"sqlite:///{data_dir / 'app.db'}"
         if self.app_env not in ENVIRONMENTS:
             raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.app_env!r}")
+        if self.retrieval_mode not in RETRIEVAL_MODES:
+            raise ConfigError(f"RETRIEVAL_MODE must be one of {', '.join(RETRIEVAL_MODES)}, not {self.retrieval_mode!r}")
         resolved = dataclasses.replace(self, data_dir=data_dir, database_url=database_url,
                                        cookie_secure=self.cookie_secure or self.is_production)
         return dataclasses.replace(resolved, model_cache_dir=resolved.model_cache)

@@ -29,8 +29,10 @@ from monitoring.system import SystemMonitor
 from openai_api.service import CompletionService
 from rag.documents import DocumentService
 from rag.embedder import Embedder, packaged_model_path
+from rag.grounding import GroundingChecker
 from rag.ingestion import IngestionPipeline
 from rag.jobs import IngestionWorkers, make_queue
+from rag.keywords import KeywordIndex
 from rag.repository import DocumentRepository
 from rag.retriever import Retriever
 from rag.sandbox import ParseLimits
@@ -72,6 +74,7 @@ class Services:
         self.ingestion.stop()
         self.maintenance.stop()
         self.llm.close()
+        self.vectors.keywords.close()
         self.db.close()
 
 
@@ -83,7 +86,8 @@ def build_services(config: Config) -> Services:
     models = ModelRegistry.from_file(config.models_file)
     monitor = SystemMonitor()
     hasher = PasswordHasher(time_cost=config.argon2_time_cost, memory_kib=config.argon2_memory_kib)
-    vectors = VectorStore(lambda: make_client(config.chroma_dir, config.chroma_host, config.chroma_port))
+    keywords = KeywordIndex.open(db.engine, config.data_dir)
+    vectors = VectorStore(lambda: make_client(config.chroma_dir, config.chroma_host, config.chroma_port), keywords)
     repository = DocumentRepository(db)
     embedder = _embedder_provider(config)
     pipeline = IngestionPipeline(
@@ -101,7 +105,8 @@ def build_services(config: Config) -> Services:
     workspaces.on_delete(documents.purge_workspace)
     llm = _llm_service(config, models)
     integrity = IntegrityChecker(db, vectors)
-    retriever = Retriever(vectors, repository, embedder, spaces)
+    retriever = Retriever(vectors, repository, embedder, spaces, hybrid=config.retrieval_mode == "hybrid")
+    grounding = GroundingChecker(embedder)
     session_repository = SessionRepository(db)
     sessions = SessionService(session_repository, config.chat_retention_days,
                               check_scope=lambda user_id, scope: retriever.targets(user_id, scope, strict=True))
@@ -132,9 +137,9 @@ def build_services(config: Config) -> Services:
         llm=llm,
         sessions=sessions,
         chat=ChatService(session_repository, retriever, llm, Summarizer(llm.generate, config.chat_summary_tokens),
-                         chat_settings),
+                         chat_settings, grounding),
         maintenance=maintenance,
-        completions=CompletionService(llm, retriever, embedder, chat_settings),
+        completions=CompletionService(llm, retriever, embedder, chat_settings, grounding),
         integrity=integrity,
         audit=AuditLog(db),
         workspaces=workspaces,

@@ -23,16 +23,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.devices import resolve_placement  # noqa: E402
 from rag.chunking import Chunker  # noqa: E402
 from rag.embedder import Embedder, packaged_model_path  # noqa: E402
+from rag.keywords import SqliteKeywords  # noqa: E402
 from rag.loaders import load_html, load_pdf  # noqa: E402
+from rag.retriever import FUSION_CANDIDATES, fuse  # noqa: E402
 from rag.spaces import Space  # noqa: E402
 from rag.types import Section  # noqa: E402
-from rag.vector_store import VectorStore, make_client  # noqa: E402
+from rag.vector_store import Hit, VectorStore, make_client  # noqa: E402
 
 MANUAL = Path("/usr/share/debian-reference")
 HTML_CHAPTERS = [MANUAL / f"ch{number:02d}.en.html" for number in (1, 2, 3, 4)]
@@ -107,27 +111,45 @@ def _bare(title: str) -> str:
 
 
 def evaluate(name: str, sections: list[Section], questions: list[Question], embedder: Embedder,
-             store: VectorStore, user_id: int, k_values: tuple[int, ...]) -> dict[str, object]:
+             store: VectorStore, space: Space, k_values: tuple[int, ...]) -> list[dict[str, object]]:
+    """Index the corpus once in `space`, then ask every question by vectors alone and by the
+    hybrid ranking (vectors fused with the keyword index, as the server does): one row each."""
     chunker = Chunker(embedder.token_offsets, 200, 40, embedder.max_tokens)
     chunks = [chunk for chunk in chunker.chunk(sections) if chunk.text.strip()]
     started = time.perf_counter()
     for start in range(0, len(chunks), 256):
         batch = chunks[start:start + 256]
-        store.add(Space.personal(user_id), name, batch, embedder.embed([chunk.text for chunk in batch]))
+        store.add(space, name, batch, embedder.embed([chunk.text for chunk in batch]))
     indexed_s = time.perf_counter() - started
     depth = max(k_values + (10,))
-    vectors = embedder.embed([question.text for question in questions])
-    ranks: list[int | None] = []
-    for question, vector in zip(questions, vectors, strict=True):
-        hits = store.query(Space.personal(user_id), vector, depth)
-        metas = [{"page": hit.page, "section": hit.section} for hit in hits]
-        ranks.append(next((rank for rank, meta in enumerate(metas, 1) if question.is_hit(meta)), None))
-    row: dict[str, object] = {"format": name, "questions": len(questions), "chunks": len(chunks),
-                              "index_s": round(indexed_s, 1)}
-    for k in k_values:
-        row[f"recall@{k}"] = round(sum(1 for rank in ranks if rank is not None and rank <= k) / len(ranks), 3)
-    row["MRR@10"] = round(sum(1 / rank for rank in ranks if rank is not None and rank <= 10) / len(ranks), 3)
-    return row
+
+    def dense(question: str) -> list[Hit]:
+        return store.query(space, embedder.embed([question])[0], depth)
+
+    def hybrid(question: str) -> list[Hit]:
+        vector = embedder.embed([question])[0]
+        candidates = max(depth, FUSION_CANDIDATES)
+        return fuse(store.query(space, vector, candidates), store.keyword_query(space, vector, question, candidates),
+                    depth)
+
+    rows = []
+    for mode, search in (("dense", dense), ("hybrid", hybrid)):
+        ranks: list[int | None] = []
+        latencies = []
+        for question in questions:
+            began = time.perf_counter()
+            hits = search(question.text)
+            latencies.append((time.perf_counter() - began) * 1000)
+            metas = [{"page": hit.page, "section": hit.section} for hit in hits]
+            ranks.append(next((rank for rank, meta in enumerate(metas, 1) if question.is_hit(meta)), None))
+        row: dict[str, object] = {"format": name, "mode": mode, "questions": len(questions), "chunks": len(chunks),
+                                  "index_s": round(indexed_s, 1)}
+        for k in k_values:
+            row[f"recall@{k}"] = round(sum(1 for rank in ranks if rank is not None and rank <= k) / len(ranks), 3)
+        row["MRR@10"] = round(sum(1 / rank for rank in ranks if rank is not None and rank <= 10) / len(ranks), 3)
+        row["p50 ms"] = round(float(np.percentile(latencies, 50)), 1)
+        rows.append(row)
+    return rows
 
 
 def main() -> None:
@@ -138,17 +160,21 @@ def main() -> None:
         print(f"{PDF} is missing: install the debian-reference-en package (make test-system-deps as root)")
         raise SystemExit(2)
     embedder = Embedder.shared(packaged_model_path(), *resolve_placement("auto", args.dtype))
-    store = VectorStore.on(make_client(Path(tempfile.mkdtemp()) / "chroma"))
+    workdir = Path(tempfile.mkdtemp())
+    keywords = SqliteKeywords(workdir / "keywords.db")
+    store = VectorStore.on(make_client(workdir / "chroma"), keywords)
+    print(f"\nRetrieval on Debian's reference manual; questions = its headings, removed from the index "
+          f"({embedder.device}, {embedder.dtype}); p50 ms = one question: embedding, search, fusion\n")
     rows = []
     for user_id, (name, corpus) in enumerate((("pdf", pdf_corpus), ("html", html_corpus)), start=1):
         sections, questions = corpus()
-        rows.append(evaluate(name, sections, questions, embedder, store, user_id, (1, 5, 10)))
+        rows += evaluate(name, sections, questions, embedder, store, Space.personal(user_id), (1, 5, 10))
     columns = list(rows[0])
-    print(f"\nRetrieval on Debian's reference manual; questions = its headings, removed from the index ({embedder.device}, {embedder.dtype})\n")
     print(" | ".join(f"{column:>10}" for column in columns))
     print(" | ".join("-" * 10 for _ in columns))
     for row in rows:
         print(" | ".join(f"{row[column]!s:>10}" for column in columns))
+    keywords.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Run at start and then hourly by the maintenance schedule (its orphaned_chunks task), and by
 `flask integrity check`; what it finds shows in /health as `degraded` with the reasons.
 `flask integrity repair` fixes what it can: chunks whose document is gone are removed, chunks of
-a version in the wrong collection (live or archive) are moved, and a ready document whose chunks
+a version in the wrong collection (live or archive) are moved, a space's keyword index that does
+not match its live vectors is rebuilt from their texts, and a ready document whose chunks
 are still missing or extra is ingested again from its file.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ class IntegrityReport:
     mismatched: dict[str, tuple[Space, int, int]] = field(default_factory=dict)  # doc -> (space, stored, expected)
     orphans: dict[Space, list[str]] = field(default_factory=dict)  # space -> document ids without a row
     misplaced: dict[str, tuple[Space, bool]] = field(default_factory=dict)  # doc -> (space, belongs in the archive)
+    keywords_behind: list[Space] = field(default_factory=list)  # keyword index out of step with the live vectors
 
     def problems(self) -> list[str]:
         found = list(self.database_problems)
@@ -40,6 +42,8 @@ class IntegrityReport:
         if self.misplaced:
             found.append(f"chunks of {len(self.misplaced)} document version(s) in the wrong collection "
                          "(live or archive)")
+        if self.keywords_behind:
+            found.append(f"the keyword index of {len(self.keywords_behind)} space(s) does not match their vectors")
         return found
 
 
@@ -92,6 +96,8 @@ class IntegrityChecker:
             orphans = sorted((set(live) | set(archived)) - set(mine))
             if orphans:
                 report.orphans[space] = orphans
+            if self._vectors.keywords.enabled and self._vectors.keywords.counts(space) != live:
+                report.keywords_behind.append(space)
 
     def repair(self) -> RepairOutcome:
         """Move misplaced chunks home and remove orphaned ones; then re-ingest documents whose
@@ -108,13 +114,16 @@ class IntegrityChecker:
 
     def tidy(self) -> tuple[int, int]:
         """What needs no re-embedding: chunks whose document is gone are deleted, chunks in the
-        wrong collection moved; (orphaned documents, misplaced versions) handled."""
+        wrong collection moved, a keyword index out of step rebuilt from its space's vectors;
+        (orphaned documents, misplaced versions) handled."""
         report = self.check()
         for space, document_ids in report.orphans.items():
             for document_id in document_ids:
                 self._vectors.delete_document(space, document_id)
         for document_id, (space, archived) in report.misplaced.items():
             self._vectors.move(space, document_id, archived=archived)
+        for space in report.keywords_behind:
+            self._vectors.reindex_keywords(space)
         return sum(len(ids) for ids in report.orphans.values()), len(report.misplaced)
 
     def remove_orphans(self) -> str:

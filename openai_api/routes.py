@@ -88,6 +88,7 @@ def _completion(prepared: PreparedCompletion, completion: Completion) -> dict[st
     }
     if prepared.sources is not None:
         body["sources"] = prepared.sources
+        body["grounding"] = completion.grounding  # extension: each sentence's support by the sources
     return body
 
 
@@ -114,7 +115,8 @@ def _chunks(prepared: PreparedCompletion, pieces: Iterator[tuple[str, Any]], inc
             if name == "content":
                 yield event([choice(value)])
             else:
-                yield event([choice(None, value.finish_reason)], generation=value.generation)
+                last = {"grounding": value.grounding} if prepared.sources is not None else {}
+                yield event([choice(None, value.finish_reason)], generation=value.generation, **last)
                 if include_usage:
                     yield event([], usage=usage(value.prompt_tokens, value.completion_tokens))
     except Exception as exc:  # noqa: BLE001 - the status line is gone; the event is the only way to tell

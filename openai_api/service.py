@@ -25,7 +25,8 @@ from llm.streaming import TokenStream
 from openai_api.errors import ModelNotServed
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
-from rag.retriever import Retriever
+from rag.grounding import GroundingChecker
+from rag.retriever import Retriever, Source
 from rag.spaces import Scope
 from sessions.chat import ChatSettings, cited
 from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
@@ -48,6 +49,7 @@ class PreparedCompletion:
     sources: list[dict[str, Any]] | None  # None without retrieval
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
+    given: list[Source] = field(default_factory=list)  # the sources in the prompt, with their texts
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     generation: dict[str, Any] | None = None  # settings used, time to first token, decode speed
+    grounding: dict[str, Any] | None = None  # with retrieval: each sentence's support by the sources
 
 
 class StopWatcher:
@@ -93,11 +96,12 @@ class StopWatcher:
 
 class CompletionService:
     def __init__(self, llm: LLMService, retriever: Retriever, embedder: Callable[[], Embedder],
-                 settings: ChatSettings) -> None:
+                 settings: ChatSettings, grounding: GroundingChecker) -> None:
         self._llm = llm
         self._retriever = retriever
         self._embedder = embedder
         self._settings = settings
+        self._grounding = grounding
 
     def models(self) -> list[dict[str, Any]]:
         """The model that answers now (plain and with retrieval) and the embedding model."""
@@ -177,7 +181,9 @@ class CompletionService:
             tokens.cancel()  # a client that left stops costing tokens (a no-op once finished)
         text = watcher.text.strip() if watcher.stopped else result.text
         finish = "stop" if watcher.stopped else _finish(result.finish_reason)
-        yield "end", Completion(text, finish, result.prompt_tokens, result.completion_tokens, result.figures())
+        grounding = self._grounding.check(text, prepared.given).as_dict() if prepared.given else None
+        yield "end", Completion(text, finish, result.prompt_tokens, result.completion_tokens, result.figures(),
+                                grounding)
 
     def _resolve(self, requested: str, active: str) -> tuple[str, bool]:
         base, rag = (requested[: -len(RAG_SUFFIX)], True) if requested.endswith(RAG_SUFFIX) else (requested, False)
@@ -206,7 +212,7 @@ class CompletionService:
             return PreparedCompletion(user_id, request.model, None, overrides, request.stop_sequences(), [])
         prompt = builder.build(question, None, recent, found)
         return PreparedCompletion(user_id, request.model, prompt.messages, overrides, request.stop_sequences(),
-                                  [cited(source) for source in prompt.cited])
+                                  [cited(source) for source in prompt.cited], given=prompt.cited)
 
 
 def _check_fits(model: ActiveModel, prompt_tokens: int, answer_tokens: int, field_name: str) -> None:

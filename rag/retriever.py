@@ -38,7 +38,10 @@ class Source:
 
 class Retriever:
     def __init__(self, store: VectorStore, repository: DocumentRepository, embedder: Callable[[], Embedder],
-                 spaces: Spaces) -> None:
+                 spaces: Spaces, hybrid: bool = True) -> None:
+        """`hybrid`: fuse the keyword index's ranking with the vectors' (RETRIEVAL_MODE=hybrid,
+        the default); False searches by vectors alone."""
+        self.hybrid = hybrid
         self._store = store
         self._repository = repository
         self._embedder = embedder
@@ -69,41 +72,68 @@ class Retriever:
         return [Target(space) for space in spaces] + [Target(space, frozenset(ids)) for space, ids in singles.items()]
 
     def search_in(self, targets: list[Target], query: str, k: int, min_score: float = -1.0) -> list[Source]:
-        """The k best chunks over these targets, merged by score. The spaces are searched at the
-        same time (Chroma releases the GIL while it searches): 5 spaces at 100k chunks in all
-        take about the time of 2 or 3 one after the other (`make bench-ingest`)."""
+        """The k best chunks over these targets. Each space is searched by its vectors and, in
+        hybrid mode, by its keyword index; the two rankings (each merged over the spaces) are
+        fused by reciprocal rank (`fuse`). The spaces are searched at the same time (Chroma and
+        SQLite release the GIL while they search): 5 spaces at 100k chunks in all take about the
+        time of 2 or 3 one after the other (`make bench-ingest`)."""
         if not targets:
             return []
         vector = self._embedder().embed([query])[0]
+        depth = max(k, FUSION_CANDIDATES) if self.hybrid else k
         if len(targets) == 1:
-            found = self._search_one(targets[0], vector, k)
+            found = [self._search_one(targets[0], vector, query, depth)]
         else:
-            found = [hit for hits in _FAN_OUT.map(lambda target: self._search_one(target, vector, k), targets)
-                     for hit in hits]
-        found.sort(key=lambda pair: -pair[0].score)
-        return [
-            Source(document_id=live.family_id, filename=live.filename, version=live.version, page=hit.page,
-                   chunk_index=hit.chunk_index, score=hit.score, excerpt=excerpt(hit.text, query),
-                   section=hit.section, row=hit.row, text=hit.text, workspace_id=live.workspace_id)
-            for hit, live in found[:k]
-            if hit.score >= min_score
-        ]
+            found = list(_FAN_OUT.map(lambda target: self._search_one(target, vector, query, depth), targets))
+        versions = {hit.chunk_id: live for dense, keyword in found for hit, live in (*dense, *keyword)}
+        dense_hits = sorted((hit for dense, _ in found for hit, _live in dense), key=lambda hit: -hit.score)
+        keyword_hits = sorted((hit for _, keyword in found for hit, _live in keyword),
+                              key=lambda hit: -(hit.keyword or 0.0))
+        ranked = fuse(dense_hits[:depth], keyword_hits[:depth], k) if self.hybrid else dense_hits[:k]
+        return [_source(hit, versions[hit.chunk_id], query) for hit in ranked if hit.score >= min_score]
 
-    def _search_one(self, target: Target, vector: np.ndarray, k: int) -> list[tuple[Hit, LiveVersion]]:
-        """One space's k best live chunks with their versions. Its live collection also holds
-        chunks of versions still being ingested (and, briefly, of a version just replaced);
-        those are skipped, and the store is asked for more when they crowd the top k."""
+    def _search_one(self, target: Target, vector: np.ndarray, query: str,
+                    k: int) -> tuple[list[tuple[Hit, LiveVersion]], list[tuple[Hit, LiveVersion]]]:
+        """One space's k best live chunks by vector and by keyword, with their versions. Its live
+        collection also holds chunks of versions still being ingested (and, briefly, of a version
+        just replaced); those are skipped, and the store is asked for more when they crowd the top k."""
         wanted = k
+        keyword = self._store.keyword_query(target.space, vector, query, k, target.documents) if self.hybrid else []
         for _attempt in range(FETCH_ATTEMPTS):
             found = self._store.query(target.space, vector, wanted, target.documents)
-            live = self._repository.live_versions(target.space, {hit.document_id for hit in found})
+            live = self._repository.live_versions(target.space, {hit.document_id for hit in (*found, *keyword)})
             hits = [hit for hit in found if hit.document_id in live]
             if len(hits) >= k or len(found) < wanted:
                 break
             wanted *= 4
-        return [(hit, live[hit.document_id]) for hit in hits[:k]]
+        return ([(hit, live[hit.document_id]) for hit in hits[:k]],
+                [(hit, live[hit.document_id]) for hit in keyword if hit.document_id in live])
 
 
+def _source(hit: Hit, live: LiveVersion, query: str) -> Source:
+    return Source(document_id=live.family_id, filename=live.filename, version=live.version, page=hit.page,
+                  chunk_index=hit.chunk_index, score=hit.score, excerpt=excerpt(hit.text, query),
+                  section=hit.section, row=hit.row, text=hit.text, workspace_id=live.workspace_id)
+
+
+def fuse(dense: list[Hit], keyword: list[Hit], k: int) -> list[Hit]:
+    """Reciprocal rank fusion of a vector ranking and a keyword ranking: each chunk scores
+    1/(RRF_K + rank) in each list it is in (the keyword list weighted by KEYWORD_WEIGHT); the k
+    best, ties broken by cosine similarity. Ranks, not scores, so cosine and BM25 need no common
+    scale (Cormack et al., 2009); the constants were chosen with `make bench-retrieval`."""
+    fused: dict[str, float] = {}
+    hits: dict[str, Hit] = {}
+    for weight, ranking in ((1.0, dense), (KEYWORD_WEIGHT, keyword)):
+        for rank, hit in enumerate(ranking, start=1):
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + weight / (RRF_K + rank)
+            hits.setdefault(hit.chunk_id, hit)
+    order = sorted(fused, key=lambda chunk: (-fused[chunk], -hits[chunk].score))
+    return [hits[chunk] for chunk in order[:k]]
+
+
+RRF_K = 60
+KEYWORD_WEIGHT = 1.0
+FUSION_CANDIDATES = 20  # from each ranking, per search
 FETCH_ATTEMPTS = 3
 _FAN_OUT = ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1)), thread_name_prefix="fan-out")
 

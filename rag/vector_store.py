@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from chromadb.config import Settings
 from chromadb.errors import NotFoundError
 
 from rag.errors import VectorStoreUnavailable
+from rag.keywords import KeywordIndex, KeywordRow, NoKeywords
 from rag.spaces import Space
 from rag.types import Chunk, VersionChange
 
@@ -41,6 +42,7 @@ class Hit:
     page: int | None
     section: str | None
     row: int | None
+    keyword: float | None = None  # the keyword index's score, for a keyword hit
 
 
 def chunk_id(document_id: str, index: int) -> str:
@@ -63,15 +65,18 @@ class VectorStore:
     """One collection per space (and its archive). With a Chroma server, the connection is made on first use and
     made again after a failure, so the app starts, and recovers, while the server is down."""
 
-    def __init__(self, connect: Callable[[], Any]) -> None:
+    def __init__(self, connect: Callable[[], Any], keywords: KeywordIndex | None = None) -> None:
+        """`keywords`: the keyword index kept in step with each space's live collection (none:
+        dense-only)."""
+        self.keywords = keywords or NoKeywords()
         self._connect = connect
         self._client: Any = None
         self._lock = threading.Lock()
         self._searched: dict[str, Any] = {}  # live collections queried before, by name (see query)
 
     @classmethod
-    def on(cls, client: Any) -> "VectorStore":
-        return cls(lambda: client)
+    def on(cls, client: Any, keywords: KeywordIndex | None = None) -> "VectorStore":
+        return cls(lambda: client, keywords)
 
     @staticmethod
     def collection_name(space: Space, archived: bool = False) -> str:
@@ -80,19 +85,20 @@ class VectorStore:
     def add(self, space: Space, document_id: str, chunks: list[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
             return
+        ids = [chunk_id(document_id, chunk.index) for chunk in chunks]
         with self._available():
             self._collection(space, create=True).upsert(
-            ids=[chunk_id(document_id, chunk.index) for chunk in chunks],
-            embeddings=vectors,
-            documents=[chunk.text for chunk in chunks],
-            metadatas=[_metadata(document_id, chunk) for chunk in chunks],
-        )
+                ids=ids, embeddings=vectors, documents=[chunk.text for chunk in chunks],
+                metadatas=[_metadata(document_id, chunk) for chunk in chunks])
+        self.keywords.add(space, [KeywordRow(id_, document_id, chunk.index, chunk.text)
+                                  for id_, chunk in zip(ids, chunks, strict=True)])
 
     def delete_document(self, space: Space, document_id: str) -> None:
         """Remove a document version's chunks, live or archived."""
         with self._available():
             for collection in self._both(space):
                 collection.delete(where={"document_id": document_id})
+        self.keywords.delete_document(space, document_id)
 
     def drop_space(self, space: Space) -> None:
         """Remove every chunk of the space (its collections)."""
@@ -101,6 +107,7 @@ class VectorStore:
             for archived in (False, True):
                 if self._collection(space, archived=archived) is not None:
                     self._api().delete_collection(self.collection_name(space, archived))
+        self.keywords.drop_space(space)
 
     def count(self, space: Space, document_id: str | None = None) -> int:
         """How many chunks the space (or one document version) has, live and archived."""
@@ -125,7 +132,11 @@ class VectorStore:
                 ids=found["ids"], embeddings=found["embeddings"], documents=found["documents"],
                 metadatas=found["metadatas"])
             source.delete(ids=found["ids"])
-            return len(found["ids"])
+        if archived:
+            self.keywords.delete_document(space, document_id)
+        else:
+            self.keywords.add(space, _keyword_rows(found))
+        return len(found["ids"])
 
     def apply(self, space: Space, change: VersionChange) -> None:
         """Bring the new live version's chunks in before the old one's go out."""
@@ -159,6 +170,7 @@ class VectorStore:
                 if stale:
                     collection.delete(ids=stale)
                 removed += len(stale)
+        self.keywords.delete_chunks_from(space, document_id, first_index)
         return removed
 
     def chunk_counts(self, space: Space, archived: bool = False) -> dict[str, int]:
@@ -191,6 +203,37 @@ class VectorStore:
                 end = start + batch
                 collection.upsert(ids=data["ids"][start:end], embeddings=data["embeddings"][start:end],
                                   documents=data["documents"][start:end], metadatas=data["metadatas"][start:end])
+        if not archived:
+            self.keywords.add(space, _keyword_rows(data))
+
+    def keyword_query(self, space: Space, vector: np.ndarray, question: str, k: int,
+                      only: frozenset[str] | None = None) -> list[Hit]:
+        """The space's k best chunks by the keyword index, best first, each with its cosine
+        similarity to `vector` as its score (read from the live collection, so a keyword hit and a
+        vector hit are scored alike)."""
+        found = self.keywords.search(space, question, k, only)
+        if not found:
+            return []
+        with self._available():
+            collection = self._collection(space)
+            if collection is None:
+                return []
+            stored = collection.get(ids=[hit.chunk_id for hit in found], include=["embeddings", "documents", "metadatas"])
+        similarity = np.asarray(stored["embeddings"], dtype=np.float32) @ vector.astype(np.float32)
+        by_id = {chunk: _hit(chunk, text, meta, 1.0 - float(score))
+                 for chunk, text, meta, score in zip(stored["ids"], stored["documents"], stored["metadatas"],
+                                                      similarity, strict=True)}
+        return [replace(by_id[hit.chunk_id], keyword=hit.score) for hit in found if hit.chunk_id in by_id]
+
+    def reindex_keywords(self, space: Space) -> int:
+        """Rebuild the space's keyword index from its live collection (integrity repair); how
+        many chunks it now holds."""
+        self.keywords.drop_space(space)
+        data = self.export_space(space)
+        if data is None:
+            return 0
+        self.keywords.add(space, _keyword_rows(data))
+        return len(data["ids"])
 
     def _api(self) -> Any:
         with self._lock:
@@ -248,6 +291,12 @@ class VectorStore:
         """The space's live collection and archive, those that exist."""
         found = (self._collection(space), self._collection(space, archived=True))
         return [collection for collection in found if collection is not None]
+
+
+def _keyword_rows(found: dict[str, Any]) -> list[KeywordRow]:
+    """Keyword rows of chunks as Chroma returns them (ids, texts, metadata)."""
+    return [KeywordRow(chunk, str(meta["document_id"]), int(meta["chunk_index"]), text)
+            for chunk, text, meta in zip(found["ids"], found["documents"], found["metadatas"], strict=True)]
 
 
 def _metadata(document_id: str, chunk: Chunk) -> dict[str, Any]:

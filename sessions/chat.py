@@ -3,6 +3,7 @@ generate (whole or streamed), and store the question with its answer."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from llm.engine import GenerationResult
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides, GenerationSettings
 from llm.streaming import TokenStream
+from rag.grounding import GroundingChecker
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
 from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
@@ -26,6 +28,9 @@ NO_CONTEXT_REPLY = (
     "Try rephrasing the question, or upload a document that covers it."
 )
 FOLLOW_UP_WORDS = 6  # a question this short is searched together with the previous one
+FOLLOW_UP_MAX_WORDS = 20  # and one up to this long that refers back with one of these words:
+REFERRING = frozenset({"it", "its", "they", "them", "their", "this", "that", "these", "those", "he", "she", "him",
+                       "her", "his", "there", "one", "ones"})
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class ChatReply:
     usage: dict[str, int]
     generation: dict[str, Any]
     context: dict[str, Any]
+    grounding: dict[str, Any] | None = None
 
 
 def cited(source: Source) -> dict[str, Any]:
@@ -81,7 +87,8 @@ def cited(source: Source) -> dict[str, Any]:
 
 class ChatService:
     def __init__(self, repository: SessionRepository, retriever: Retriever, llm: LLMService,
-                 summarizer: Summarizer, settings: ChatSettings) -> None:
+                 summarizer: Summarizer, settings: ChatSettings, grounding: GroundingChecker) -> None:
+        self._grounding = grounding
         self._repository = repository
         self._retriever = retriever
         self._llm = llm
@@ -137,15 +144,16 @@ class ChatService:
         reason = interrupted[0] if interrupted else result.finish_reason if result else "no_context"
         context = turn.prompt.describe() if turn.prompt else {"summary_used": False, "history_messages": 0,
                                                                "sources_given": 0}
+        grounding = self._grounding.check(text, turn.sources).as_dict() if turn.sources and text else None
         details = {"finish_reason": reason, "usage": usage, "generation": generation, "context": context,
-                   "seconds": result.seconds if result else None}
+                   "seconds": result.seconds if result else None, "grounding": grounding}
         stored = self._repository.append(turn.user_id, turn.session.id, [
             NewMessage("user", turn.question),
             NewMessage("assistant", text, sources, details),
         ])
         if turn.session.title == DEFAULT_TITLE and turn.session.message_count == 0:
             self._repository.rename(turn.user_id, turn.session.id, title_from(turn.question))
-        return ChatReply(turn.session.id, stored[-1], sources, usage, generation, context)
+        return ChatReply(turn.session.id, stored[-1], sources, usage, generation, context, grounding)
 
     def _fold_old_history(self, session: SessionView, builder: PromptBuilder, model: ActiveModel) -> SessionView:
         """When the unsummarized turns overflow their budget, summarize the oldest and persist it."""
@@ -161,11 +169,20 @@ class ChatService:
 
     @staticmethod
     def _search_query(session: SessionView, question: str) -> str:
-        """Short follow-ups ("and the second one?") are searched with the previous question."""
-        if len(question.split()) >= FOLLOW_UP_WORDS:
+        """A follow-up ("and the second one?", "why was it closed?") is searched together with the
+        previous question, which names what it refers to; the previous answer is not searched
+        with it, so what is retrieved, and answered from, is what the follow-up asks about."""
+        if not is_follow_up(question):
             return question
         previous = next((m.content for m in reversed(session.messages) if m.role == "user"), "")
         return f"{previous} {question}".strip()
+
+
+def is_follow_up(question: str) -> bool:
+    """Short questions, and questions that refer back ("it", "they", "that one") without naming
+    their own subject, need the previous turn to be understood."""
+    words = re.findall(r"[\w'-]+", question.lower())
+    return len(words) < FOLLOW_UP_WORDS or (bool(REFERRING & set(words)) and len(words) < FOLLOW_UP_MAX_WORDS)
 
 
 class TurnStream:

@@ -65,6 +65,11 @@ class ExportQuery(BaseModel):
     format: Literal["json", "markdown", "md"] = "json"
 
 
+GROUNDING = ("Assistant turns with sources: `threshold`, `supported_share`, `unsupported` (how many sentences), and "
+             "per sentence `text`, `start`, `end`, `supported` (null: too short to judge), `score`, `source` (1-based "
+             "index into `sources`), `document_id`, `page`")
+
+
 class MessageOut(BaseModel):
     index: int
     role: str = Field(description="user or assistant")
@@ -73,13 +78,14 @@ class MessageOut(BaseModel):
     sources: list[SourceOut] | None = Field(default=None, description="Assistant turns: the chunks it was given")
     finish_reason: str | None = Field(default=None, description="Assistant turns: stop, length, no_context, "
                                       "cancelled (the client left mid-stream) or error")
+    grounding: dict[str, Any] | None = Field(default=None, description=GROUNDING)
 
     @classmethod
     def of(cls, message: MessageView) -> "MessageOut":
         details = message.details or {}
         return cls(index=message.position, role=message.role, content=message.content, timestamp=message.created_at,
                    sources=sources_out(message.sources) if message.role == "assistant" else None,
-                   finish_reason=details.get("finish_reason"))
+                   finish_reason=details.get("finish_reason"), grounding=details.get("grounding"))
 
 
 def sources_out(stored: list[dict[str, Any]] | None) -> list[SourceOut] | None:
@@ -147,11 +153,13 @@ class ReplyOut(BaseModel):
     generation: dict[str, Any] = Field(description="The generation settings used (adaptive table, overrides), "
                                        "with `ttft_s` (submission to first token) and `decode_tokens_per_s`")
     context: dict[str, Any] = Field(description="What went into the prompt: summary used, history and sources")
+    grounding: dict[str, Any] | None = Field(default=None, description=GROUNDING)
 
     @classmethod
     def of(cls, reply: ChatReply) -> "ReplyOut":
         return cls(sessionId=reply.session_id, reply=MessageOut.of(reply.reply), sources=sources_out(reply.sources) or [],
-                   usage=Usage.model_validate(reply.usage), generation=reply.generation, context=reply.context)
+                   usage=Usage.model_validate(reply.usage), generation=reply.generation, context=reply.context,
+                   grounding=reply.grounding)
 
 
 class BranchResult(BaseModel):

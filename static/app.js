@@ -242,8 +242,36 @@ function messageElement(message) {
     body.append(note);
   }
   item.append(meta, body);
+  if (message.grounding) item.append(groundingElement(message.grounding));
   if (message.role === "assistant") item.append(sourcesElement(message.sources || []));
   return item;
+}
+
+function groundingElement(grounding) {
+  // Which sentences of the answer its sources back (a similarity check on the server).
+  const judged = grounding.sentences.filter((sentence) => sentence.supported !== null);
+  const box = document.createElement("div");
+  box.className = "grounding small";
+  const line = document.createElement("p");
+  const backed = judged.length - grounding.unsupported;
+  line.textContent = `${backed} of ${judged.length} sentence${judged.length === 1 ? "" : "s"} supported by the sources`;
+  box.append(line);
+  const unsupported = judged.filter((sentence) => !sentence.supported);
+  if (unsupported.length) {
+    box.classList.add("has-unsupported");
+    const list = document.createElement("ul");
+    list.setAttribute("aria-label", "Not found in the sources");
+    for (const sentence of unsupported) {
+      const item = document.createElement("li");
+      const mark = document.createElement("mark");
+      mark.className = "unsupported";
+      mark.textContent = sentence.text;
+      item.append("Not found in the sources: ", mark);
+      list.append(item);
+    }
+    box.append(list);
+  }
+  return box;
 }
 
 function branchButton(index) {

@@ -146,11 +146,35 @@ def test_streamed_events_come_in_order_and_done_is_the_json_answer(alice_with_do
     assert names[0] == "sources" and names[-1] == "done" and set(names[1:-1]) == {"token"} and len(names) > 4
     sources, done = events[0][1], events[-1][1]
     assert sources == done["sources"] and sources[0]["page"] == 2
-    assert set(done) == {"sessionId", "reply", "sources", "usage", "generation", "context"}
+    assert set(done) == {"sessionId", "reply", "sources", "usage", "generation", "context", "grounding"}
+    assert done["grounding"] == done["reply"]["grounding"] and done["grounding"]["sentences"]
     assert "".join(data["text"] for name, data in events if name == "token").strip() == done["reply"]["content"]
     assert "thursday" in done["reply"]["content"].lower()
     stored = client.get(f"/chat/sessions/{session}", headers=alice.headers).get_json()["messages"]
     assert stored[-1]["content"] == done["reply"]["content"]
+
+
+def test_every_answer_says_which_of_its_sentences_the_sources_support(alice_with_documents):
+    """Issue 18, point 4: `grounding` in the answer, stored with it, and in /v1's extension field."""
+    llm_app, client, alice = alice_with_documents
+    started = _start(client, alice, message=LENS, generation=GREEDY)
+    reply = started["messages"][-1]
+    grounding = reply["grounding"]
+    judged = [sentence for sentence in grounding["sentences"] if sentence["supported"] is not None]
+    assert judged and grounding["supported_share"] > 0
+    thursday = next(sentence for sentence in judged if "thursday" in sentence["text"].lower())
+    assert thursday["supported"] and started["sources"][thursday["source"] - 1]["filename"] == "harbour.pdf"
+    assert reply["content"][thursday["start"]:thursday["end"]] == thursday["text"]
+    stored = client.get(f"/chat/sessions/{started['sessionId']}", headers=alice.headers).get_json()["messages"]
+    assert stored[-1]["grounding"] == grounding
+    model = client.get("/models", headers=alice.headers).get_json()["active"]
+    completion = client.post("/v1/chat/completions", headers=alice.headers, json={
+        "model": f"{model}+rag", "max_tokens": 48, "temperature": 0,
+        "messages": [{"role": "user", "content": LENS}]}).get_json()
+    assert completion["grounding"]["sentences"] and completion["sources"]
+    plain = client.post("/v1/chat/completions", headers=alice.headers, json={
+        "model": model, "max_tokens": 4, "messages": [{"role": "user", "content": "Hello"}]}).get_json()
+    assert "grounding" not in plain  # nothing to check without retrieval
 
 
 def test_accept_event_stream_also_streams(alice_with_documents):

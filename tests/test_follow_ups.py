@@ -1,0 +1,53 @@
+"""Conversation-aware retrieval (issue 18, point 3): a follow-up that only implies its subject is
+searched together with it, and answered from what was retrieved for it, not from the previous
+answer. The real model, a two-page PDF with one fact per page."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fixtures.samples import make_pdf_pages
+from tests.conftest import Users, upload
+
+GREEDY = {"max_new_tokens": 40}  # the adaptive settings (beam search for short prompts)
+PAGES = [
+    "The Orion footbridge over the river Wend was opened by Queen Matilda. It was built by the Hartley "
+    "ironworks from riveted steel and painted green.",
+    "The Orion footbridge was closed for a whole winter because a flood had damaged its piers. Divers "
+    "inspected the foundations and the council paid for new stone piers.",
+    "Why was the Vega railway bridge closed? It was closed every January because ice blocked the tracks. "
+    "Trains ran on the old coast line until the ice had melted.",
+]
+# The follow-up names no bridge: by its own words the Vega bridge's page answers it as well.
+TURNS = [
+    ("Who opened the Orion footbridge?", "matilda", 1),
+    ("And why was it closed?", "flood", 2),
+]
+
+
+@pytest.fixture
+def bridge(llm_app, tmp_path: Path):  # type: ignore[no-untyped-def]
+    client = llm_app.test_client()
+    account = Users(llm_app, client).register()
+    path = make_pdf_pages(tmp_path / "bridge.pdf", PAGES, title="Orion footbridge")
+    assert upload(client, account, path).status_code == 201
+    return client, account
+
+
+def test_which_questions_refer_back():
+    from sessions.chat import is_follow_up
+
+    assert is_follow_up("And why was it closed?")
+    assert is_follow_up("Which company built it and what colour was it painted after the repairs?")
+    assert not is_follow_up("Which company built the Orion footbridge over the river Wend?")
+
+
+def test_a_follow_up_is_answered_from_its_own_page(bridge):
+    client, account = bridge
+    session = client.post("/chat/start", json={}, headers=account.headers).get_json()["sessionId"]
+    for question, fact, page in TURNS:
+        body = client.post("/chat/message", json={"sessionId": session, "message": question, "generation": GREEDY},
+                           headers=account.headers).get_json()
+        assert body["sources"][0]["page"] == page, (question, body["sources"])
+        assert fact in body["reply"]["content"].lower(), (question, body["reply"]["content"])
