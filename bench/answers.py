@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from app import create_app, start_background_work  # noqa: E402
 from config import Config  # noqa: E402
-from fixtures.samples import make_all, make_pdf_pages  # noqa: E402
+from fixtures.samples import BRIDGE_PAGES, make_all, make_pdf_pages  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,6 @@ SINGLE = [
     Turn("How long must I hold the button to reset the Zephyr-9 router?", "seventeen", "zephyr.md"),
     Turn("What is Marisol Quintero's role?", "cartographer", "staff.csv"),
     Turn("Wie viel verlangt Jürgen Möller für die Gletschertour?", "240", "alpen.txt"),
-]
-BRIDGE_PAGES = [
-    "The Orion footbridge over the river Wend was opened by Queen Matilda. It was built by the Hartley "
-    "ironworks from riveted steel and painted green.",
-    "The Orion footbridge was closed for a whole winter because a flood had damaged its piers. Divers "
-    "inspected the foundations and the council paid for new stone piers.",
-    "Why was the Vega railway bridge closed? It was closed every January because ice blocked the tracks. "
-    "Trains ran on the old coast line until the ice had melted.",
 ]
 CONVERSATIONS = [
     [Turn("Who opened the Orion footbridge?", "matilda", "bridge.pdf", 1),

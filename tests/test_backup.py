@@ -18,6 +18,14 @@ def _backup(app, out: Path) -> Path:
     return Path(result.output.strip().splitlines()[-1])
 
 
+def _restored(archive: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh install with `archive` restored into it, every document whole (none re-queued)."""
+    fresh = create_app(Config.for_testing(tmp_path / "fresh-data", jwt_secret_key="x" * 8 + "f4K9pQ2wE7rT1yU6iO3aS5dG"))
+    result = fresh.test_cli_runner().invoke(args=["backup", "restore", str(archive)])
+    assert result.exit_code == 0 and "0 documents queued" in result.output, result.output
+    return fresh
+
+
 def test_restore_into_a_fresh_install_answers_the_same(make_app, samples, tmp_path):
     app = make_app()
     client = app.test_client()
@@ -113,10 +121,8 @@ def test_versions_survive_a_restore(make_app, tmp_path):
     document = upload(client, alice, _write(tmp_path / "new", "vault.txt", NEW_TEXT)).get_json()["document"]
     archive = _backup(app, tmp_path / "backups")
 
-    fresh = create_app(Config.for_testing(tmp_path / "fresh-data", jwt_secret_key="x" * 8 + "f4K9pQ2wE7rT1yU6iO3aS5dG"))
+    fresh = _restored(archive, tmp_path)
     try:
-        result = fresh.test_cli_runner().invoke(args=["backup", "restore", str(archive)])
-        assert result.exit_code == 0 and "0 documents queued" in result.output, result.output
         client = fresh.test_client()
         alice_again = Users(fresh, client).login(alice.username, alice.password)
         versions = client.get(f"/documents/{document['id']}/versions", headers=alice_again.headers).get_json()
@@ -213,10 +219,8 @@ def test_workspaces_their_members_and_documents_travel_with_a_backup(make_app, s
     space = Space.workspace(workspace["id"])
     assert f"vectors/{space.key}.npy" in names and any(name.startswith(f"uploads/{space.folder}/") for name in names)
 
-    fresh = create_app(Config.for_testing(tmp_path / "fresh-data", jwt_secret_key="x" * 8 + "f4K9pQ2wE7rT1yU6iO3aS5dG"))
+    fresh = _restored(archive, tmp_path)
     try:
-        result = fresh.test_cli_runner().invoke(args=["backup", "restore", str(archive)])
-        assert result.exit_code == 0 and "0 documents queued" in result.output, result.output
         client = fresh.test_client()
         vic_again = Users(fresh, client).login(vic.username, vic.password)
         [listed] = client.get("/workspaces", headers=vic_again.headers).get_json()["workspaces"]

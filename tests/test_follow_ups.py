@@ -7,19 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.samples import make_pdf_pages
+from fixtures.samples import BRIDGE_PAGES, make_pdf_pages
 from tests.conftest import Users, upload
 
 GREEDY = {"max_new_tokens": 40}  # the adaptive settings (beam search for short prompts)
-PAGES = [
-    "The Orion footbridge over the river Wend was opened by Queen Matilda. It was built by the Hartley "
-    "ironworks from riveted steel and painted green.",
-    "The Orion footbridge was closed for a whole winter because a flood had damaged its piers. Divers "
-    "inspected the foundations and the council paid for new stone piers.",
-    "Why was the Vega railway bridge closed? It was closed every January because ice blocked the tracks. "
-    "Trains ran on the old coast line until the ice had melted.",
-]
-# The follow-up names no bridge: by its own words the Vega bridge's page answers it as well.
 TURNS = [
     ("Who opened the Orion footbridge?", "matilda", 1),
     ("And why was it closed?", "flood", 2),
@@ -30,7 +21,7 @@ TURNS = [
 def bridge(llm_app, tmp_path: Path):  # type: ignore[no-untyped-def]
     client = llm_app.test_client()
     account = Users(llm_app, client).register()
-    path = make_pdf_pages(tmp_path / "bridge.pdf", PAGES, title="Orion footbridge")
+    path = make_pdf_pages(tmp_path / "bridge.pdf", BRIDGE_PAGES, title="Orion footbridge")
     assert upload(client, account, path).status_code == 201
     return client, account
 
