@@ -59,6 +59,17 @@ def query_terms(question: str) -> list[str]:
     return list(dict.fromkeys(words))[:MAX_QUERY_TERMS]
 
 
+def coverage(question: str, text: str) -> tuple[int, float]:
+    """How many of the question's search words the text holds (as words or word beginnings, so
+    "polish" covers "polishes"), and their share."""
+    terms = query_terms(question)
+    if not terms:
+        return 0, 0.0
+    words = set(re.findall(r"\w+", text.lower()))
+    found = sum(1 for term in terms if any(word.startswith(term[:max(4, len(term) - 2)]) for word in words))
+    return found, found / len(terms)
+
+
 def _table(space: Space) -> str:
     """The space's table name; keys are server-made (u<digits>, w<32 hex>), checked anyway."""
     name = f"kw_{space.key}"

@@ -12,6 +12,7 @@ import numpy as np
 
 from rag.embedder import Embedder
 from rag.errors import DocumentNotFound
+from rag.keywords import coverage
 from rag.repository import DocumentRepository, LiveVersion
 from rag.spaces import Scope, Space, Spaces, Target
 from rag.vector_store import Hit, VectorStore
@@ -90,7 +91,8 @@ class Retriever:
         keyword_hits = sorted((hit for _, keyword in found for hit, _live in keyword),
                               key=lambda hit: -(hit.keyword or 0.0))
         ranked = fuse(dense_hits[:depth], keyword_hits[:depth], k) if self.hybrid else dense_hits[:k]
-        return [_source(hit, versions[hit.chunk_id], query) for hit in ranked if hit.score >= min_score]
+        return [_source(hit, versions[hit.chunk_id], query) for hit in ranked
+                if hit.score >= min_score or (self.hybrid and _words_match(query, hit.text))]
 
     def _search_one(self, target: Target, vector: np.ndarray, query: str,
                     k: int) -> tuple[list[tuple[Hit, LiveVersion]], list[tuple[Hit, LiveVersion]]]:
@@ -108,6 +110,13 @@ class Retriever:
             wanted *= 4
         return ([(hit, live[hit.document_id]) for hit in hits[:k]],
                 [(hit, live[hit.document_id]) for hit in keyword if hit.document_id in live])
+
+
+def _words_match(question: str, text: str) -> bool:
+    """A chunk holding most of the question's words is relevant even when the vectors disagree
+    (a question in German: MiniLM is an English model, the keyword index is not)."""
+    found, share = coverage(question, text)
+    return found >= MATCHED_WORDS and share >= MATCHED_SHARE
 
 
 def _source(hit: Hit, live: LiveVersion, query: str) -> Source:
@@ -141,6 +150,7 @@ def _scaled(scores: dict[str, float]) -> dict[str, float]:
 
 
 DENSE_WEIGHT = 0.5
+MATCHED_WORDS, MATCHED_SHARE = 3, 0.6  # below min_score, a chunk still counts with this much of the question
 FUSION_CANDIDATES = 20  # from each ranking, per search
 FETCH_ATTEMPTS = 3
 _FAN_OUT = ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1)), thread_name_prefix="fan-out")

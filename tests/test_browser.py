@@ -130,6 +130,7 @@ def test_a_person_logs_in_uploads_asks_sees_sources_branches_and_logs_out(browse
     assert driver.execute_script("return window.__sourcesBeforeWords") is True  # sources first, then the words
     sources = answer.find_element(By.CSS_SELECTOR, ".sources").text
     assert "harbour.pdf" in sources and "page 2" in sources
+    assert re.search(r"\d+ of \d+ sentences? supported by the sources", answer.find_element(By.CSS_SELECTOR, ".grounding").text)
     assert "How often does the lighthouse" in driver.find_element(By.ID, "session-list").text  # named by the question
 
     driver.find_element(By.ID, "analytics-button").click()

@@ -138,3 +138,24 @@ def test_on_postgresql_the_keyword_index_lives_in_the_server_database(make_app, 
     upload(client, account, samples["md"])
     assert isinstance(app.extensions["docchat"].vectors.keywords, PostgresKeywords)
     assert "seventeen seconds" in search(client, account, "Zephyr-9 reset button seconds")[0]["excerpt"]
+
+
+def test_a_question_in_german_finds_its_german_document_past_the_similarity_floor(app, client, users, samples):
+    """MiniLM is an English model: a German question scores under CHAT_MIN_SCORE against the
+    German text that answers it, and the chat would say it found nothing. With the keyword
+    index, a chunk holding most of the question's words counts; an off-topic question still finds
+    nothing."""
+    account = users.register()
+    for kind in ("txt", "csv"):
+        assert upload(client, account, samples[kind]).status_code == 201
+    services = app.extensions["docchat"]
+    floor = services.config.chat_min_score
+
+    def found(question: str) -> list[str]:
+        return [source.filename for source in services.retriever.search(account.id, question, 5, floor)]
+
+    german = "Wie viel verlangt Jürgen Möller für die Gletschertour?"
+    assert found(german)[:1] == ["alpen.txt"]
+    assert found("What is the capital city of Mongolia?") == []
+    services.retriever.hybrid = False
+    assert found(german) == []
