@@ -106,7 +106,7 @@ def summary(results: list[dict[str, Any]]) -> dict[str, str]:
     supported = [row["supported_share"] for row in results if row["supported_share"] is not None]
     single = [row for row in results if not row["follow_up"]]
     follow = [row for row in results if row["follow_up"]]
-    return {"exact fact (all)": share("correct", results), "exact fact (single-turn)": share("correct", single),
+    return {"exact fact (all)": share("correct", results), "exact fact (first questions)": share("correct", single),
             "exact fact (follow-ups)": share("correct", follow),
             "right first source": share("first_source", results),
             "supported sentences (mean share)": f"{statistics.mean(supported):.2f}" if supported else "-",
