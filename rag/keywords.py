@@ -141,13 +141,13 @@ class KeywordIndex:
         if not terms or (only is not None and not only) or not self._exists(space):
             return []
         params: dict[str, Any] = {"k": k}
-        restrict = ""
+        versions = ""
         if only is not None:
             names = [f"d{number}" for number in range(len(only))]
             params |= dict(zip(names, sorted(only), strict=True))
-            restrict = f" AND document_id IN ({', '.join(':' + name for name in names)})"
+            versions = ", ".join(":" + name for name in names)
         with self._engine.connect() as connection:
-            found = connection.execute(text(self._search_sql(_table(space), restrict)),
+            found = connection.execute(text(self._search_sql(_table(space), versions)),
                                        params | self._query_params(terms))
             return [KeywordHit(str(chunk_id), str(document_id), float(score)) for chunk_id, document_id, score in found]
 
@@ -195,7 +195,8 @@ class KeywordIndex:
     def _upsert_sql(self, table: str) -> str:
         raise NotImplementedError
 
-    def _search_sql(self, table: str, restrict: str) -> str:
+    def _search_sql(self, table: str, versions: str) -> str:
+        """The search; `versions`, when not empty, the bind list of the only document ids wanted."""
         raise NotImplementedError
 
     def _query_params(self, terms: list[str]) -> dict[str, str]:
@@ -279,11 +280,11 @@ class SqliteKeywords(KeywordIndex):
                 "VALUES (:chunk_id, :document_id, :chunk_index, :text) ON CONFLICT(chunk_id) DO UPDATE SET "
                 "document_id = excluded.document_id, chunk_index = excluded.chunk_index, text = excluded.text")
 
-    def _search_sql(self, table: str, restrict: str) -> str:
-        rows = self._rows(table)
+    def _search_sql(self, table: str, versions: str) -> str:
+        restrict = f" AND r.document_id IN ({versions})" if versions else ""
         return (f"SELECT r.chunk_id, r.document_id, -bm25({table}) AS score FROM {table} "
-                f"JOIN {rows} r ON r.id = {table}.rowid WHERE {table} MATCH :query{restrict.replace('document_id', 'r.document_id')} "
-                "ORDER BY bm25(" + table + ") LIMIT :k")
+                f"JOIN {self._rows(table)} r ON r.id = {table}.rowid WHERE {table} MATCH :query{restrict} "
+                f"ORDER BY bm25({table}) LIMIT :k")
 
     def _query_params(self, terms: list[str]) -> dict[str, str]:
         return {"query": " OR ".join(f'"{term}"' for term in terms)}
@@ -316,7 +317,8 @@ class PostgresKeywords(KeywordIndex):
                 "VALUES (:chunk_id, :document_id, :chunk_index, :text) ON CONFLICT (chunk_id) DO UPDATE SET "
                 "document_id = excluded.document_id, chunk_index = excluded.chunk_index, text = excluded.text")
 
-    def _search_sql(self, table: str, restrict: str) -> str:
+    def _search_sql(self, table: str, versions: str) -> str:
+        restrict = f" AND document_id IN ({versions})" if versions else ""
         return (f"SELECT chunk_id, document_id, ts_rank_cd(tsv, query) AS score "
                 f"FROM {table}, to_tsquery('english', :query) query WHERE tsv @@ query{restrict} "
                 "ORDER BY score DESC LIMIT :k")

@@ -41,6 +41,7 @@ def test_the_keyword_index_ranks_by_the_question_s_words_within_one_space(keywor
     assert keywords.search(ALPHA, "rebooting routers", 5)[0].chunk_id == "manual:0"  # stemmed
     assert keywords.search(ALPHA, "the of and", 5) == []  # nothing searchable in it
     assert keywords.search(ALPHA, "E4417", 5, only=frozenset({"elsewhere"})) == []
+    assert [hit.chunk_id for hit in keywords.search(ALPHA, "E4417", 5, only=frozenset({"manual", "x"}))] == ["manual:1"]
 
 
 def test_the_keyword_index_follows_replacements_and_deletes(keywords):
