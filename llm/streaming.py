@@ -49,12 +49,23 @@ class TokenStream:
         return stream
 
     def __iter__(self) -> Iterator[str]:
+        return (piece for piece in self.with_silences(float("inf")) if piece is not None)
+
+    def with_silences(self, every_s: float) -> Iterator[str | None]:
+        """The pieces, with a None after each `every_s` without one: beam search may say
+        nothing for seconds while its beams disagree, and a stream that writes nothing cannot
+        notice that its client has gone (the caller writes a keep-alive for each None)."""
+        quiet_since = time.monotonic()
         while True:
             try:
                 yield self._pieces.get(timeout=0.05)
+                quiet_since = time.monotonic()
             except queue.Empty:
                 if self._ticket.future.done() and self._pieces.empty():
                     return
+                if time.monotonic() - quiet_since >= every_s:
+                    quiet_since = time.monotonic()
+                    yield None
 
     def outcome(self) -> GenerationResult:
         """The finished result; raises the request's error, or GenerationTimeout."""

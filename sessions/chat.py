@@ -28,6 +28,7 @@ NO_CONTEXT_REPLY = (
     "I could not find anything in your documents that answers this, so I will not guess. "
     "Try rephrasing the question, or upload a document that covers it."
 )
+KEEPALIVE_S = 1.0  # a streamed answer silent this long writes an SSE comment (see TokenStream.with_silences)
 FOLLOW_UP_WORDS = 6  # a question this short is searched together with the previous one
 FOLLOW_UP_MAX_WORDS = 20  # and one up to this long that refers back with one of these words:
 REFERRING = frozenset({"it", "its", "they", "them", "their", "this", "that", "these", "those", "he", "she", "him",
@@ -145,7 +146,9 @@ class ChatService:
         reason = interrupted[0] if interrupted else result.finish_reason if result else "no_context"
         context = turn.prompt.describe() if turn.prompt else {"summary_used": False, "history_messages": 0,
                                                                "sources_given": 0}
-        grounding = self._grounding.check(text, turn.sources).as_dict() if turn.sources and text else None
+        # An interrupted answer is stored at once (the client waits for it), unchecked.
+        grounding = self._grounding.check(text, turn.sources).as_dict() if turn.sources and text and not interrupted \
+            else None
         details = {"finish_reason": reason, "usage": usage, "generation": generation, "context": context,
                    "seconds": result.seconds if result else None, "grounding": grounding}
         stored = self._repository.append(turn.user_id, turn.session.id, [
@@ -210,7 +213,10 @@ class TurnStream:
                 yield "token", {"text": text}
                 reply = self._chat.record(self._turn, text)
             else:
-                for piece in self._tokens:
+                for piece in self._tokens.with_silences(KEEPALIVE_S):
+                    if piece is None:
+                        yield "keepalive", None
+                        continue
                     self._sent.append(piece)
                     yield "token", {"text": piece}
                 result = self._tokens.outcome()

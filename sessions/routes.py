@@ -81,6 +81,9 @@ def _sse(stream: TurnStream) -> Iterator[str]:
     """The stream's events as SSE; an error after the first byte becomes an `error` event."""
     try:
         for name, data in stream.events():
+            if name == "keepalive":
+                yield ": keepalive\n\n"  # an SSE comment: clients ignore it; a gone client fails the write
+                continue
             yield sse_event(ReplyOut.of(data).model_dump(mode="json") if name == "done" else data, name)
     except Exception as exc:  # noqa: BLE001 - the status line is gone; the event is the only way to tell
         yield sse_event(stream_error(exc), "error")

@@ -33,7 +33,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path)
     """The server as `make run` starts it, with the model loaded; the first admin's password from its log."""
     directory = tmp_path_factory.mktemp("browser-server")
     port, log = free_port(), directory / "server.log"
-    server = start_server(directory / "data", port, log, MODEL_CACHE_DIR=str(model_cache_dir))
+    # Every test here signs people up and in from 127.0.0.1: more than RATELIMIT_LOGIN's 10 a minute.
+    server = start_server(directory / "data", port, log, MODEL_CACHE_DIR=str(model_cache_dir),
+                          RATELIMIT_LOGIN="100 per minute", RATELIMIT_REGISTER="100 per minute")
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: call(f"{base}/health")[0] == 200, 600, "the model to load")

@@ -297,7 +297,7 @@ def test_conversation_analytics(app, client, users):
 
 
 def test_a_short_follow_up_is_searched_together_with_the_question_before_it():
-    """"And on Sundays?" alone finds nothing useful; with the previous question it finds the timetable."""
+    """"And on Sundays?" alone finds nothing useful; with the previous question's subject it finds the timetable."""
     from datetime import datetime, timezone
 
     from sessions.chat import ChatService
@@ -307,6 +307,6 @@ def test_a_short_follow_up_is_searched_together_with_the_question_before_it():
     session = SessionView(1, "s", 1, "t", None, 0, None, now, now, 2, [
         MessageView(0, "user", "When does the harbour ferry leave?", now),
         MessageView(1, "assistant", "At 7:45.", now)])
-    assert ChatService._search_query(session, "And on Sundays?") == "When does the harbour ferry leave? And on Sundays?"
+    assert ChatService._search_query(session, "And on Sundays?") == "And on Sundays? the harbour ferry"
     full = "Which pier does the morning ferry leave from on weekdays?"
     assert ChatService._search_query(session, full) == full  # six words or more: searched as it is
