@@ -193,7 +193,10 @@ class KeywordIndex:
         raise NotImplementedError
 
     def _upsert_sql(self, table: str) -> str:
-        raise NotImplementedError
+        """Insert or replace by chunk id (both dialects read ON CONFLICT ... DO UPDATE alike)."""
+        return (f"INSERT INTO {self._rows(table)} (chunk_id, document_id, chunk_index, text) "
+                "VALUES (:chunk_id, :document_id, :chunk_index, :text) ON CONFLICT (chunk_id) DO UPDATE SET "
+                "document_id = excluded.document_id, chunk_index = excluded.chunk_index, text = excluded.text")
 
     def _search_sql(self, table: str, versions: str) -> str:
         """The search; `versions`, when not empty, the bind list of the only document ids wanted."""
@@ -275,11 +278,6 @@ class SqliteKeywords(KeywordIndex):
     def _exists_sql(self) -> str:
         return "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"
 
-    def _upsert_sql(self, table: str) -> str:
-        return (f"INSERT INTO {self._rows(table)} (chunk_id, document_id, chunk_index, text) "
-                "VALUES (:chunk_id, :document_id, :chunk_index, :text) ON CONFLICT(chunk_id) DO UPDATE SET "
-                "document_id = excluded.document_id, chunk_index = excluded.chunk_index, text = excluded.text")
-
     def _search_sql(self, table: str, versions: str) -> str:
         restrict = f" AND r.document_id IN ({versions})" if versions else ""
         return (f"SELECT r.chunk_id, r.document_id, -bm25({table}) AS score FROM {table} "
@@ -311,11 +309,6 @@ class PostgresKeywords(KeywordIndex):
 
     def _exists_sql(self) -> str:
         return "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = :name"
-
-    def _upsert_sql(self, table: str) -> str:
-        return (f"INSERT INTO {table} (chunk_id, document_id, chunk_index, text) "
-                "VALUES (:chunk_id, :document_id, :chunk_index, :text) ON CONFLICT (chunk_id) DO UPDATE SET "
-                "document_id = excluded.document_id, chunk_index = excluded.chunk_index, text = excluded.text")
 
     def _search_sql(self, table: str, versions: str) -> str:
         restrict = f" AND document_id IN ({versions})" if versions else ""
