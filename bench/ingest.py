@@ -8,6 +8,8 @@
 3. Top-5 search latency for a user who belongs to 1, 5 and 20 workspaces, 100k chunks in all in
    20 workspaces: the retriever's real fan-out (one collection per space, the live-version check
    in the database, merged by score), the query's embedding left out (it costs the same for all).
+4. Parsing only, pages/s: OCR of scanned pages (images of text, no text layer) next to the same
+   pages with a text layer, and Debian's manual with and without the search for ruled tables.
 """
 from __future__ import annotations
 
@@ -203,6 +205,43 @@ def _latencies(query, probes: np.ndarray) -> list[float]:  # type: ignore[no-unt
     return times
 
 
+def bench_parsing(pages: int) -> list[tuple[str, str]]:
+    """Parse speed in pages/s, each pair in one run: OCR against a text layer, tables against none."""
+    import rag.loaders.pdf as pdf_loader
+    from fixtures.samples import filler_page, make_pdf_pages, make_scanned_pdf
+    from rag.loaders.ocr import OCR_DPI
+
+    scratch = Path(tempfile.mkdtemp())
+    texts = [filler_page(number) for number in range(1, pages + 1)]
+    scanned = make_scanned_pdf(scratch / "scanned.pdf", list(texts))
+    layered = make_pdf_pages(scratch / "layered.pdf", texts)
+    pdf_loader.load_pdf(make_scanned_pdf(scratch / "warm.pdf", texts[:1]))  # the OCR models load once
+    ocr_rate = pages / _timed(lambda: pdf_loader.load_pdf(scanned))
+    text_rate = pages / _timed(lambda: pdf_loader.load_pdf(layered))
+    rows = [(f"OCR pages/s ({pages} scanned A4 pages, rendered at {OCR_DPI} dpi)", f"{ocr_rate:.2f}"),
+            ("text-layer pages/s, the same pages", f"{text_rate:.1f}"),
+            ("OCR / text layer", f"{ocr_rate / text_rate:.3f}x")]
+    manual = DEBIAN_DOCS[0]
+    if manual.exists():
+        total = pdf_loader.load_pdf(manual).pages or 1  # also warms the file cache
+        with_tables = total / _timed(lambda: pdf_loader.load_pdf(manual))
+        saved, pdf_loader.TABLE_MIN_PATHS = pdf_loader.TABLE_MIN_PATHS, 10**9
+        try:
+            without = total / _timed(lambda: pdf_loader.load_pdf(manual))
+        finally:
+            pdf_loader.TABLE_MIN_PATHS = saved
+        rows += [("manual pages/s, tables looked for (pdfplumber)", f"{with_tables:.1f}"),
+                 ("manual pages/s, no table search", f"{without:.1f}"),
+                 ("with tables / without", f"{with_tables / without:.2f}x")]
+    return rows
+
+
+def _timed(work) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
 def _pct(values: list[float], percent: int) -> float:
     return float(np.percentile(values, percent)) if values else float("nan")
 
@@ -222,6 +261,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="ingestion worker threads (INGEST_WORKERS)")
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--skip-parsing", action="store_true")
+    parser.add_argument("--ocr-pages", type=int, default=10)
     args = parser.parse_args()
     rows: list[tuple[str, str]] = []
     if not args.skip_pipeline:
@@ -234,6 +275,8 @@ def main() -> None:
         rows += bench_queries(10_000, 1_000, args.queries)
         rows += bench_queries(100_000, 1_000, args.queries)
         rows += bench_spaces(100_000, 20, args.queries)
+    if not args.skip_parsing:
+        rows += bench_parsing(args.ocr_pages)
     print_table(rows)
 
 

@@ -32,9 +32,16 @@ class Chunker:
     def chunk(self, sections: Iterable[Section]) -> list[Chunk]:
         """Chunks numbered from 0 across the document, each keeping its section's citation address."""
         sections = list(sections)
+        headers = sorted({section.header for section in sections if section.header})
+        tokenized = self._tokenize([section.text for section in sections] + headers)
+        header_tokens = dict(zip(headers, (len(offsets) for offsets in tokenized[len(sections):]), strict=True))
         chunks: list[Chunk] = []
-        for section, offsets in zip(sections, self._tokenize([section.text for section in sections]), strict=True):
-            for text, tokens in self._split(section.text, offsets):
+        for section, offsets in zip(sections, tokenized, strict=False):
+            if section.header:
+                pieces = self._split_rows(section.text, offsets, section.header, header_tokens[section.header])
+            else:
+                pieces = self._split(section.text, offsets)
+            for text, tokens in pieces:
                 chunks.append(Chunk(text=text, index=len(chunks), tokens=tokens,
                                     page=section.page, section=section.section, row=section.row))
         return chunks
@@ -57,6 +64,37 @@ class Chunker:
             start = self._word_start(text, offsets, max(end - self._overlap, start + 1))
         return pieces
 
+    def _split_rows(self, text: str, offsets: list[tuple[int, int]], header: str,
+                    header_tokens: int) -> list[tuple[str, int]]:
+        """A table: whole rows (one per line) under the header line, packed up to the chunk size and
+        split only between rows. Only a single row longer than a chunk is cut, each piece still
+        under the header; a header longer than half a chunk is not repeated."""
+        if header_tokens > self._size // 2:
+            return self._split(f"{header}\n{text}", self._tokenize([f"{header}\n{text}"])[0])
+        budget = self._size - header_tokens
+        pieces: list[tuple[str, int]] = []
+        rows: list[str] = []
+        used = 0
+
+        def close() -> None:
+            nonlocal used
+            if rows:
+                pieces.append((header + "\n" + "\n".join(rows), header_tokens + used))
+                rows.clear()
+                used = 0
+
+        for row, row_offsets in _rows(text, offsets):
+            if len(row_offsets) > budget:
+                close()
+                pieces += [(header + "\n" + piece, header_tokens + tokens) for piece, tokens in self._split(row, row_offsets)]
+                continue
+            if used + len(row_offsets) > budget:
+                close()
+            rows.append(row)
+            used += len(row_offsets)
+        close()
+        return pieces
+
     def _best_break(self, text: str, offsets: list[tuple[int, int]], start: int, end: int) -> int:
         """The token index to end before: the best-quality break in the window's second half."""
         earliest = start + self._size // 2
@@ -75,6 +113,19 @@ class Chunker:
         while index < len(offsets) and _continues_word(offsets, index):
             index += 1
         return index
+
+
+def _rows(text: str, offsets: list[tuple[int, int]]) -> Iterable[tuple[str, list[tuple[int, int]]]]:
+    """Each line of `text` with the offsets of its tokens, counted from the line's start."""
+    position, token = 0, 0
+    for line in text.split("\n"):
+        end = position + len(line)
+        first = token
+        while token < len(offsets) and offsets[token][0] < end:
+            token += 1
+        if line.strip():
+            yield line, [(start - position, stop - position) for start, stop in offsets[first:token]]
+        position = end + 1
 
 
 def _continues_word(offsets: list[tuple[int, int]], index: int) -> bool:

@@ -20,6 +20,7 @@ from rag.vector_store import VectorStore
 log = logging.getLogger(__name__)
 
 PARSED_PROGRESS = 0.1  # share of the bar for parsing; embedding fills the rest
+OCR_PROGRESS = 0.8  # the share when pages are read by OCR (~1-2 s a page on 2 cores), page by page
 STORE_BATCH = 64
 
 
@@ -64,22 +65,28 @@ class IngestionPipeline:
         return self._repository.load(document_id)
 
     def _ingest(self, document: DocumentView, on_progress: Callable[[float], None]) -> None:
-        parsed = parse_in_sandbox(self.file_path(document), document.type, self._limits)
+        def parsing(done: int, total: int) -> None:
+            self._report(document, OCR_PROGRESS * done / max(total, 1), on_progress)
+
+        parsed = parse_in_sandbox(self.file_path(document), document.type, self._limits, parsing)
         chunks = self.chunker().chunk(parsed.sections)
         if not chunks:
-            raise NoTextFound("No text could be extracted from the document (a scanned PDF without a text layer?)")
+            raise NoTextFound("No text could be extracted from the document (not even by OCR)")
         self._store.delete_document(document.space, document.id)  # a resumed job starts clean
-        self._report(document, PARSED_PROGRESS, on_progress)
-        if not self._embed_and_store(document, chunks, on_progress):
+        parsed_at = OCR_PROGRESS if parsed.ocr_pages else PARSED_PROGRESS
+        self._report(document, parsed_at, on_progress)
+        if not self._embed_and_store(document, chunks, parsed_at, on_progress):
             self._store.delete_document(document.space, document.id)  # deleted meanwhile
             return
-        change = self._repository.finish(document.id, chunks=len(chunks), pages=parsed.pages)
+        change = self._repository.finish(document.id, chunks=len(chunks), pages=parsed.pages,
+                                         ocr_pages=parsed.ocr_pages)
         if change is None:  # deleted meanwhile
             self._store.delete_document(document.space, document.id)
             return
         self._store.apply(document.space, change)
 
-    def _embed_and_store(self, document: DocumentView, chunks: list[Chunk], on_progress: Callable[[float], None]) -> bool:
+    def _embed_and_store(self, document: DocumentView, chunks: list[Chunk], parsed_at: float,
+                         on_progress: Callable[[float], None]) -> bool:
         """Embed batch n+1 while batch n is written to the store; False if the document vanished."""
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store") as writer:
             pending: Future[bool] | None = None
@@ -88,7 +95,7 @@ class IngestionPipeline:
                 vectors = self._embedder().embed([chunk.text for chunk in batch])
                 if pending is not None and not pending.result():
                     return False
-                fraction = PARSED_PROGRESS + (1 - PARSED_PROGRESS) * 0.999 * (start + len(batch)) / len(chunks)
+                fraction = parsed_at + (1 - parsed_at) * 0.999 * (start + len(batch)) / len(chunks)
                 pending = writer.submit(self._store_batch, document, batch, vectors, fraction, on_progress)
             return pending is None or pending.result()
 

@@ -11,7 +11,9 @@ import multiprocessing
 import os
 import resource
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -37,18 +39,26 @@ class ParseLimits:
     memory_mb: int
 
 
-def parse_in_sandbox(path: Path, doc_type: str, limits: ParseLimits) -> ParsedDocument:
-    """Run the loader for `doc_type` on `path` in a child process within `limits`."""
+def parse_in_sandbox(path: Path, doc_type: str, limits: ParseLimits,
+                     on_progress: Callable[[int, int], None] | None = None) -> ParsedDocument:
+    """Run the loader for `doc_type` on `path` in a child process within `limits`; `on_progress` hears
+    (pages done, pages in all) from long parses (OCR)."""
     receiver, sender = _mp_context().Pipe(duplex=False)
     child = _mp_context().Process(
         target=_child_main, args=(sender, str(path), doc_type, limits.memory_mb), daemon=True
     )
     child.start()
     sender.close()
+    deadline = time.monotonic() + limits.timeout_s
     try:
-        if not receiver.poll(limits.timeout_s):
-            raise ParseFailed(f"Parsing took longer than the {limits.timeout_s:g} s limit and was stopped")
-        status, payload = receiver.recv()
+        while True:
+            if not receiver.poll(max(deadline - time.monotonic(), 0)):
+                raise ParseFailed(f"Parsing took longer than the {limits.timeout_s:g} s limit and was stopped")
+            status, payload = receiver.recv()
+            if status != "progress":
+                break
+            if on_progress is not None:
+                on_progress(*payload)
     except EOFError:
         child.join(5)
         raise ParseFailed(_crash_message(child.exitcode)) from None
@@ -89,7 +99,7 @@ def _child_main(sender: Connection, path: str, doc_type: str, memory_mb: int) ->
 
     _cap_memory(memory_mb)
     try:
-        sender.send(("ok", parse(Path(path), doc_type)))
+        sender.send(("ok", parse(Path(path), doc_type, lambda done, total: sender.send(("progress", (done, total))))))
     except MemoryError:
         sender.send(("error", f"Parsing needed more than the {memory_mb} MB memory limit (a decompression bomb?)"))
     except Exception as exc:  # noqa: BLE001 - every parser failure becomes the document's error

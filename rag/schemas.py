@@ -25,6 +25,7 @@ class VersionOut(BaseModel):
     progress: float = Field(description="0.0 to 1.0")
     chunks: int
     pages: int | None
+    ocr_pages: int
     error: str | None
     created_at: datetime
 
@@ -38,13 +39,14 @@ class DocumentOut(BaseModel):
 
     id: str = Field(description="The document's id, the same for all its versions")
     filename: str = Field(description="The uploader's file name (metadata only; stored under a server-made name)")
-    type: str = Field(description="pdf, docx, html, md, csv or txt")
+    type: str = Field(description="pdf, docx, html, md, csv, txt, pptx, xlsx, epub or eml")
     sha256: str
     size_bytes: int
     status: str = Field(description="queued, processing, ready or failed")
     progress: float = Field(description="0.0 to 1.0")
     chunks: int
-    pages: int | None = Field(description="PDF page count; null where the format has no pages")
+    pages: int | None = Field(description="PDF pages or PPTX slides; null where the format has no pages")
+    ocr_pages: int = Field(description="PDF pages without a text layer, read by OCR")
     error: str | None = Field(description="Why ingestion failed; null unless failed")
     created_at: datetime
     version: int = Field(description="The version shown here: the newest upload, or the one restored")
@@ -61,7 +63,7 @@ class DocumentOut(BaseModel):
 
 
 def _fields(document: DocumentView) -> dict[str, object]:
-    names = ("filename", "type", "sha256", "size_bytes", "status", "progress", "chunks", "pages", "error",
+    names = ("filename", "type", "sha256", "size_bytes", "status", "progress", "chunks", "pages", "ocr_pages", "error",
              "created_at", "version")
     return {name: getattr(document, name) for name in names}
 

@@ -20,13 +20,23 @@ EXTENSIONS = {
     ".csv": "csv",
     ".txt": "txt",
     ".text": "txt",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".epub": "epub",
+    ".eml": "eml",
 }
+# Zip-based formats by a member only they have (read from the zip directory, nothing unpacked).
+_ZIP_MARKERS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl/workbook.xml": "xlsx",
+                "META-INF/container.xml": "epub"}
+# A mail starts with header lines; these are the ones every mail program writes.
+_MAIL_HEADER = re.compile(rb"^(from|to|subject|date|message-id|received|mime-version|return-path|delivered-to):",
+                          re.I | re.M)
 SNIFF_BYTES = 64 * 1024
 _HTML_MARKERS = re.compile(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<(p|div|h[1-6]|table|ul|article)[\s>]", re.I)
 
 
 def detect_type(path: Path, filename: str) -> str:
-    """The document type (pdf, docx, html, md, csv, txt) or UnsupportedFileType saying why."""
+    """The document type (one of `EXTENSIONS`' values) or UnsupportedFileType saying why."""
     extension = Path(filename).suffix.lower()
     claimed = EXTENSIONS.get(extension)
     if claimed is None:
@@ -35,7 +45,7 @@ def detect_type(path: Path, filename: str) -> str:
                                   {"filename": filename})
     head = path.open("rb").read(SNIFF_BYTES)
     found = _content_type(path, head)
-    if found == "text" and claimed in ("html", "md", "csv", "txt"):
+    if found == "text" and claimed in ("html", "md", "csv", "txt", "eml"):
         found = _text_kind(head, claimed)
     if found != claimed:
         raise UnsupportedFileType(
@@ -49,19 +59,20 @@ def _content_type(path: Path, head: bytes) -> str:
     if b"%PDF-" in head[:1024]:
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
-        return "docx" if _is_docx(path) else "zip"
+        return _zip_kind(path)
     if _is_text(head):
         return "text"
     return "binary"
 
 
-def _is_docx(path: Path) -> bool:
+def _zip_kind(path: Path) -> str:
     """Reads only the zip directory: nothing is decompressed here."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return "word/document.xml" in archive.namelist()
+            names = set(archive.namelist())
     except (zipfile.BadZipFile, OSError):
-        return False
+        return "zip"
+    return next((kind for marker, kind in _ZIP_MARKERS.items() if marker in names), "zip")
 
 
 def _is_text(head: bytes) -> bool:
@@ -77,7 +88,15 @@ def _text_kind(head: bytes, claimed: str) -> str:
         return "html" if _HTML_MARKERS.search(head) else "plain text"
     if claimed == "csv":
         return "csv" if _looks_like_csv(head) else "plain text"
+    if claimed == "eml":
+        return "eml" if _looks_like_mail(head) else "plain text"
     return claimed
+
+
+def _looks_like_mail(head: bytes) -> bool:
+    """At least two known header lines before the first empty line."""
+    headers = re.split(rb"\r?\n\r?\n", head, maxsplit=1)[0]
+    return len(_MAIL_HEADER.findall(headers)) >= 2
 
 
 def _looks_like_csv(head: bytes) -> bool:

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DOCUMENT_TYPES = ("pdf", "docx", "html", "md", "csv", "txt")
+DOCUMENT_TYPES = ("pdf", "docx", "html", "md", "csv", "txt", "pptx", "xlsx", "epub", "eml")
 
 
 @dataclass(frozen=True)
 class Section:
-    """A run of text with one citation address: a PDF page, a titled section, a CSV row."""
+    """A run of text with one citation address: a PDF page or slide, a titled section, a CSV or sheet
+    row. A table's section holds one row per line and its header line in `header`, which the chunker
+    repeats at the top of each of its chunks."""
 
     text: str
     page: int | None = None
     section: str | None = None
     row: int | None = None
+    header: str | None = None
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,7 @@ class ParsedDocument:
     sections: list[Section]
     pages: int | None = None
     extractors: dict[str, int] = field(default_factory=dict)  # e.g. PDF pages per text extractor
+    ocr_pages: int = 0  # pages read by OCR (no text layer)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,25 @@ QUESTIONS = {
     "md": "How long must I hold the button to reset the router?",
     "csv": "Who is the chief cartographer?",
     "txt": "Was kostet die Gletschertour mit dem Bergführer?",
+    "pptx": "When does the night ferry to Inishmore leave?",
+    "xlsx": "How many brass propellers are in stock, and in which warehouse?",
+    "epub": "What wood did the glassblower of Murano burn in her furnace?",
+    "eml": "How often must the boiler in the east wing be descaled?",
 }
+# Where each format's fact must be cited: (page, section, row).
+ADDRESSES = {
+    "pdf": (2, None, None),
+    "docx": (None, "Bakery results", None),
+    "html": (None, "Cranes", None),
+    "md": (None, "Factory reset", None),
+    "csv": (None, None, 2),
+    "txt": (None, None, None),
+    "pptx": (2, "Ferry schedule", None),  # slide 2, from its speaker notes
+    "xlsx": (None, "Inventory", 3),  # the sheet and the row as the sheet shows it
+    "epub": (None, "The Glassblower", None),  # the chapter's heading
+    "eml": (None, "Attachment: notes.txt", None),
+}
+PAGES = {"pdf": 3, "pptx": 3}
 
 
 @pytest.mark.parametrize("doc_type", list(QUESTIONS))
@@ -27,19 +45,16 @@ def test_each_format_is_ingested_and_its_fact_found(client, users, samples, doc_
     document = response.get_json()["document"]
     assert document["status"] == "ready" and document["progress"] == 1.0 and document["chunks"] >= 1
     assert document["type"] == doc_type and document["filename"] == samples[doc_type].name
-    assert document["pages"] == (3 if doc_type == "pdf" else None) and document["error"] is None
+    assert document["pages"] == PAGES.get(doc_type) and document["error"] is None and document["ocr_pages"] == 0
     best = search(client, account, QUESTIONS[doc_type])[0]
     assert best["document_id"] == document["id"] and best["filename"] == samples[doc_type].name
     key_words = FACTS[doc_type].split()[1:4]
     assert all(word in best["excerpt"] for word in key_words), (best["excerpt"], key_words)
-    if doc_type == "pdf":
-        assert best["page"] == 2
-    else:
-        assert best["page"] is None
+    assert (best["page"], best["section"], best["row"]) == ADDRESSES[doc_type]
     if doc_type == "csv":
-        assert best["row"] == 2 and "role: chief cartographer" in best["excerpt"]
-    if doc_type in ("docx", "md", "html"):
-        assert best["section"] in ("Bakery results", "Factory reset", "Cranes")
+        assert "role: chief cartographer" in best["excerpt"]
+    if doc_type == "xlsx":
+        assert "warehouse: Tromsø" in best["excerpt"] and "count: 312" in best["excerpt"]
 
 
 def test_upload_is_queued_then_reports_progress_until_ready(client, users, samples):
@@ -121,7 +136,7 @@ def test_cli_ingests_a_folder_with_a_progress_bar(app, client, users, samples):
     account = users.register()
     result = app.test_cli_runner().invoke(args=["ingest", account.username, str(samples["pdf"].parent)])
     assert result.exit_code == 0, result.output
-    assert "6 of 6 files ready" in result.output
+    assert f"{len(samples)} of {len(samples)} files ready" in result.output
     assert all(f"{path}: " in result.output for path in samples.values()) and "chunks" in result.output
     documents = client.get("/documents", headers=account.headers).get_json()["documents"]
     assert sorted(d["type"] for d in documents) == sorted(QUESTIONS) and {d["status"] for d in documents} == {"ready"}

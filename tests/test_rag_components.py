@@ -112,10 +112,10 @@ def test_html_sections_are_the_same_without_the_narrative_text_check(tmp_path):
         "use_packaged_spacy_model()\n"
         "from unstructured.partition.html import partition_html\n"
         "from unstructured.partition.md import partition_md\n"
-        "from rag.loaders import _from_elements, decode_text\n"
-        "html = _from_elements(partition_html(text=decode_text(Path(sys.argv[1]).read_bytes())))\n"
-        "md = _from_elements(partition_md(text=Path(sys.argv[2]).read_text()))\n"
-        "print(json.dumps([[[s.text, s.section] for s in doc.sections] for doc in (html, md)]))\n"
+        "from rag.loaders import from_elements, decode_text\n"
+        "html = from_elements(partition_html(text=decode_text(Path(sys.argv[1]).read_bytes())))\n"
+        "md = from_elements(partition_md(text=Path(sys.argv[2]).read_text()))\n"
+        "print(json.dumps([[[s.text, s.section] for s in sections] for sections in (html, md)]))\n"
     )
     result = subprocess.run([sys.executable, "-c", script, str(DEBIAN_REFERENCE_HTML), str(markdown)], cwd=ROOT,
                             capture_output=True, text=True, timeout=300)

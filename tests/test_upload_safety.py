@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.samples import make_docx, make_pdf
+from fixtures.samples import make_docx, make_pdf, make_zip_bomb
 from rag.spaces import Space
 from tests.conftest import assert_error, search, upload
 
@@ -111,27 +111,6 @@ def test_parse_time_limit_fails_the_document_only(make_app, tmp_path):
     assert client.get("/auth/me", headers=account.headers).status_code == 200
 
 
-def _zip_bomb_docx(path: Path, template: Path, inflated_mb: int, lie_about_size: bool) -> Path:
-    """A DOCX whose document.xml inflates to `inflated_mb` MB; optionally its headers claim 1 KB."""
-    with zipfile.ZipFile(template) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bomb:
-        for item in source.infolist():
-            if item.filename != "word/document.xml":
-                bomb.writestr(item, source.read(item))
-        with bomb.open("word/document.xml", "w", force_zip64=True) as xml:
-            xml.write(b'<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/'
-                      b'wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>')
-            block = b"A" * (1024 * 1024)
-            for _ in range(inflated_mb):
-                xml.write(block)
-            xml.write(b"</w:t></w:r></w:p></w:body></w:document>")
-    if lie_about_size:
-        data = bytearray(path.read_bytes())
-        real = (inflated_mb * 1024 * 1024 + 200).to_bytes(4, "little")
-        data = data.replace(real, (1024).to_bytes(4, "little"))
-        path.write_bytes(bytes(data))
-    return path
-
-
 @pytest.mark.parametrize("lie", [False, True])
 def test_zip_bomb_docx_fails_cleanly(make_app, tmp_path, lie):
     app = make_app(parse_memory_mb=256)
@@ -139,7 +118,7 @@ def test_zip_bomb_docx_fails_cleanly(make_app, tmp_path, lie):
     from tests.conftest import Users
 
     account = Users(app, client).register()
-    bomb = _zip_bomb_docx(tmp_path / "bomb.docx", make_docx(tmp_path / "t.docx"), 600, lie)
+    bomb = make_zip_bomb(make_docx(tmp_path / "t.docx"), tmp_path / "bomb.docx", "word/document.xml", 600, lie)
     assert bomb.stat().st_size < 5 * 1024 * 1024
     body = assert_error(upload(client, account, bomb), 422, "UNPROCESSABLE_DOCUMENT")
     assert body["details"]["document"]["status"] == "failed"
