@@ -110,12 +110,15 @@ class ChatService:
                 f"The message is too long: {tokens} tokens, at most {builder.budget.question_tokens}",
                 {"fields": [{"field": "message", "message": "too many tokens", "type": "too_long"}]})
         session = self._fold_old_history(session, builder, model)
-        sources = self._retriever.search(user_id, self._search_query(session, question), self.settings.top_k,
+        standalone = self._standalone(session, question)
+        sources = self._retriever.search(user_id, standalone or question, self.settings.top_k,
                                          self.settings.min_score, Scope.of(session.scope))
         if not sources:
             return PreparedTurn(user_id, session, question, None, overrides)
-        recent = session.messages[session.summarized_count:]
-        prompt = builder.build(question, session.summary, recent, sources)
+        if standalone:  # answered from what the follow-up found, not from the earlier answers
+            prompt = builder.build(standalone, session.summary, [], sources)
+        else:
+            prompt = builder.build(question, session.summary, session.messages[session.summarized_count:], sources)
         return PreparedTurn(user_id, session, question, prompt, overrides)
 
     def answer(self, turn: PreparedTurn) -> ChatReply:
@@ -172,17 +175,21 @@ class ChatService:
         return self._repository.get(session.user_id, session.id)
 
     @staticmethod
-    def _search_query(session: SessionView, question: str) -> str:
-        """A follow-up ("and the second one?", "why was it closed?") is searched together with the
-        subject of the previous question (its noun phrases: "the Orion footbridge"), or the whole
-        previous question when it has none. Not the previous answer, and not the previous
-        question's other words ("who opened"), which would pull the search back to the page
-        that answered it."""
-        if not is_follow_up(question):
-            return question
+    def _standalone(session: SessionView, question: str) -> str | None:
+        """A follow-up ("and the second one?", "why was it closed?") made standalone: the question
+        with the subject of the previous question (its noun phrases: "the Orion footbridge"), or
+        the whole previous question when it has none; None for a question that stands alone.
+
+        It is both searched and asked in place of the follow-up, without the earlier turns: the
+        small model otherwise repeats the previous answer or mixes in what the earlier sources
+        said about another subject. Not the previous answer, and not the previous question's
+        other words ("who opened"), which would pull the search back to the page that answered
+        it (in the manner of a condense-question chat engine, without a model call)."""
         previous = next((m.content for m in reversed(session.messages) if m.role == "user"), "")
-        subject = " ".join(noun_phrases(previous)) if previous else ""
-        return f"{question} {subject or previous}".strip()
+        if not previous or not is_follow_up(question):
+            return None
+        subject = " ".join(noun_phrases(previous))
+        return f"{question} (About: {subject or previous})"
 
 
 def is_follow_up(question: str) -> bool:

@@ -42,3 +42,21 @@ def test_a_follow_up_is_answered_from_its_own_page(bridge):
                            headers=account.headers).get_json()
         assert body["sources"][0]["page"] == page, (question, body["sources"])
         assert fact in body["reply"]["content"].lower(), (question, body["reply"]["content"])
+
+
+def test_a_follow_up_is_asked_standalone_not_from_the_earlier_answers(bridge):
+    """After a turn about the other bridge, "What colour was it painted?" is asked as "... (About:
+    the Orion footbridge)" without the earlier turns: with them, the model answered about the Vega
+    bridge or repeated an earlier answer."""
+    client, account = bridge
+    session = client.post("/chat/start", json={}, headers=account.headers).get_json()["sessionId"]
+    for question in ("Why was the Vega railway bridge closed?", "Which ironworks built the Orion footbridge?"):
+        asked = client.post("/chat/message", json={"sessionId": session, "message": question, "generation": GREEDY},
+                            headers=account.headers)
+        assert asked.status_code == 200, asked.get_json()
+        assert asked.get_json()["context"]["history_messages"] > 0 or question.startswith("Why")
+    body = client.post("/chat/message", json={"sessionId": session, "message": "What colour was it painted?",
+                                              "generation": GREEDY}, headers=account.headers).get_json()
+    answer = body["reply"]["content"].lower()
+    assert "green" in answer and "vega" not in answer, answer
+    assert body["context"]["history_messages"] == 0 and body["sources"][0]["page"] == 1

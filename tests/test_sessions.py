@@ -307,6 +307,6 @@ def test_a_short_follow_up_is_searched_together_with_the_question_before_it():
     session = SessionView(1, "s", 1, "t", None, 0, None, now, now, 2, [
         MessageView(0, "user", "When does the harbour ferry leave?", now),
         MessageView(1, "assistant", "At 7:45.", now)])
-    assert ChatService._search_query(session, "And on Sundays?") == "And on Sundays? the harbour ferry"
+    assert ChatService._standalone(session, "And on Sundays?") == "And on Sundays? (About: the harbour ferry)"
     full = "Which pier does the morning ferry leave from on weekdays?"
-    assert ChatService._search_query(session, full) == full  # six words or more: searched as it is
+    assert ChatService._standalone(session, full) is None  # six words or more: searched and asked as it is
