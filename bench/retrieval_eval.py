@@ -96,8 +96,11 @@ def html_corpus() -> tuple[list[Section], list[Question]]:
     for chapter in HTML_CHAPTERS:
         sections += [replace(section, section=f"{chapter.name}#{section.section}") for section in load_html(chapter).sections]
     titles: dict[str, int] = {}
-    for section in sections:
-        titles[section.section or ""] = titles.get(section.section or "", 0) + 1
+    previous = None
+    for section in sections:  # a run of sections under one heading (text, a table, text) counts once
+        if section.section != previous:
+            titles[section.section or ""] = titles.get(section.section or "", 0) + 1
+        previous = section.section
     asked = {name: name.split("#", 1)[1] for name, count in titles.items()
              if count == 1 and "#" in name and len(_bare(name.split("#", 1)[1]).split()) >= MIN_HEADING_WORDS}
     sections = _without(sections, [_bare(title) for title in asked.values()])
@@ -155,6 +158,7 @@ def evaluate(name: str, sections: list[Section], questions: list[Question], embe
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--formats", default="pdf,html", help="comma-separated: pdf, html")
     args = parser.parse_args()
     if not PDF.exists():
         print(f"{PDF} is missing: install the debian-reference-en package (make test-system-deps as root)")
@@ -166,7 +170,9 @@ def main() -> None:
     print(f"\nRetrieval on Debian's reference manual; questions = its headings, removed from the index "
           f"({embedder.device}, {embedder.dtype}); p50 ms = one question: embedding, search, fusion\n")
     rows = []
-    for user_id, (name, corpus) in enumerate((("pdf", pdf_corpus), ("html", html_corpus)), start=1):
+    corpora = [(name, corpus) for name, corpus in (("pdf", pdf_corpus), ("html", html_corpus))
+               if name in args.formats.split(",")]
+    for user_id, (name, corpus) in enumerate(corpora, start=1):
         sections, questions = corpus()
         rows += evaluate(name, sections, questions, embedder, store, Space.personal(user_id), (1, 5, 10))
     columns = list(rows[0])
