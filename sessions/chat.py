@@ -62,6 +62,7 @@ class PreparedTurn:
     question: str
     prompt: BuiltPrompt | None  # None: nothing relevant was found, the answer is NO_CONTEXT_REPLY
     overrides: GenerationOverrides | None
+    asked_as: str | None = None  # a follow-up's standalone form, searched and asked in its place
 
     @property
     def sources(self) -> list[Source]:
@@ -114,12 +115,12 @@ class ChatService:
         sources = self._retriever.search(user_id, standalone or question, self.settings.top_k,
                                          self.settings.min_score, Scope.of(session.scope))
         if not sources:
-            return PreparedTurn(user_id, session, question, None, overrides)
+            return PreparedTurn(user_id, session, question, None, overrides, standalone)
         if standalone:  # answered from what the follow-up found, not from the earlier answers
             prompt = builder.build(standalone, session.summary, [], sources)
         else:
             prompt = builder.build(question, session.summary, session.messages[session.summarized_count:], sources)
-        return PreparedTurn(user_id, session, question, prompt, overrides)
+        return PreparedTurn(user_id, session, question, prompt, overrides, standalone)
 
     def answer(self, turn: PreparedTurn) -> ChatReply:
         """Generate the whole answer and store the turn."""
@@ -147,8 +148,9 @@ class ChatService:
         generation = result.figures() if result else settings.as_dict() if settings else {
             "strategy": "none", "reason": "no relevant context"}
         reason = interrupted[0] if interrupted else result.finish_reason if result else "no_context"
-        context = turn.prompt.describe() if turn.prompt else {"summary_used": False, "history_messages": 0,
-                                                               "sources_given": 0}
+        context: dict[str, object] = turn.prompt.describe() if turn.prompt else {
+            "summary_used": False, "history_messages": 0, "sources_given": 0}
+        context["asked_as"] = turn.asked_as
         # An interrupted answer is stored at once (the client waits for it), unchecked.
         grounding = self._grounding.check(text, turn.sources).as_dict() if turn.sources and text and not interrupted \
             else None

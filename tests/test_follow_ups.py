@@ -55,8 +55,10 @@ def test_a_follow_up_is_asked_standalone_not_from_the_earlier_answers(bridge):
                             headers=account.headers)
         assert asked.status_code == 200, asked.get_json()
         assert asked.get_json()["context"]["history_messages"] > 0 or question.startswith("Why")
+        assert asked.get_json()["context"]["asked_as"] is None  # each names its own subject
     body = client.post("/chat/message", json={"sessionId": session, "message": "What colour was it painted?",
                                               "generation": GREEDY}, headers=account.headers).get_json()
     answer = body["reply"]["content"].lower()
     assert "green" in answer and "vega" not in answer, answer
     assert body["context"]["history_messages"] == 0 and body["sources"][0]["page"] == 1
+    assert body["context"]["asked_as"] == "What colour was it painted? (About: the Orion footbridge)"
