@@ -152,7 +152,8 @@ class ReplyOut(BaseModel):
     usage: Usage
     generation: dict[str, Any] = Field(description="The generation settings used (adaptive table, overrides), "
                                        "with `ttft_s` (submission to first token) and `decode_tokens_per_s`")
-    context: dict[str, Any] = Field(description="What went into the prompt: summary used, history and sources; `asked_as`, the standalone question a follow-up was searched and asked as")
+    context: dict[str, Any] = Field(description="What went into the prompt: summary used, history and sources; "
+                                    "`asked_as`, the standalone question a follow-up was searched and asked as")
     grounding: dict[str, Any] | None = Field(default=None, description=GROUNDING)
 
     @classmethod

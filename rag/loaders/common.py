@@ -38,12 +38,19 @@ def clean(text: str) -> str:
     return re.sub(r"[ \t]+\n", "\n", text).strip()
 
 
-def from_elements(elements: Iterable[object], page: int | None = None) -> list[Section]:
+def section_name(text: str) -> str | None:
+    """A title, subject or chapter name as a section's name: white space collapsed, at most 200
+    characters; None when nothing is left."""
+    return " ".join(text.split())[:200] or None
+
+
+def from_elements(elements: Iterable[object]) -> list[Section]:
     """unstructured elements -> sections; each Title starts a section named after it, and each Table
     becomes sections of whole rows under its header line (`rag.loaders.tables`)."""
     sections: list[Section] = []
     title: str | None = None
     buffer: list[str] = []
+    page: int | None = None
 
     def flush() -> None:
         if buffer:
@@ -55,7 +62,7 @@ def from_elements(elements: Iterable[object], page: int | None = None) -> list[S
         if not text:
             continue
         metadata = getattr(element, "metadata", None)
-        element_page = getattr(metadata, "page_number", None) or page
+        element_page = getattr(metadata, "page_number", None)
         category = getattr(element, "category", "")
         table = table_from_html(getattr(metadata, "text_as_html", None) or "") if category == "Table" else None
         if category == "Title" or table is not None or element_page != page:

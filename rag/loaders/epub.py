@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from rag.loaders.archive import check_archive, parse_xml, read_member
-from rag.loaders.common import LoaderError, Progress, decode_text, no_progress
+from rag.loaders.common import LoaderError, Progress, decode_text, no_progress, section_name
 from rag.loaders.formats import html_sections
 from rag.types import ParsedDocument, Section
 
@@ -59,5 +59,5 @@ def _spine(archive: zipfile.ZipFile) -> list[str]:
 def _chapter_sections(xhtml: str, number: int) -> list[Section]:
     html = _XML_DECLARATION.sub("", xhtml, count=1)
     found = _TITLE.search(html)
-    title = " ".join(found.group(1).split())[:200] if found and found.group(1).strip() else f"Chapter {number}"
+    title = (section_name(found.group(1)) if found else None) or f"Chapter {number}"
     return [section if section.section else replace(section, section=title) for section in html_sections(html)]

@@ -7,7 +7,7 @@ from email.message import Message
 from email.parser import BytesParser
 from pathlib import Path
 
-from rag.loaders.common import Progress, decode_text, no_progress
+from rag.loaders.common import Progress, decode_text, no_progress, section_name
 from rag.loaders.formats import html_sections
 from rag.types import ParsedDocument, Section
 
@@ -17,7 +17,7 @@ TEXT_ATTACHMENTS = (".txt", ".md", ".csv", ".html", ".htm", ".log", ".json", ".x
 
 def load_eml(path: Path, progress: Progress = no_progress) -> ParsedDocument:
     message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
-    subject = " ".join(str(message["Subject"] or "").split())[:200] or "Message"
+    subject = section_name(str(message["Subject"] or "")) or "Message"
     attachments = list(message.iter_attachments())
     headers = [f"{name}: {message[name]}" for name in HEADERS if message[name]]
     if attachments:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.loaders.archive import check_archive
-from rag.loaders.common import LoaderError, Progress, no_progress
+from rag.loaders.common import LoaderError, Progress, no_progress, section_name
 from rag.loaders.formats import record_sections
 from rag.loaders.tables import table_from_cells, table_sections
 from rag.types import ParsedDocument, Section
@@ -31,20 +31,20 @@ def load_pptx(path: Path, progress: Progress = no_progress) -> ParsedDocument:
 
 def _slide_sections(slide: Any, number: int) -> list[Section]:
     title_shape = slide.shapes.title
-    title = " ".join(title_shape.text_frame.text.split())[:200] if title_shape is not None else None
+    title = section_name(title_shape.text_frame.text) if title_shape is not None else None
     texts: list[str] = []
     tables: list[Section] = []
     for shape in _flat(slide.shapes):
         if shape.has_table:
             table = table_from_cells([[cell.text for cell in row.cells] for row in shape.table.rows])
-            tables += table_sections(table, page=number, section=title or None) if table else []
+            tables += table_sections(table, page=number, section=title) if table else []
         elif shape.has_text_frame and shape.text_frame.text.strip():
             texts.append(shape.text_frame.text.strip())
     if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
         notes = slide.notes_slide.notes_text_frame.text.strip()
         if notes:
             texts.append(f"Speaker notes: {notes}")
-    body = [Section(text="\n\n".join(texts), page=number, section=title or None)] if texts else []
+    body = [Section(text="\n\n".join(texts), page=number, section=title)] if texts else []
     return body + tables
 
 
