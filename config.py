@@ -20,6 +20,7 @@ ENVIRONMENTS = ("development", "production", "testing")
 
 
 RETRIEVAL_MODES = ("hybrid", "dense")
+STATIC_DECODE_MODES = ("auto", "on", "off")
 
 
 class ConfigError(ValueError):
@@ -83,6 +84,7 @@ class Config:
     load_model_at_start: bool = True
     llm_device: str = "auto"
     llm_dtype: str = "auto"
+    llm_static_decode: str = "auto"  # static KV cache + CUDA graphs: auto (on CUDA), on, off
     model_cache_dir: Path | None = None
     llm_max_queue: int = 8
     llm_max_queue_per_user: int = 2
@@ -152,6 +154,7 @@ class Config:
         "LOAD_MODEL_AT_START": "load_model_at_start",
         "LLM_DEVICE": "llm_device",
         "LLM_DTYPE": "llm_dtype",
+        "LLM_STATIC_DECODE": "llm_static_decode",
         "MODEL_CACHE_DIR": "model_cache_dir",
         "LLM_MAX_QUEUE": "llm_max_queue",
         "LLM_MAX_QUEUE_PER_USER": "llm_max_queue_per_user",
@@ -209,6 +212,9 @@ class Config:
             raise ConfigError(f"APP_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.app_env!r}")
         if self.retrieval_mode not in RETRIEVAL_MODES:
             raise ConfigError(f"RETRIEVAL_MODE must be one of {', '.join(RETRIEVAL_MODES)}, not {self.retrieval_mode!r}")
+        if self.llm_static_decode not in STATIC_DECODE_MODES:
+            raise ConfigError(f"LLM_STATIC_DECODE must be one of {', '.join(STATIC_DECODE_MODES)}, "
+                              f"not {self.llm_static_decode!r}")
         resolved = dataclasses.replace(self, data_dir=data_dir, database_url=database_url,
                                        cookie_secure=self.cookie_secure or self.is_production)
         return dataclasses.replace(resolved, model_cache_dir=resolved.model_cache)

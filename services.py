@@ -173,7 +173,8 @@ def _chat_settings(config: Config) -> ChatSettings:
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
     return build_llm_service(models, config.llm_device, config.llm_dtype, config.model_cache,
                              max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
-                             timeout_s=config.llm_timeout_s, max_queue_per_user=config.llm_max_queue_per_user)
+                             timeout_s=config.llm_timeout_s, max_queue_per_user=config.llm_max_queue_per_user,
+                             static_decode=config.llm_static_decode)
 
 
 def _embedder_provider(config: Config) -> Callable[[], Embedder]:

@@ -16,16 +16,19 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.devices import resolve_placement  # noqa: E402
+from llm.engine import TransformersEngine  # noqa: E402
 from llm.manager import shared_engine  # noqa: E402
-from llm.registry import ModelRegistry  # noqa: E402
+from llm.registry import ModelRegistry, ModelSpec  # noqa: E402
 from llm.scheduler import Scheduler  # noqa: E402
+from llm.service import batch_wait_for  # noqa: E402
 from llm.settings import GenerationOverrides  # noqa: E402
 
 CONTEXT = ("The harbour authority publishes its timetable each spring. Ferries to the island leave at 7:45, "
@@ -100,10 +103,13 @@ def llama_cpp(new_tokens: int) -> dict[str, float] | str:
     return json.loads(probe.stdout.strip().splitlines()[-1])
 
 
-def first_streamed_token_over_http(cache_dir: Path) -> tuple[float, float, str]:
+def first_streamed_token_over_http(cache_dir: Path) -> tuple[float, float, str] | str:
     """A person's wait with the default settings: a question sent over HTTP (a real socket) to the
     app with a document holding its answer; seconds to the first `token` event and to `done`, and
-    the strategy the adaptive table picked."""
+    the strategy the adaptive table picked; or why it was not run."""
+    missing = [name for name in ("flask", "requests", "chromadb") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"skipped: {', '.join(missing)} not installed"
     import requests
     from werkzeug.serving import make_server
 
@@ -143,20 +149,80 @@ def first_streamed_token_over_http(cache_dir: Path) -> tuple[float, float, str]:
 CACHE_DIR = Path(tempfile.gettempdir()) / "docchat-bench-model-cache"
 
 
-def before(registry: ModelRegistry, model_id: str, device: str, dtype: str, new_tokens: int,
-           answer_s: float) -> list[tuple[str, str]]:
-    """The same single-stream run on another entry (the transformers engine), for comparison."""
-    spec = registry.get(model_id)
-    if spec is None:
-        return [(f"{model_id}", "not in models.json")]
-    engine = shared_engine(spec, device, dtype, CACHE_DIR)
+def before(spec: ModelSpec, device: str, dtype: str, new_tokens: int, answer_s: float) -> list[tuple[str, str]]:
+    """The same single-stream run on another entry (the transformers engine without the static
+    decode path, as it was before it), for comparison."""
+    engine = shared_engine(spec, device, dtype, CACHE_DIR, static_decode="off")
     scheduler = Scheduler(lambda: engine, max_queue=2, max_batch=1)
     run(scheduler, 1, 8)  # warm up
     figures = run(scheduler, 1, new_tokens)
     scheduler.stop()
-    return [(f"{spec.id} ({engine.name}): decode tok/s; TTFT s; answer s ({figures.tokens} tokens)",
+    return [(f"{spec.id} ({engine.name}, dynamic cache): decode tok/s; TTFT s; answer s ({figures.tokens} tokens)",
              f"{figures.decode_tok_s:.1f}; {figures.ttft_s:.2f}; {figures.seconds:.2f}"),
             (f"the same answer: ours / {engine.name} (goal <= 0.5x)", f"{answer_s / figures.seconds:.2f}x")]
+
+
+def plain_generate(spec: ModelSpec, device: str, dtype: str, prompt_ids: list[int], rows: int, new_tokens: int,
+                   static: bool) -> dict[str, float]:
+    """Plain transformers `generate` on a fresh copy of the same weights, `rows` copies of the
+    prompt at once, greedy, exactly `new_tokens` each: with its static cache (compiled, CUDA
+    graphs) or its dynamic cache (eager). Decode tok/s counts the tokens after the first."""
+    import torch
+
+    from llm.loader import load_model
+
+    model, tokenizer = load_model(spec, device, dtype, CACHE_DIR)
+    ids = torch.tensor([prompt_ids] * rows, device=model.device)
+    options: dict[str, Any] = {"do_sample": False, "pad_token_id": tokenizer.pad_token_id,
+                               "attention_mask": torch.ones_like(ids)}
+    if static:
+        options["cache_implementation"] = "static"
+
+    def timed(tokens: int) -> float:
+        synchronize()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, **options)
+        synchronize()
+        return time.perf_counter() - started
+
+    warm_started = time.perf_counter()
+    timed(new_tokens)  # compiles and records (static), or warms the kernels (dynamic)
+    timed(new_tokens)
+    start_up = time.perf_counter() - warm_started
+    first = min(timed(1) for _ in range(3))
+    whole = min(timed(new_tokens) for _ in range(2))
+    return {"decode_tok_s": rows * (new_tokens - 1) / (whole - first), "ttft_s": first, "start_up_s": start_up}
+
+
+def synchronize() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def quantized_rows(spec: ModelSpec, device: str, dtype: str, new_tokens: int) -> list[tuple[str, str]]:
+    """Weights in fp16, int8 and nf4 (bitsandbytes) on CUDA: memory and single-stream decode tok/s."""
+    import torch
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return [("int8 / nf4 weights", "skipped: bitsandbytes not installed")]
+    rows = []
+    for quantization in (None, "int8", "nf4"):
+        variant = replace(spec, id=f"{spec.id}-{quantization or dtype}", backend="transformers",
+                          quantization=quantization)
+        torch.cuda.empty_cache()
+        engine = shared_engine(variant, device, dtype, CACHE_DIR)
+        assert isinstance(engine, TransformersEngine)
+        scheduler = Scheduler(lambda engine=engine: engine, max_queue=2, max_batch=1, batch_wait_s=0.005)
+        run(scheduler, 1, 8)
+        figures = run(scheduler, 1, new_tokens)
+        scheduler.stop()
+        megabytes = engine.model.get_memory_footprint() / 2**20
+        rows.append((f"weights {quantization or dtype}: memory MB; single-stream decode tok/s",
+                     f"{megabytes:.0f}; {figures.decode_tok_s:.1f}"))
+    return rows
 
 
 def main() -> None:
@@ -165,54 +231,91 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--before", default="smollm2-135m-instruct-transformers",
                         help="the models.json entry timed as the engine before this one ('' to skip)")
+    parser.add_argument("--model-path", default="",
+                        help="a transformers model folder to time instead of the default entry's weights "
+                             "(e.g. the same config with random weights: speed does not depend on them)")
     args = parser.parse_args()
     registry = ModelRegistry.from_file(ROOT / "models.json")
     spec = registry.default
+    if args.model_path:
+        spec = replace(spec, backend="transformers", source={"path": args.model_path}, quantization=None)
     device, dtype = resolve_placement("auto", args.dtype)
+    batch_wait = batch_wait_for(device)
     engine = shared_engine(spec, device, dtype, CACHE_DIR)
-    scheduler = Scheduler(lambda: engine, max_queue=16, max_batch=8)
-    prompt_tokens = engine.encode(messages()).tokens
-    run(scheduler, 1, 8)  # warm up
+    scheduler = Scheduler(lambda: engine, max_queue=16, max_batch=8, batch_wait_s=batch_wait)
+    prompt = engine.encode(messages())
+    started = time.perf_counter()
+    for concurrent in (1, 4, 8):  # warm up, with the shapes timed below
+        run(scheduler, concurrent, args.new_tokens)
+    warm_up_s = time.perf_counter() - started
     weights = f"{spec.quantization} (from the GGUF)" if engine.name == "llama.cpp" and spec.quantization else dtype
     rows = [("model; engine; device; weights", f"{spec.id}; {engine.name}; {device}; {weights}"),
-            ("prompt tokens; new tokens asked per request", f"{prompt_tokens}; {args.new_tokens}")]
+            ("prompt tokens; new tokens asked per request", f"{prompt.tokens}; {args.new_tokens}")]
+    decoder = getattr(engine, "decoder", None)
+    if decoder is not None and decoder.graphs is not None:
+        rows.append(("start-up: warm-up of 1, 4 and 8 requests, s (graphs recorded; of which recording, s)",
+                     f"{warm_up_s:.2f} ({decoder.graphs.recorded}; {decoder.graphs.record_seconds:.2f})"))
     single = run(scheduler, 1, args.new_tokens)
     rows += [("single-stream decode tok/s (after the first token)", f"{single.decode_tok_s:.1f}"),
-             ("time to first token, s", f"{single.ttft_s:.2f}"),
+             ("time to first token, s", f"{single.ttft_s:.3f}"),
              (f"complete answer ({single.tokens} tokens), s", f"{single.seconds:.2f}")]
     eight = single
     for concurrent in (4, 8):
         eight = run(scheduler, concurrent, args.new_tokens)
         rows.append((f"{concurrent} concurrent: aggregate decode tok/s (x single); incl. prefill; mean TTFT s",
                      f"{eight.aggregate_decode_tok_s:.1f} ({eight.aggregate_decode_tok_s / single.decode_tok_s:.1f}x); "
-                     f"{eight.tok_s:.1f}; {eight.ttft_s:.2f}"))
+                     f"{eight.tok_s:.1f}; {eight.ttft_s:.3f}"))
     scheduler.stop()
-    if args.before:
-        rows += before(registry, args.before, device, dtype, args.new_tokens, single.seconds)
-    first_http, whole_http, strategy = first_streamed_token_over_http(CACHE_DIR)
-    rows.append((f"HTTP, default settings ({strategy}): first streamed token; whole answer, s",
-                 f"{first_http:.2f}; {whole_http:.2f}"))
-    reference = llama_cpp(args.new_tokens)
-    llama = float("nan") if isinstance(reference, str) else reference["decode_tok_s"]
-    if isinstance(reference, str):
-        rows.append(("llama.cpp (llama-cpp-python)", reference))
+    if device.startswith("cuda"):
+        rows += cuda_peer_rows(spec, device, dtype, prompt.ids, args.new_tokens, single, eight)
+    before_spec = registry.get(args.before) if args.before else None
+    if args.before and args.model_path:  # the same weights, on the engine as it was
+        before_spec = replace(spec, id=f"{spec.id}-before")
+    if before_spec is not None:
+        rows += before(before_spec, device, dtype, args.new_tokens, single.seconds)
+    http = first_streamed_token_over_http(CACHE_DIR)
+    if isinstance(http, str):
+        rows.append(("HTTP, default settings", http))
     else:
-        rows += [
-            ("llama.cpp decode tok/s; incl. prefill; TTFT s",
-             f"{reference['decode_tok_s']:.1f}; {reference['tok_s']:.1f}; {reference['ttft_s']:.2f}"),
-            ("ours / llama.cpp: single-stream decode (goal >= 0.5x)", f"{single.decode_tok_s / llama:.2f}x"),
-            ("ours / llama.cpp: TTFT", f"{single.ttft_s / reference['ttft_s']:.2f}x"),
-            ("ours 8 concurrent aggregate decode / llama.cpp single decode (goal >= 2x)",
-             f"{eight.aggregate_decode_tok_s / llama:.2f}x"),
-        ]
+        rows.append((f"HTTP, default settings ({http[2]}): first streamed token; whole answer, s",
+                     f"{http[0]:.2f}; {http[1]:.2f}"))
+    rows += llama_cpp_rows(args.new_tokens, single, eight)
     width = max(len(name) for name, _ in rows)
     print(f"| {'measure'.ljust(width)} | value |\n| {'-' * width} | --- |")
     for name, value in rows:
         print(f"| {name.ljust(width)} | {value} |")
-    if not isinstance(reference, str):
-        print(f"ratios: single-stream {single.decode_tok_s / llama:.2f}x llama.cpp, "
-              f"ttft {single.ttft_s / reference['ttft_s']:.2f}x, "
-              f"8-concurrent {eight.aggregate_decode_tok_s / llama:.2f}x llama.cpp single")
+
+
+def cuda_peer_rows(spec: ModelSpec, device: str, dtype: str, prompt_ids: list[int], new_tokens: int,
+                   single: Figures, eight: Figures) -> list[tuple[str, str]]:
+    """Plain transformers `generate` on the same weights and prompt (static compiled, dynamic
+    eager), ours beside it, and the 8-bit and 4-bit weights."""
+    rows = []
+    for rows_at_once, ours in ((1, single), (8, eight)):
+        ours_tok_s = ours.decode_tok_s if rows_at_once == 1 else ours.aggregate_decode_tok_s
+        for static in (True, False):
+            peer = plain_generate(spec, device, dtype, prompt_ids, rows_at_once, new_tokens, static)
+            name = "static cache, compiled" if static else "dynamic cache, eager"
+            rows.append((f"plain transformers generate, {name}, batch {rows_at_once}: decode tok/s; TTFT s; "
+                         "start-up s", f"{peer['decode_tok_s']:.1f}; {peer['ttft_s']:.3f}; {peer['start_up_s']:.1f}"))
+            rows.append((f"ours / plain ({name}), {rows_at_once} at once (goal >= 1.0x against static)",
+                         f"{ours_tok_s / peer['decode_tok_s']:.2f}x"))
+    return rows + quantized_rows(spec, device, dtype, new_tokens)
+
+
+def llama_cpp_rows(new_tokens: int, single: Figures, eight: Figures) -> list[tuple[str, str]]:
+    reference = llama_cpp(new_tokens)
+    if isinstance(reference, str):
+        return [("llama.cpp (llama-cpp-python)", reference)]
+    llama = reference["decode_tok_s"]
+    return [
+        ("llama.cpp decode tok/s; incl. prefill; TTFT s",
+         f"{reference['decode_tok_s']:.1f}; {reference['tok_s']:.1f}; {reference['ttft_s']:.2f}"),
+        ("ours / llama.cpp: single-stream decode (goal >= 0.5x)", f"{single.decode_tok_s / llama:.2f}x"),
+        ("ours / llama.cpp: TTFT", f"{single.ttft_s / reference['ttft_s']:.2f}x"),
+        ("ours 8 concurrent aggregate decode / llama.cpp single decode (goal >= 2x)",
+         f"{eight.aggregate_decode_tok_s / llama:.2f}x"),
+    ]
 
 
 if __name__ == "__main__":

@@ -6,16 +6,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llm.errors import EngineOverloaded
 from llm.registry import ModelSpec
 from llm.settings import GenerationSettings
 
+if TYPE_CHECKING:
+    from llm.static_decode import StaticDecoder
+
 log = logging.getLogger(__name__)
-
-
-
 
 Chat = list[dict[str, str]]
 Prompt = Chat | str  # a chat (the model's chat template applies) or raw text to continue (legacy completions)
@@ -93,13 +93,19 @@ class Engine(Protocol):
 
 
 class TransformersEngine:
-    """Owns one loaded model. Not thread-safe by design: the scheduler is its only caller."""
+    """Owns one loaded model. Not thread-safe by design: the scheduler is its only caller.
+
+    With a `StaticDecoder` (llm/static_decode.py), batches are padded to its row buckets and
+    decode into one of its reusable static caches (as CUDA graphs on a GPU); without one,
+    `generate` grows its own cache."""
 
     name = "transformers"
     mixes_settings = False  # one generate() call takes one setting
 
-    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str) -> None:
+    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str,
+                 decoder: StaticDecoder | None = None) -> None:
         self.spec, self.model, self.tokenizer, self.device = spec, model, tokenizer, device
+        self.decoder = decoder
 
     def encode(self, messages: Prompt) -> EncodedPrompt:
         """The tokenizer's own chat template, with the assistant turn opened; raw text as it is."""
@@ -132,10 +138,11 @@ class TransformersEngine:
                 torch.cuda.empty_cache()
                 raise EngineOverloaded("The GPU is out of memory; retry shortly", retry_after_s=10) from exc
 
-    def _generate(self, batch: list[GenerationRequest]) -> list[GenerationResult | Exception]:
+    def _generate(self, requests: list[GenerationRequest]) -> list[GenerationResult | Exception]:
         import torch
 
         started = time.monotonic()
+        batch = self._padded_batch(requests)
         settings = batch[0].settings
         inputs = self._left_padded([request.prompt.ids for request in batch])
         width = inputs["input_ids"].shape[1]
@@ -151,6 +158,10 @@ class TransformersEngine:
             "stopping_criteria": [stops] if beams is None else [stops, beams],
             "streamer": streamer,
         }
+        if self.decoder is not None:
+            options.update(past_key_values=self.decoder.cache(len(batch) * settings.num_beams,
+                                                              width + options["max_new_tokens"]),
+                           disable_compile=True)  # the decoder's graphs replace transformers' compile
         if settings.do_sample:
             options.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
         else:
@@ -161,7 +172,16 @@ class TransformersEngine:
             self._result(request, row, width, started) for request, row in zip(batch, output, strict=True)]
         if beams is not None:
             beams.finish(results)
-        return results
+        return results[:len(requests)]
+
+    def _padded_batch(self, requests: list[GenerationRequest]) -> list[GenerationRequest]:
+        """The requests, then copies of the first that stop at once, up to the decoder's row bucket."""
+        if self.decoder is None:
+            return requests
+        first = requests[0]
+        filler = replace(first, settings=replace(first.settings, max_new_tokens=1), on_token=None,
+                         cancelled=threading.Event())
+        return requests + [filler] * (self.decoder.shapes.rows_for(len(requests)) - len(requests))
 
     def _left_padded(self, prompts: list[list[int]]) -> dict[str, Any]:
         import torch
@@ -216,6 +236,7 @@ class _RowStops:
 
     def __init__(self, batch: list[GenerationRequest], prompt_width: int, beams: int) -> None:
         self._batch, self._width, self._beams = batch, prompt_width, beams
+        self._none_done: Any = None
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
@@ -226,6 +247,10 @@ class _RowStops:
             request.mark_first_token()
         done = [request.cancelled.is_set() or now > request.deadline or generated >= request.settings.max_new_tokens
                 for request in self._batch]
+        if not any(done):  # the common step: no copy to the device
+            if self._none_done is None or self._none_done.shape[0] != input_ids.shape[0]:
+                self._none_done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            return self._none_done
         if self._beams > 1:  # rows are request x beam; stop only when every request is done
             return torch.full((input_ids.shape[0],), all(done), dtype=torch.bool, device=input_ids.device)
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)

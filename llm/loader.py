@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from llm.registry import ModelRegistryError, ModelSpec
+from llm.registry import GPU_QUANTIZATIONS, ModelRegistryError, ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def load_model(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> tup
         location, gguf_file = str(_converted(spec, location, gguf_file, cache_dir)), None
     torch_dtype = getattr(torch, dtype)
     model: Any = AutoModelForCausalLM.from_pretrained(location, dtype=torch_dtype,  # the auto class's
-                                                      device_map=device if device.startswith("cuda") else None)
+                                                      device_map=device if device.startswith("cuda") else None,
+                                                      **_quantized(spec, device, torch_dtype))
     if not device.startswith("cuda"):
         model = model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(location)
@@ -80,6 +81,22 @@ def load_model(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> tup
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+def _quantized(spec: ModelSpec, device: str, torch_dtype: Any) -> dict[str, Any]:
+    """from_pretrained's arguments for an entry's `int8` or `nf4` weights (bitsandbytes, CUDA only)."""
+    if spec.backend != "transformers" or spec.quantization not in GPU_QUANTIZATIONS:
+        return {}
+    if not device.startswith("cuda") or importlib.util.find_spec("bitsandbytes") is None:
+        log.warning("model %s: %s weights need CUDA and bitsandbytes; loading it unquantized on %s",
+                    spec.id, spec.quantization, device)
+        return {}
+    from transformers import BitsAndBytesConfig
+
+    if spec.quantization == "int8":
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
+    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                      bnb_4bit_compute_dtype=torch_dtype)}
 
 
 def _converted_location(cache_dir: Path, directory: str, gguf_file: str) -> Path:

@@ -5,7 +5,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common.errors import NotFound
 from llm.engine import Engine, GenerationRequest, TransformersEngine
@@ -16,23 +16,30 @@ from llm.registry import ModelRegistry, ModelSpec
 from llm.remote import OpenAIEngine, RemoteOptions
 from llm.settings import GenerationOverrides, adaptive_settings
 
+if TYPE_CHECKING:
+    from llm.static_decode import StaticDecoder
+
 log = logging.getLogger(__name__)
 
-_loaded: dict[tuple[str, str, str], Engine] = {}
+_loaded: dict[tuple[str, str, str, str], Engine] = {}
 _loaded_lock = threading.Lock()
 LLAMA_CPP_CONTEXT_TOKENS = 32768  # KV cells shared by all running sequences (~23 KB each for SmolLM2-135M)
 
 
-def shared_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> Engine:
-    """One copy of a model per process and setting (tests build many apps; they load it once)."""
-    key = (spec.id, device, dtype)
+def shared_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path, static_decode: str = "auto") -> Engine:
+    """One copy of a model per process and setting (tests build many apps; they load it once).
+
+    `static_decode` (LLM_STATIC_DECODE) is for the transformers engine: "auto" decodes from a
+    static cache with CUDA graphs on a GPU and as before on the CPU; "on" uses the static cache on
+    the CPU too; "off" never (llm/static_decode.py)."""
+    key = (spec.id, device, dtype, static_decode)
     with _loaded_lock:
         if key not in _loaded:
-            _loaded[key] = _local_engine(spec, device, dtype, cache_dir)
+            _loaded[key] = _local_engine(spec, device, dtype, cache_dir, static_decode)
         return _loaded[key]
 
 
-def _local_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> Engine:
+def _local_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path, static_decode: str) -> Engine:
     """A llama.cpp entry runs on llama.cpp on CPU. On CUDA, and where llama-cpp-python is not
     installed, the same GGUF runs on transformers (the llama.cpp build here is CPU-only)."""
     if spec.backend == "llama.cpp" and not device.startswith("cuda"):
@@ -45,9 +52,16 @@ def _local_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> 
         except LlamaCppUnavailable as exc:
             log.warning("%s; %s runs on transformers instead (slower)", exc, spec.id)
     model, tokenizer = load_model(spec, device, dtype, cache_dir)
-    return TransformersEngine(spec, model, tokenizer, device)
+    return TransformersEngine(spec, model, tokenizer, device, _static_decoder(model, device, static_decode))
 
 
+def _static_decoder(model: Any, device: str, mode: str) -> StaticDecoder | None:
+    """The engine's StaticDecoder, or None where LLM_STATIC_DECODE leaves it off."""
+    if mode == "off" or (mode == "auto" and not device.startswith("cuda")):
+        return None
+    from llm.static_decode import StaticDecoder
+
+    return StaticDecoder(model)
 
 
 class ModelManager:
@@ -59,9 +73,10 @@ class ModelManager:
     rollback; the one before it is released.
     """
 
-    def __init__(self, registry: ModelRegistry, device: str, dtype: str, cache_dir: Path) -> None:
+    def __init__(self, registry: ModelRegistry, device: str, dtype: str, cache_dir: Path,
+                 static_decode: str = "auto") -> None:
         self._registry = registry
-        self.device, self.dtype = device, dtype
+        self.device, self.dtype, self._static_decode = device, dtype, static_decode
         self._cache_dir = cache_dir
         self._states: dict[str, str] = {}
         self._errors: dict[str, str] = {}
@@ -146,7 +161,8 @@ class ModelManager:
             if spec.backend == "openai":
                 engine = OpenAIEngine(spec, RemoteOptions.from_spec(spec))
             else:
-                engine = shared_engine(spec, self.device, spec.dtype or self.dtype, self._cache_dir)
+                engine = shared_engine(spec, self.device, spec.dtype or self.dtype, self._cache_dir,
+                                       self._static_decode)
         except Exception as exc:  # noqa: BLE001 - a failed load is a state to report, not a crash
             log.exception("loading model %s failed", spec.id)
             self._states[spec.id], self._errors[spec.id] = "failed", f"{type(exc).__name__}: {exc}"[:500]

@@ -23,7 +23,8 @@ class ModelSpec:
     default: bool = False
     generation: dict[str, Any] = field(default_factory=dict)
     dtype: str | None = None  # e.g. "float32" to run a model in full precision whatever the default
-    quantization: str | None = None  # llama.cpp: re-quantize the GGUF once to this type (e.g. "q8_0")
+    quantization: str | None = None  # llama.cpp: the GGUF re-quantized to this type (e.g. "q8_0");
+    # transformers: "int8" or "nf4", weights loaded in 8 or 4 bits on CUDA (bitsandbytes)
 
 
 class ModelRegistry:
@@ -95,16 +96,18 @@ def _check_remote_source(source: dict[str, Any], where: str) -> None:
 
 
 DTYPES = ("float32", "float16", "bfloat16")
-QUANTIZATIONS = ("q8_0", "q4_0", "f16")
+QUANTIZATIONS = ("q8_0", "q4_0", "f16")  # llama.cpp: the GGUF re-quantized once
+GPU_QUANTIZATIONS = ("int8", "nf4")  # transformers on CUDA: weights loaded in 8 or 4 bits (bitsandbytes)
 
 
 def _quantization(entry: dict[str, Any], where: str) -> str | None:
     value = entry.get("quantization")
     if value is None:
         return None
-    if entry["backend"] != "llama.cpp" or value not in QUANTIZATIONS:
-        raise ModelRegistryError(f"{where}.quantization applies to llama.cpp entries and must be one of "
-                                 f"{', '.join(QUANTIZATIONS)}")
+    allowed = QUANTIZATIONS if entry["backend"] == "llama.cpp" else GPU_QUANTIZATIONS
+    if entry["backend"] == "openai" or value not in allowed:
+        raise ModelRegistryError(f"{where}.quantization must be one of {', '.join(QUANTIZATIONS)} for llama.cpp "
+                                 f"entries, {', '.join(GPU_QUANTIZATIONS)} for transformers entries")
     return str(value)
 
 

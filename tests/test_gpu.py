@@ -1,4 +1,5 @@
-"""The CUDA path on a real GPU: the default settings ("auto") put both models there in fp16.
+"""The CUDA path on a real GPU: the default settings ("auto") put both models there in fp16, and
+the language model decodes from static caches with CUDA graphs (llm/static_decode.py).
 
 Skipped without CUDA (CI has none). Needs no web stack, conftest or fixture of ours, so that a GPU
 machine with only torch, transformers, sentence-transformers, gguf, pydantic and the two model
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 
 from common.devices import resolve_placement
+from llm.manager import shared_engine
 from llm.registry import ModelRegistry
+from llm.scheduler import Scheduler
 from llm.service import LLMService, build_llm_service
 from llm.settings import GenerationOverrides
 from rag.embedder import Embedder, packaged_model_path
@@ -25,10 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LLMService]:
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="module")
+def llm(cache_dir: Path) -> Iterator[LLMService]:
     """The service as the app builds it with LLM_DEVICE and LLM_DTYPE left at "auto"."""
     registry = ModelRegistry.from_file(ROOT / "models.json")
-    service = build_llm_service(registry, "auto", "auto", tmp_path_factory.mktemp("model-cache"))
+    service = build_llm_service(registry, "auto", "auto", cache_dir)
     service.manager.start()
     assert service.manager.wait_ready(600), service.manager.describe()
     yield service
@@ -39,6 +47,26 @@ def test_auto_puts_the_default_model_on_the_gpu_in_fp16(llm: LLMService) -> None
     engine = llm.manager.engine()
     assert engine.device == "cuda"
     assert engine.model.dtype == torch.float16 and engine.model.device.type == "cuda"
+
+
+def test_decode_steps_replay_cuda_graphs_and_give_the_plain_paths_tokens(llm: LLMService, cache_dir: Path) -> None:
+    """The default engine decodes from static caches with CUDA graphs; in fp32 its greedy tokens are
+    the plain (dynamic cache, eager) path's, for a padded batch of three and for one request."""
+    engine = llm.manager.engine()
+    assert engine.decoder is not None and engine.decoder.graphs is not None
+    spec = ModelRegistry.from_file(ROOT / "models.json").get("smollm2-135m-instruct-fp32")
+    graphed = shared_engine(spec, "cuda", "float32", cache_dir, "on")
+    plain = shared_engine(spec, "cuda", "float32", cache_dir, "off")
+    for rows in (TIMETABLE[:3], TIMETABLE[3:]):
+        answers = []
+        for candidate in (graphed, plain):
+            scheduler = Scheduler(lambda candidate=candidate: candidate, max_queue=8, max_batch=8)
+            tickets = [scheduler.submit(ask(fact, question), GREEDY) for fact, question, _ in rows]
+            answers.append([ticket.result(timeout=120).text for ticket in tickets])
+            scheduler.stop()
+        assert answers[0] == answers[1]
+        assert all(answer in text for (_, _, answer), text in zip(rows, answers[0], strict=True))
+    assert graphed.decoder.graphs.recorded >= 2  # a graph per shape: 4 rows, then 1
 
 
 def test_greedy_answer_streams_and_contains_the_fact(llm: LLMService) -> None:
