@@ -145,34 +145,60 @@ class TransformersEngine:
         batch = self._padded_batch(requests)
         settings = batch[0].settings
         inputs = self._left_padded([request.prompt.ids for request in batch])
+        max_new_tokens = max(request.settings.max_new_tokens for request in batch)
+        cache = None
+        if self.decoder is not None:
+            cache = self.decoder.cache(len(batch) * settings.num_beams, inputs["input_ids"].shape[1] + max_new_tokens)
         width = inputs["input_ids"].shape[1]
-        streamer = _RowStreamer(self.tokenizer, batch) if settings.num_beams == 1 else None
-        stops = _RowStops(batch, width, settings.num_beams)
         beams = _BeamPrefixStreamer(self.tokenizer, batch, width, settings.num_beams) if settings.num_beams > 1 else None
+        with torch.inference_mode():
+            if cache is not None and beams is None:
+                generated = self._decode_loop(batch, inputs, cache, max_new_tokens)
+            else:
+                generated = self._generate_call(batch, inputs, cache, max_new_tokens, beams)
+        results: list[GenerationResult | Exception] = [
+            self._result(request, tokens, started) for request, tokens in zip(batch, generated, strict=True)]
+        if beams is not None:
+            beams.finish(results)
+        return results[:len(requests)]
+
+    def _generate_call(self, batch: list[GenerationRequest], inputs: dict[str, Any], cache: Any,
+                       max_new_tokens: int, beams: _BeamPrefixStreamer | None) -> list[list[int]]:
+        """transformers' `generate` (every strategy; beam search always): each row's new tokens."""
+        settings = batch[0].settings
+        width = inputs["input_ids"].shape[1]
+        streamer = _RowStreamer(self.tokenizer, batch) if beams is None else None
+        stops = _RowStops(batch, width, settings.num_beams)
         options: dict[str, Any] = {
-            "max_new_tokens": max(request.settings.max_new_tokens for request in batch),
+            "max_new_tokens": max_new_tokens,
             "num_beams": settings.num_beams,
             "do_sample": settings.do_sample,
-            "logits_processor": [_GeneratedRepetitionPenalty(inputs["input_ids"].shape[1], settings.repetition_penalty)],
+            "logits_processor": [_GeneratedRepetitionPenalty(width, settings.repetition_penalty)],
             "pad_token_id": self.tokenizer.pad_token_id,
             "stopping_criteria": [stops] if beams is None else [stops, beams],
             "streamer": streamer,
         }
-        if self.decoder is not None:
-            options.update(past_key_values=self.decoder.cache(len(batch) * settings.num_beams,
-                                                              width + options["max_new_tokens"]),
-                           disable_compile=True)  # the decoder's graphs replace transformers' compile
+        if cache is not None:  # the decoder's graphs replace transformers' compile
+            options.update(past_key_values=cache, disable_compile=True)
         if settings.do_sample:
             options.update(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
         else:
             options.update(temperature=None, top_p=None, top_k=None)
-        with torch.inference_mode():
-            output = self.model.generate(**inputs, **options)
-        results: list[GenerationResult | Exception] = [
-            self._result(request, row, width, started) for request, row in zip(batch, output, strict=True)]
-        if beams is not None:
-            beams.finish(results)
-        return results[:len(requests)]
+        output = self.model.generate(**inputs, **options)
+        return [row[width:].tolist() for row in output]
+
+    def _decode_loop(self, batch: list[GenerationRequest], inputs: dict[str, Any], cache: Any,
+                     max_new_tokens: int) -> list[list[int]]:
+        """Greedy or sampling on the static path (llm/decode_loop.py): each row's new tokens."""
+        from llm.decode_loop import DecodeLoop
+
+        settings = batch[0].settings
+        width = inputs["input_ids"].shape[1]
+        eos = self.tokenizer.eos_token_id
+        rows = _LoopRows(self.tokenizer, batch, eos)
+        loop = DecodeLoop(self.model, eos, self.tokenizer.pad_token_id, _processors(width, settings))
+        loop.run(inputs["input_ids"], inputs["attention_mask"], cache, settings, max_new_tokens, rows.step)
+        return rows.tokens
 
     def _padded_batch(self, requests: list[GenerationRequest]) -> list[GenerationRequest]:
         """The requests, then copies of the first that stop at once, up to the decoder's row bucket."""
@@ -192,8 +218,7 @@ class TransformersEngine:
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts], device=self.model.device)
         return {"input_ids": input_ids, "attention_mask": mask}
 
-    def _result(self, request: GenerationRequest, row: Any, prompt_width: int, started: float) -> GenerationResult:
-        generated = row[prompt_width:].tolist()
+    def _result(self, request: GenerationRequest, generated: list[int], started: float) -> GenerationResult:
         eos = self.tokenizer.eos_token_id
         finish = "length"
         if eos in generated:
@@ -229,6 +254,55 @@ class _GeneratedRepetitionPenalty:
         seen = torch.gather(scores, 1, generated)
         seen = torch.where(seen < 0, seen * self._penalty, seen / self._penalty)
         return scores.scatter(1, generated, seen)
+
+
+def _processors(prompt_width: int, settings: GenerationSettings) -> Callable[[Any, Any], Any]:
+    """What `generate` does to the scores before choosing: the penalty, then temperature, top-k
+    and top-p when sampling (transformers' own warpers, in its order)."""
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    steps: list[Callable[[Any, Any], Any]] = [_GeneratedRepetitionPenalty(prompt_width, settings.repetition_penalty)]
+    if settings.do_sample:
+        steps.append(TemperatureLogitsWarper(settings.temperature))
+        if settings.top_k > 0:
+            steps.append(TopKLogitsWarper(settings.top_k))
+        if settings.top_p < 1.0:
+            steps.append(TopPLogitsWarper(settings.top_p))
+
+    def apply(sequences: Any, scores: Any) -> Any:
+        for step in steps:
+            scores = step(sequences, scores)
+        return scores
+
+    return apply
+
+
+class _LoopRows:
+    """The host's side of the decode loop: each row's tokens, streamed as they come, and which rows
+    are done (end token, max_new_tokens, cancelled, past the deadline) - what `_RowStops` and
+    `_RowStreamer` do for `generate`."""
+
+    def __init__(self, tokenizer: Any, batch: list[GenerationRequest], eos: int) -> None:
+        self._tokenizer, self._batch, self._eos = tokenizer, batch, eos
+        self.tokens: list[list[int]] = [[] for _ in batch]
+        self._sent = [0] * len(batch)
+        self._done = [False] * len(batch)
+
+    def step(self, step_tokens: list[int]) -> list[bool]:
+        now = time.monotonic()
+        for row, (request, token) in enumerate(zip(self._batch, step_tokens, strict=True)):
+            if self._done[row]:
+                continue
+            request.mark_first_token()
+            self.tokens[row].append(token)
+            if token == self._eos:
+                self._done[row] = True
+                continue
+            if request.on_token is not None:
+                self._sent[row] += len(send_new_text(self._tokenizer, request, self.tokens[row], self._sent[row]))
+            self._done[row] = (len(self.tokens[row]) >= request.settings.max_new_tokens
+                               or request.cancelled.is_set() or now > request.deadline)
+        return self._done
 
 
 class _RowStops:

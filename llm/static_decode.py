@@ -44,6 +44,10 @@ MIN_CACHE_TOKENS = 512
 class InPlaceStaticCache(StaticCache):
     """A static cache whose beam-search reordering keeps every tensor where it is."""
 
+    def __init__(self, config: Any, max_cache_len: int) -> None:
+        super().__init__(config=config, max_cache_len=max_cache_len)
+        self.length = max_cache_len
+
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         for layer in _layers(self):
             if getattr(layer, "is_initialized", False):
@@ -82,7 +86,8 @@ class StaticDecoder:
         self._model, self.shapes, self._max_caches = model, shapes or DecodeShapes(), max_caches
         self._caches: OrderedDict[tuple[int, int], InPlaceStaticCache] = OrderedDict()
         self.graphs: GraphedDecode | None = None
-        if graphs and model.device.type == "cuda":
+        # bitsandbytes' 8-bit matmul reads its outliers back to the host: it cannot be captured
+        if graphs and model.device.type == "cuda" and not getattr(model, "is_loaded_in_8bit", False):
             self.graphs = GraphedDecode(model.forward)
             model.forward = self.graphs.dispatcher()
 
@@ -120,6 +125,7 @@ class GraphedDecode:
         self._graphs: dict[tuple[Hashable, ...], _Graph | None] = {}  # None: could not be recorded
         self._pool: Any = None
         self._lock = threading.Lock()
+        self._failed = False  # a failed capture leaves its memory pool unusable: no further tries
         self.recorded, self.record_seconds = 0, 0.0
 
     def dispatcher(self) -> Callable[..., Any]:
@@ -166,13 +172,16 @@ class GraphedDecode:
         return tuple(parts)
 
     def _record(self, kwargs: dict[str, Any]) -> _Graph | None:
+        if self._failed:
+            return None
         started = time.perf_counter()
         if self._pool is None:
             self._pool = torch.cuda.graph_pool_handle()
         try:
             graph = _Graph(self._eager, kwargs, self._pool)
         except Exception:  # noqa: BLE001 - a step that cannot be captured still runs, eagerly
-            log.exception("could not record the decode step as a CUDA graph; it runs eagerly")
+            log.exception("could not record the decode step as a CUDA graph; decoding runs eagerly")
+            self._failed = True
             return None
         self.recorded += 1
         self.record_seconds += time.perf_counter() - started

@@ -32,6 +32,7 @@ model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(".dev/cfg"))
 model.save_pretrained("/tmp/random-smollm2")
 EOF
     cp .dev/cfg/tokenizer.json .dev/cfg/tokenizer_config.json .dev/cfg/chat_template.jinja /tmp/random-smollm2/
+    python3 -m bench.graph_equivalence /tmp/random-smollm2 2>&1 | tee "$OUT/graph-equivalence.txt"
     python3 -m bench.generate --model-path /tmp/random-smollm2 2>&1 | tee "$OUT/bench-generate.txt"
     ;;
   tests)

@@ -88,3 +88,25 @@ def test_streamed_pieces_add_up_and_a_longer_prompt_gets_a_longer_cache(static) 
     assert result.prompt_tokens > 512 and "7:45" in result.text
     assert "".join(pieces) == result.text
     assert (1, 1024) in engine.decoder.cached_shapes()
+
+
+def test_sampling_with_top_k_one_is_greedy_and_a_cancelled_answer_stops(static) -> None:
+    """The decode loop's sampling path (transformers' warpers, then a draw) and its stop checks."""
+    _, scheduler = static
+    greedy = scheduler.generate(ask(*TIMETABLE[0][:2]), GREEDY)
+    sampled = scheduler.generate(ask(*TIMETABLE[0][:2]), GenerationOverrides(num_beams=1, temperature=0.7, top_k=1,
+                                                                              max_new_tokens=40))
+    assert sampled.settings.strategy == "sample" and sampled.text == greedy.text
+    ticket = None
+    pieces: list[str] = []
+
+    def cancel_after_the_first_piece(piece: str) -> None:
+        pieces.append(piece)
+        if ticket is not None:
+            ticket.cancel()
+
+    long = GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=200)
+    ticket = scheduler.submit(ask("Write a long story about the sea.", "Tell the story."), long,
+                              on_token=cancel_after_the_first_piece)
+    result = ticket.result(timeout=300)
+    assert result.finish_reason == "cancelled" and result.completion_tokens < 20 and pieces
