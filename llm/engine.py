@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llm.errors import EngineOverloaded
+from llm.faithful import held_back, penalised_tokens, repeats_itself, stop_index, unpenalised_tokens
 from llm.registry import ModelSpec
 from llm.settings import GenerationSettings
 
@@ -44,6 +45,14 @@ class GenerationRequest:
     cancelled: threading.Event = field(default_factory=threading.Event)
     submitted_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
+    stops: tuple[str, ...] = ()  # strings that end the answer where they begin (llm/faithful.py)
+    stopped: bool = False  # a stop string or a loop ended it
+
+    def ends(self, tokens: list[int]) -> bool:
+        """Whether the answer is over after `tokens`: a stop string was met, or it loops."""
+        if not self.stopped and repeats_itself(tokens):
+            self.stopped = True
+        return self.stopped
 
     def mark_first_token(self) -> None:
         """The model has produced this request's first token (prefill and one step are done)."""
@@ -173,7 +182,8 @@ class TransformersEngine:
             "max_new_tokens": max_new_tokens,
             "num_beams": settings.num_beams,
             "do_sample": settings.do_sample,
-            "logits_processor": [_GeneratedRepetitionPenalty(width, settings.repetition_penalty)],
+            "logits_processor": [self._penalty(batch, width)] + (
+                [_EndLoops(width, self.tokenizer.eos_token_id)] if beams is not None else []),
             "pad_token_id": self.tokenizer.pad_token_id,
             "stopping_criteria": [stops] if beams is None else [stops, beams],
             "streamer": streamer,
@@ -196,9 +206,16 @@ class TransformersEngine:
         width = inputs["input_ids"].shape[1]
         eos = self.tokenizer.eos_token_id
         rows = _LoopRows(self.tokenizer, batch, eos)
-        loop = DecodeLoop(self.model, eos, self.tokenizer.pad_token_id, _processors(width, settings))
+        loop = DecodeLoop(self.model, eos, self.tokenizer.pad_token_id, _processors(self._penalty(batch, width), settings))
         loop.run(inputs["input_ids"], inputs["attention_mask"], cache, settings, max_new_tokens, rows.step)
         return rows.tokens
+
+    def _penalty(self, batch: list[GenerationRequest], width: int) -> _GeneratedRepetitionPenalty:
+        """The batch's repetition penalty (none unless asked for), sparing what it must."""
+        penalty = batch[0].settings.repetition_penalty
+        common = unpenalised_tokens(self.tokenizer) if penalty != 1.0 else frozenset()
+        spared = [common | frozenset(request.prompt.ids) if penalty != 1.0 else common for request in batch]
+        return _GeneratedRepetitionPenalty(width, penalty, spared)
 
     def _padded_batch(self, requests: list[GenerationRequest]) -> list[GenerationRequest]:
         """The requests, then copies of the first that stop at once, up to the decoder's row bucket."""
@@ -235,33 +252,59 @@ class TransformersEngine:
 
 
 def tidy(request: GenerationRequest, text: str) -> str:
-    """A chat answer without surrounding white space; a raw continuation keeps its leading space."""
+    """The answer up to its first stop string; a chat answer without surrounding white space, a raw
+    continuation with its leading space."""
+    cut = stop_index(text, request.stops)
+    if cut is not None:
+        text, request.stopped = text[:cut], True
     return text.rstrip() if isinstance(request.messages, str) else text.strip()
 
 
 class _GeneratedRepetitionPenalty:
-    """CTRL-style repetition penalty over generated tokens only (the prompt's facts stay copyable)."""
+    """CTRL-style repetition penalty over the generated tokens a caller asked it for, sparing
+    digits, punctuation and the prompt's own tokens (llm/faithful.py): facts stay copyable.
+    Rows are requests x beams, request-major, as `generate` lays them out."""
 
-    def __init__(self, prompt_width: int, penalty: float) -> None:
-        self._width, self._penalty = prompt_width, penalty
+    def __init__(self, prompt_width: int, penalty: float, spared: list[frozenset[int]]) -> None:
+        self._width, self._penalty, self._spared = prompt_width, penalty, spared
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
-        generated = input_ids[:, self._width:]
-        if self._penalty == 1.0 or generated.shape[1] == 0:
+        if self._penalty == 1.0 or input_ids.shape[1] == self._width:
             return scores
-        seen = torch.gather(scores, 1, generated)
-        seen = torch.where(seen < 0, seen * self._penalty, seen / self._penalty)
-        return scores.scatter(1, generated, seen)
+        per_request = max(1, input_ids.shape[0] // len(self._spared))
+        scores = scores.clone()
+        for row, generated in enumerate(input_ids[:, self._width:].tolist()):
+            ids = penalised_tokens(generated, self._spared[row // per_request])
+            if ids:
+                index = torch.tensor(ids, device=scores.device)
+                seen = scores[row, index]
+                scores[row, index] = torch.where(seen < 0, seen * self._penalty, seen / self._penalty)
+        return scores
 
 
-def _processors(prompt_width: int, settings: GenerationSettings) -> Callable[[Any, Any], Any]:
+class _EndLoops:
+    """Beam search: a beam whose answer loops (llm/faithful.py) can only end, never go on."""
+
+    def __init__(self, prompt_width: int, eos: int) -> None:
+        self._width, self._eos = prompt_width, eos
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        looping = [row for row, tokens in enumerate(input_ids[:, self._width:].tolist()) if repeats_itself(tokens)]
+        if looping:
+            scores = scores.clone()
+            scores[looping] = float("-inf")
+            scores[looping, self._eos] = 0.0
+        return scores
+
+
+def _processors(penalty: _GeneratedRepetitionPenalty, settings: GenerationSettings) -> Callable[[Any, Any], Any]:
     """What `generate` does to the scores before choosing: the penalty, then temperature, top-k
     and top-p when sampling (transformers' own warpers, in its order)."""
     from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
-    steps: list[Callable[[Any, Any], Any]] = [_GeneratedRepetitionPenalty(prompt_width, settings.repetition_penalty)]
+    steps: list[Callable[[Any, Any], Any]] = [penalty]
     if settings.do_sample:
         steps.append(TemperatureLogitsWarper(settings.temperature))
         if settings.top_k > 0:
@@ -298,9 +341,9 @@ class _LoopRows:
             if token == self._eos:
                 self._done[row] = True
                 continue
-            if request.on_token is not None:
+            if request.on_token is not None or request.stops:
                 self._sent[row] += len(send_new_text(self._tokenizer, request, self.tokens[row], self._sent[row]))
-            self._done[row] = (len(self.tokens[row]) >= request.settings.max_new_tokens
+            self._done[row] = (request.ends(self.tokens[row]) or len(self.tokens[row]) >= request.settings.max_new_tokens
                                or request.cancelled.is_set() or now > request.deadline)
         return self._done
 
@@ -319,8 +362,8 @@ class _RowStops:
         generated = input_ids.shape[1] - self._width
         for request in self._batch:
             request.mark_first_token()
-        done = [request.cancelled.is_set() or now > request.deadline or generated >= request.settings.max_new_tokens
-                for request in self._batch]
+        done = [request.stopped or request.cancelled.is_set() or now > request.deadline
+                or generated >= request.settings.max_new_tokens for request in self._batch]
         if not any(done):  # the common step: no copy to the device
             if self._none_done is None or self._none_done.shape[0] != input_ids.shape[0]:
                 self._none_done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
@@ -346,13 +389,15 @@ class _RowStreamer:
             return
         for row, token in enumerate(value.reshape(len(self._batch), -1)[:, -1].tolist()):
             request = self._batch[row]
-            if self._finished[row] or request.on_token is None:
+            if self._finished[row]:
                 continue
             if token == self._tokenizer.eos_token_id or len(self._tokens[row]) >= request.settings.max_new_tokens:
                 self._finished[row] = True
                 continue
             self._tokens[row].append(token)
-            self._sent[row] += len(send_new_text(self._tokenizer, request, self._tokens[row], self._sent[row]))
+            if request.on_token is not None or request.stops:
+                self._sent[row] += len(send_new_text(self._tokenizer, request, self._tokens[row], self._sent[row]))
+            request.ends(self._tokens[row])
 
     def end(self) -> None:
         return None
@@ -361,13 +406,19 @@ class _RowStreamer:
 def send_new_text(tokenizer: Any, request: GenerationRequest, tokens: list[int], sent: int) -> str:
     """Send the text of `tokens` past the first `sent` characters; the piece sent ("" for none).
 
-    Held back: half a multi-byte character (until the rest comes) and trailing white space (the
-    answer is stripped at the end; sent later if more text follows), so the pieces always add up
-    to exactly the final text."""
+    Held back: half a multi-byte character (until the rest comes), trailing white space (the
+    answer is stripped at the end; sent later if more text follows) and a tail that may begin a
+    stop string, so the pieces always add up to exactly the final text. Text from a stop string
+    on is never sent, and the request is marked `stopped`."""
     text = tokenizer.decode(tokens, skip_special_tokens=True)
     text = text if isinstance(request.messages, str) else text.lstrip()
     if text.endswith("\ufffd"):
         return ""
+    cut = stop_index(text, request.stops)
+    if cut is not None:
+        text, request.stopped = text[:cut], True
+    elif request.stops:
+        text = text[:len(text) - held_back(text, request.stops)]
     piece = text.rstrip()[sent:]
     if piece and request.on_token is not None:
         request.on_token(piece)

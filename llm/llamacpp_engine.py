@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from llm.engine import EncodedPrompt, GenerationRequest, GenerationResult, Prompt, common_prefix, send_new_text, tidy
+from llm.faithful import unpenalised_tokens
 from llm.registry import ModelSpec
 from llm.sampling import Beam, BeamSearch, TokenPicker
 
@@ -165,10 +166,12 @@ class LlamaCppEngine:
 
     def _start(self, request: GenerationRequest, context: "_Context") -> _Run:
         settings = request.settings
+        spared = (unpenalised_tokens(self.tokenizer) | frozenset(request.prompt.ids)
+                  if settings.repetition_penalty != 1.0 else frozenset())
         if settings.num_beams > 1:
-            return _Run(request, None, BeamSearch(settings.num_beams, settings.repetition_penalty, self._end_tokens),
-                        context)
-        return _Run(request, TokenPicker(settings), None, context)
+            return _Run(request, None, BeamSearch(settings.num_beams, settings.repetition_penalty, self._end_tokens,
+                                                  spared), context)
+        return _Run(request, TokenPicker(settings, min(self._end_tokens), spared), None, context)
 
     def _decode_until_done(self, runs: list[_Run]) -> None:
         for run in runs:
@@ -234,7 +237,9 @@ class LlamaCppEngine:
 
     def _check_limits(self, run: _Run, tokens: list[int], seq_ids: list[int]) -> None:
         request = run.request
-        if request.cancelled.is_set():
+        if request.stopped:  # a stop string (send_new_text) or a loop (the picker ends it)
+            self._end(run, "stop", seq_ids)
+        elif request.cancelled.is_set():
             self._end(run, "cancelled", seq_ids)
         elif time.monotonic() > request.deadline:
             self._end(run, "timeout", seq_ids)

@@ -34,6 +34,7 @@ import httpx
 from common.errors import DomainError
 from llm.engine import EncodedPrompt, GenerationRequest, GenerationResult, Prompt
 from llm.errors import RemoteFailed, RemoteUnavailable
+from llm.faithful import StopWatcher
 from llm.registry import ModelSpec
 from llm.settings import GenerationSettings
 
@@ -132,6 +133,7 @@ class OpenAIEngine:
         remaining = max(0.1, request.deadline - time.monotonic()) if math.isfinite(request.deadline) else None
         timeout = httpx.Timeout(remaining, connect=min(self.options.connect_timeout_s, remaining or math.inf))
         pieces: list[str] = []
+        watcher = StopWatcher(request.stops)  # the server's own stop support varies: cut here
         usage: dict[str, Any] = {}
         finish = "stop"
         try:
@@ -155,16 +157,23 @@ class OpenAIEngine:
                                 piece = piece.lstrip()
                             pieces.append(piece)
                             request.mark_first_token()
-                            if request.on_token is not None and piece:
-                                request.on_token(piece)
+                            released = watcher.feed(piece)
+                            if request.on_token is not None and released:
+                                request.on_token(released)
                         finish = _finish_reason(choice.get("finish_reason")) or finish
+                    if watcher.stopped:
+                        request.stopped = True
+                        break
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError) as exc:
             if pieces:
                 raise RemoteUnavailable("The remote model server dropped the connection mid-answer") from exc
             raise _NotYet(f"{type(exc).__name__}: {exc}") from exc
         except httpx.ReadTimeout:
             finish = "timeout"
-        text = "".join(pieces).rstrip() if isinstance(request.messages, str) else "".join(pieces).strip()
+        tail = watcher.flush()
+        if tail and request.on_token is not None:
+            request.on_token(tail)
+        text = watcher.text.rstrip() if isinstance(request.messages, str) else watcher.text.strip()
         completion_tokens = int(usage.get("completion_tokens") or self.count_tokens(text))
         return GenerationResult(
             text, int(usage.get("prompt_tokens") or request.prompt.tokens), completion_tokens, finish, settings,

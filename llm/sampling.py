@@ -1,8 +1,9 @@
 """Choosing next tokens from logits in numpy: the adaptive table's greedy, sampling and beam search.
 
 The llama.cpp engine hands back raw logits per sequence; this module applies the same rules the
-transformers engine asks of `generate`: a CTRL-style repetition penalty over generated tokens only,
-then temperature, top-k and top-p for sampling (in transformers' order), or beam search with
+transformers engine asks of `generate`: a CTRL-style repetition penalty (when asked for) over the
+generated tokens that are neither digits, punctuation nor the prompt's own (llm/faithful.py); a
+sequence that loops can only end; then temperature, top-k and top-p for sampling (in transformers' order), or beam search with
 transformers' length normalisation and its default stopping rule (early_stopping=False).
 """
 from __future__ import annotations
@@ -11,16 +12,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from llm.faithful import penalised_tokens, repeats_itself
 from llm.settings import GenerationSettings
 
 Logits = np.ndarray
 
 
-def penalised(logits: Logits, generated: list[int], penalty: float) -> Logits:
-    """Scores of tokens already generated pushed down (negative ones multiplied, others divided)."""
+def penalised(logits: Logits, generated: list[int], penalty: float, spared: frozenset[int] = frozenset()) -> Logits:
+    """Scores of tokens already generated pushed down (negative ones multiplied, others divided),
+    except the `spared` ones."""
     if penalty == 1.0 or not generated:
         return logits
-    seen = np.unique(np.asarray(generated, dtype=np.int64))
+    seen = np.asarray(penalised_tokens(generated, spared), dtype=np.int64)
+    if seen.size == 0:
+        return logits
     scores = logits.copy()
     values = scores[seen]
     scores[seen] = np.where(values < 0, values * penalty, values / penalty)
@@ -35,13 +40,17 @@ def log_softmax(logits: Logits) -> Logits:
 class TokenPicker:
     """Greedy or sampled choice of one next token for one sequence."""
 
-    def __init__(self, settings: GenerationSettings, seed: int | None = None) -> None:
-        self._settings = settings
+    def __init__(self, settings: GenerationSettings, end_token: int, spared: frozenset[int] = frozenset(),
+                 seed: int | None = None) -> None:
+        self._settings, self._end, self._spared = settings, end_token, spared
         self._random = np.random.default_rng(seed)
 
     def pick(self, logits: Logits, generated: list[int]) -> int:
+        """The next token; the end token once the answer loops."""
         settings = self._settings
-        scores = penalised(logits.astype(np.float64, copy=False), generated, settings.repetition_penalty)
+        if repeats_itself(generated):
+            return self._end
+        scores = penalised(logits.astype(np.float64, copy=False), generated, settings.repetition_penalty, self._spared)
         if not settings.do_sample or settings.temperature <= 0:
             return int(np.argmax(scores))
         scores = scores / settings.temperature
@@ -92,6 +101,7 @@ class BeamSearch:
     width: int
     penalty: float
     end_tokens: frozenset[int]
+    spared: frozenset[int] = frozenset()
     beams: list[Beam] = field(default_factory=list)
     finished: list[Hypothesis] = field(default_factory=list)
     ended: list[list[int]] = field(default_factory=list)  # every hypothesis that finished, for streaming
@@ -99,7 +109,7 @@ class BeamSearch:
 
     def step(self, logits: list[Logits]) -> list[tuple[int, int, float]]:
         """Logits for each live beam (in order) -> the next beams as (parent index, token, score)."""
-        candidates = np.stack([beam.score + log_softmax(penalised(row.astype(np.float64), beam.tokens, self.penalty))
+        candidates = np.stack([beam.score + self._log_probabilities(beam, row)
                                for beam, row in zip(self.beams, logits, strict=True)])
         vocab = candidates.shape[1]
         flat = candidates.ravel()
@@ -118,6 +128,14 @@ class BeamSearch:
         best_running = max((score for _, _, score in chosen), default=None)
         self.done = self._cannot_improve(best_running, len(self.beams[0].tokens) + 1)
         return chosen
+
+    def _log_probabilities(self, beam: Beam, logits: Logits) -> Logits:
+        """The next token's log-probabilities for a beam; a beam that loops can only end."""
+        if repeats_itself(beam.tokens):
+            ending = np.full(logits.shape[0], -np.inf)
+            ending[min(self.end_tokens)] = 0.0
+            return ending
+        return log_softmax(penalised(logits.astype(np.float64), beam.tokens, self.penalty, self.spared))
 
     def advance(self, chosen: list[tuple[int, int, float]], seq_ids: list[int]) -> None:
         """Make the chosen continuations the live beams, in the given KV sequences."""

@@ -83,9 +83,11 @@ class Scheduler:
         return engine
 
     def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-               on_token: Callable[[str], None] | None = None, owner: object = None) -> Ticket:
+               on_token: Callable[[str], None] | None = None, owner: object = None,
+               stops: tuple[str, ...] = ()) -> Ticket:
         """Queue a chat for generation with settings adapted to its length; QueueFull when full,
-        ShareExceeded when `owner` (a user id; None: the server itself) holds its share already."""
+        ShareExceeded when `owner` (a user id; None: the server itself) holds its share already.
+        The answer ends where one of `stops` begins (llm/faithful.py)."""
         engine = self.engine()
         self._admit(owner)  # refused before the prompt is even tokenized
         try:
@@ -95,7 +97,7 @@ class Scheduler:
             self._release(owner)
             raise
         ticket = Ticket(GenerationRequest(messages, settings, prompt, engine, on_token,
-                                          deadline=time.monotonic() + self._timeout_s))
+                                          deadline=time.monotonic() + self._timeout_s, stops=stops))
         ticket.future.add_done_callback(lambda _future: self._release(owner))
         with self._condition:
             self._waiting.append(ticket)
@@ -124,9 +126,10 @@ class Scheduler:
                 del self._owners[owner]
 
     def generate(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-                 on_token: Callable[[str], None] | None = None, owner: object = None) -> GenerationResult:
+                 on_token: Callable[[str], None] | None = None, owner: object = None,
+                 stops: tuple[str, ...] = ()) -> GenerationResult:
         """Submit and wait; GenerationTimeout when the time limit passes first."""
-        ticket = self.submit(messages, overrides, on_token, owner)
+        ticket = self.submit(messages, overrides, on_token, owner, stops)
         result = ticket.result()
         if result.finish_reason == "timeout":
             raise GenerationTimeout(f"Generation took longer than {self._timeout_s:g} s", retry_after_s=5)

@@ -35,13 +35,15 @@ class LLMService:
         self.scheduler = scheduler
 
     def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-               on_token: Callable[[str], None] | None = None, owner: object = None) -> Ticket:
+               on_token: Callable[[str], None] | None = None, owner: object = None,
+               stops: tuple[str, ...] = ()) -> Ticket:
         """Queue a generation; `owner` (the user it is for) is held to its share of the queue."""
-        return self.scheduler.submit(messages, overrides, on_token, owner)
+        return self.scheduler.submit(messages, overrides, on_token, owner, stops)
 
     def generate(self, messages: Prompt, overrides: GenerationOverrides | None = None,
-                 on_token: Callable[[str], None] | None = None, owner: object = None) -> GenerationResult:
-        return self.scheduler.generate(messages, overrides, on_token, owner)
+                 on_token: Callable[[str], None] | None = None, owner: object = None,
+                 stops: tuple[str, ...] = ()) -> GenerationResult:
+        return self.scheduler.generate(messages, overrides, on_token, owner, stops)
 
     def active(self) -> ActiveModel:
         """The active model; ModelNotReady (503) while none is loaded."""

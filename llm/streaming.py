@@ -18,7 +18,7 @@ from llm.scheduler import Ticket
 from llm.settings import GenerationOverrides, GenerationSettings
 
 FIRST_TOKEN_GRACE_S = 5.0  # past the request's own deadline, when waiting for its first token
-Submit = Callable[[Prompt, GenerationOverrides | None, Callable[[str], None], object], Ticket]
+Submit = Callable[[Prompt, GenerationOverrides | None, Callable[[str], None], object, tuple[str, ...]], Ticket]
 
 
 class TokenStream:
@@ -27,7 +27,7 @@ class TokenStream:
 
     @classmethod
     def open(cls, submit: Submit, messages: Prompt, overrides: GenerationOverrides | None = None,
-             owner: object = None, wait_for_first_token: bool = True) -> "TokenStream":
+             owner: object = None, wait_for_first_token: bool = True, stops: tuple[str, ...] = ()) -> "TokenStream":
         """Submit and wait for the first token; raises what went wrong if the request ended without one.
         Without `wait_for_first_token`, only admission errors (full queue, a user's share, no model)
         are raised here; a later failure comes from iterating or from `outcome()`."""
@@ -38,7 +38,7 @@ class TokenStream:
             pieces.put(piece)
             first.set()
 
-        ticket = submit(messages, overrides, on_token, owner)
+        ticket = submit(messages, overrides, on_token, owner, stops)
         if not wait_for_first_token:
             return cls(ticket, pieces)
         ticket.future.add_done_callback(lambda _future: first.set())

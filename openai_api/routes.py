@@ -89,6 +89,7 @@ def _completion(prepared: PreparedCompletion, completion: Completion) -> dict[st
     if prepared.sources is not None:
         body["sources"] = prepared.sources
         body["grounding"] = completion.grounding  # extension: each sentence's support by the sources
+        body["answer_kind"] = completion.answer_kind  # extension: generated or quote
     return body
 
 
@@ -115,7 +116,8 @@ def _chunks(prepared: PreparedCompletion, pieces: Iterator[tuple[str, Any]], inc
             if name == "content":
                 yield event([choice(value)])
             else:
-                last = {"grounding": value.grounding} if prepared.sources is not None else {}
+                last = {"grounding": value.grounding, "answer_kind": value.answer_kind} \
+                    if prepared.sources is not None else {}
                 yield event([choice(None, value.finish_reason)], generation=value.generation, **last)
                 if include_usage:
                     yield event([], usage=usage(value.prompt_tokens, value.completion_tokens))

@@ -19,6 +19,7 @@ from typing import Any
 from common.database import utcnow
 from common.errors import ValidationFailed
 from llm.engine import Prompt
+from llm.faithful import MARKUP_STOPS, StopWatcher
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides
 from llm.streaming import TokenStream
@@ -28,6 +29,7 @@ from rag.embedder import Embedder
 from rag.grounding import GroundingChecker
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
+from sessions.answers import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream
 from sessions.chat import ChatSettings, cited
 from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
 from sessions.repository import MessageView
@@ -50,6 +52,7 @@ class PreparedCompletion:
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
     given: list[Source] = field(default_factory=list)  # the sources in the prompt, with their texts
+    question: str = ""  # with retrieval: the question the sources were found for
 
 
 @dataclass(frozen=True)
@@ -60,43 +63,13 @@ class Completion:
     completion_tokens: int
     generation: dict[str, Any] | None = None  # settings used, time to first token, decode speed
     grounding: dict[str, Any] | None = None  # with retrieval: each sentence's support by the sources
-
-
-class StopWatcher:
-    """Cuts text at the first stop sequence, holding back a tail that may be the start of one."""
-
-    def __init__(self, stops: list[str]) -> None:
-        self._stops = stops
-        self.text = ""
-        self._sent = 0
-        self.stopped = False
-
-    def feed(self, piece: str) -> str:
-        """The part of the text that is now certainly before any stop sequence."""
-        if self.stopped:
-            return ""
-        searched = len(self.text)  # a stop not found before ends in the new piece: look only there
-        self.text += piece
-        found = (self.text.find(stop, max(0, searched - len(stop) + 1)) for stop in self._stops)
-        cuts = [cut for cut in found if cut >= 0]
-        if cuts:
-            self.stopped, self.text = True, self.text[:min(cuts)]
-            return self._release(len(self.text))
-        hold = max((size for stop in self._stops for size in range(1, len(stop))
-                    if self.text.endswith(stop[:size])), default=0)
-        return self._release(len(self.text) - hold)
-
-    def flush(self) -> str:
-        return self._release(len(self.text))
-
-    def _release(self, upto: int) -> str:
-        piece, self._sent = self.text[self._sent:upto], max(self._sent, upto)
-        return piece
+    answer_kind: str | None = None  # with retrieval: generated or quote (sessions/answers.py)
 
 
 class CompletionService:
     def __init__(self, llm: LLMService, retriever: Retriever, embedder: Callable[[], Embedder],
-                 settings: ChatSettings, grounding: GroundingChecker) -> None:
+                 settings: ChatSettings, grounding: GroundingChecker, answers: AnswerPolicy | None = None) -> None:
+        self._answers = answers or AnswerPolicy()
         self._llm = llm
         self._retriever = retriever
         self._embedder = embedder
@@ -145,8 +118,10 @@ class CompletionService:
         """("content", text) pieces then ("end", Completion); opened once the first token exists."""
         if prepared.messages is None:
             return iter([("content", self._settings.no_context_reply),
-                         ("end", Completion(self._settings.no_context_reply, "stop", 0, 0))])
-        tokens = TokenStream.open(self._llm.submit, prepared.messages, prepared.overrides, owner=prepared.user_id)
+                         ("end", Completion(self._settings.no_context_reply, "stop", 0, 0, answer_kind=NO_CONTEXT))])
+        stops = MARKUP_STOPS if prepared.given else ()  # with documents, the prompt has their markup
+        tokens = TokenStream.open(self._llm.submit, prepared.messages, prepared.overrides, owner=prepared.user_id,
+                                  stops=stops)
         return self._pieces(prepared, tokens)
 
     def embed(self, request: EmbeddingRequest) -> dict[str, Any]:
@@ -165,25 +140,37 @@ class CompletionService:
 
     def _pieces(self, prepared: PreparedCompletion, tokens: TokenStream) -> Iterator[tuple[str, Any]]:
         watcher = StopWatcher(prepared.stops)
+        safe = SafeStream("\n".join(source.text for source in prepared.given)) if prepared.given else None
+        released_any = False
         try:
             for piece in tokens:
                 released = watcher.feed(piece)
+                released = safe.feed(released) if safe and released else released
                 if released:
+                    released_any = True
                     yield "content", released
                 if watcher.stopped:
                     tokens.cancel()
                     break
             tail = watcher.flush()
+            tail = (safe.feed(tail) + safe.flush()) if safe else tail
             if tail:
+                released_any = True
                 yield "content", tail
             result = tokens.outcome()
         finally:
             tokens.cancel()  # a client that left stops costing tokens (a no-op once finished)
         text = watcher.text.strip() if watcher.stopped else result.text
         finish = "stop" if watcher.stopped else _finish(result.finish_reason)
-        grounding = self._grounding.check(text, prepared.given).as_dict() if prepared.given else None
+        grounding, kind = None, None
+        if prepared.given:  # with documents: cleaned, safe links, or the best passage quoted
+            final = self._answers.final(prepared.question, text, prepared.given)
+            if not released_any and final.text:
+                yield "content", final.text
+            text, kind = final.text, final.kind
+            grounding = self._grounding.check(text, prepared.given).as_dict() if final.kind == GENERATED else None
         yield "end", Completion(text, finish, result.prompt_tokens, result.completion_tokens, result.figures(),
-                                grounding)
+                                grounding, kind)
 
     def _resolve(self, requested: str, active: str) -> tuple[str, bool]:
         base, rag = (requested[: -len(RAG_SUFFIX)], True) if requested.endswith(RAG_SUFFIX) else (requested, False)
@@ -212,7 +199,7 @@ class CompletionService:
             return PreparedCompletion(user_id, request.model, None, overrides, request.stop_sequences(), [])
         prompt = builder.build(question, None, recent, found)
         return PreparedCompletion(user_id, request.model, prompt.messages, overrides, request.stop_sequences(),
-                                  [cited(source) for source in prompt.cited], given=prompt.cited)
+                                  [cited(source) for source in prompt.cited], given=prompt.cited, question=question)
 
 
 def _check_fits(model: ActiveModel, prompt_tokens: int, answer_tokens: int, field_name: str) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 MEANING_WEIGHT = 0.6
 SUPPORTED_AT = 0.5
 MIN_CONTENT_WORDS = 3
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+(?:[.!?]+|\n|$)")  # "10.4.11" and "e.g." stay whole
 _STOP = frozenset("""a about after all also an and any are as at be been but by can could did do does for from
 had has have he her his how i if in into is it its may me more most my no not of on one or other our out she
 so some such than that the their them then there these they this to too up us was we were what when where

@@ -10,6 +10,7 @@ from typing import Any
 
 from common.errors import ValidationFailed
 from llm.engine import GenerationResult
+from llm.faithful import MARKUP_STOPS
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides, GenerationSettings
 from llm.streaming import TokenStream
@@ -17,6 +18,7 @@ from rag.grounding import GroundingChecker
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
 from rag.spacy_model import noun_phrases
+from sessions.answers import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream
 from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
 from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
 from sessions.service import DEFAULT_TITLE, title_from
@@ -90,8 +92,10 @@ def cited(source: Source) -> dict[str, Any]:
 
 class ChatService:
     def __init__(self, repository: SessionRepository, retriever: Retriever, llm: LLMService,
-                 summarizer: Summarizer, settings: ChatSettings, grounding: GroundingChecker) -> None:
+                 summarizer: Summarizer, settings: ChatSettings, grounding: GroundingChecker,
+                 answers: AnswerPolicy | None = None) -> None:
         self._grounding = grounding
+        self._answers = answers or AnswerPolicy()
         self._repository = repository
         self._retriever = retriever
         self._llm = llm
@@ -126,7 +130,7 @@ class ChatService:
         """Generate the whole answer and store the turn."""
         if turn.prompt is None:
             return self.record(turn, self.settings.no_context_reply)
-        result = self._llm.generate(turn.prompt.messages, turn.overrides, owner=turn.user_id)
+        result = self._llm.generate(turn.prompt.messages, turn.overrides, owner=turn.user_id, stops=MARKUP_STOPS)
         return self.record(turn, result.text, result)
 
     def stream(self, turn: PreparedTurn) -> "TurnStream":
@@ -136,7 +140,8 @@ class ChatService:
         if turn.prompt is None:
             return TurnStream(self, turn, None)
         return TurnStream(self, turn, TokenStream.open(self._llm.submit, turn.prompt.messages, turn.overrides,
-                                                       owner=turn.user_id, wait_for_first_token=False))
+                                                       owner=turn.user_id, wait_for_first_token=False,
+                                                       stops=MARKUP_STOPS))
 
     def record(self, turn: PreparedTurn, text: str, result: GenerationResult | None = None,
                interrupted: tuple[str, GenerationSettings] | None = None) -> ChatReply:
@@ -151,11 +156,15 @@ class ChatService:
         context: dict[str, object] = turn.prompt.describe() if turn.prompt else {
             "summary_used": False, "history_messages": 0, "sources_given": 0}
         context["asked_as"] = turn.asked_as
-        # An interrupted answer is stored at once (the client waits for it), unchecked.
-        grounding = self._grounding.check(text, turn.sources).as_dict() if turn.sources and text and not interrupted \
-            else None
+        kind = NO_CONTEXT if turn.prompt is None else GENERATED
+        if turn.prompt is not None and not interrupted:
+            final = self._answers.final(turn.question, text, turn.sources)
+            text, kind = final.text, final.kind
+        # An interrupted answer is stored at once (the client waits for it), unchecked; a quote is the source itself.
+        grounding = self._grounding.check(text, turn.sources).as_dict() \
+            if turn.sources and text and not interrupted and kind == GENERATED else None
         details = {"finish_reason": reason, "usage": usage, "generation": generation, "context": context,
-                   "seconds": result.seconds if result else None, "grounding": grounding}
+                   "seconds": result.seconds if result else None, "grounding": grounding, "answer_kind": kind}
         stored = self._repository.append(turn.user_id, turn.session.id, [
             NewMessage("user", turn.question),
             NewMessage("assistant", text, sources, details),
@@ -222,14 +231,23 @@ class TurnStream:
                 yield "token", {"text": text}
                 reply = self._chat.record(self._turn, text)
             else:
+                safe = SafeStream("\n".join(source.text for source in self._turn.sources))
                 for piece in self._tokens.with_silences(KEEPALIVE_S):
                     if piece is None:
                         yield "keepalive", None
                         continue
-                    self._sent.append(piece)
-                    yield "token", {"text": piece}
+                    released = safe.feed(piece)
+                    if released:
+                        self._sent.append(released)
+                        yield "token", {"text": released}
+                tail = safe.flush()
+                if tail:
+                    self._sent.append(tail)
+                    yield "token", {"text": tail}
                 result = self._tokens.outcome()
                 reply = self._chat.record(self._turn, result.text, result)
+                if not self._sent and reply.reply.content:  # a quote in place of an empty answer
+                    yield "token", {"text": reply.reply.content}
             finished = True
             yield "done", reply
         except GeneratorExit:

@@ -1,8 +1,12 @@
-"""A session as a Markdown document (the JSON export is the session's API object)."""
+"""A session as a Markdown document (the JSON export is the session's API object).
+
+Messages are written inert (sessions/answers.py): HTML tags as text and images as their address,
+so the file loads nothing remote in whatever viewer opens it."""
 from __future__ import annotations
 
 from typing import Any
 
+from sessions.answers import inert_markdown
 from sessions.repository import SessionView
 
 
@@ -12,7 +16,8 @@ def to_markdown(session: SessionView) -> str:
         lines += ["> Summary of the earlier conversation: " + " ".join(session.summary.split()), ""]
     for message in session.messages:
         speaker = "User" if message.role == "user" else "Assistant"
-        lines += [f"## {speaker} · {message.created_at:%Y-%m-%d %H:%M:%S} UTC", "", message.content.strip() or "_(no text)_", ""]
+        text = inert_markdown(message.content.strip())
+        lines += [f"## {speaker} · {message.created_at:%Y-%m-%d %H:%M:%S} UTC", "", text or "_(no text)_", ""]
         reason = (message.details or {}).get("finish_reason")
         if reason in ("cancelled", "error"):
             lines += [f"_(answer interrupted: {reason})_", ""]

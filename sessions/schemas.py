@@ -70,6 +70,12 @@ GROUNDING = ("Assistant turns with sources: `threshold`, `supported_share`, `uns
              "index into `sources`), `document_id`, `page`")
 
 
+ANSWER_KIND = ("Assistant turns: `generated` (the model's answer, cleaned of prompt markup, its links and images "
+               "kept only when their target is in the sources), `quote` (the model's answer was empty or only echoed "
+               "its prompt: the passage of the sources that best matches the question, quoted with its citation) or "
+               "`no_context` (nothing relevant was found)")
+
+
 class MessageOut(BaseModel):
     index: int
     role: str = Field(description="user or assistant")
@@ -79,13 +85,15 @@ class MessageOut(BaseModel):
     finish_reason: str | None = Field(default=None, description="Assistant turns: stop, length, no_context, "
                                       "cancelled (the client left mid-stream) or error")
     grounding: dict[str, Any] | None = Field(default=None, description=GROUNDING)
+    answer_kind: str | None = Field(default=None, description=ANSWER_KIND)
 
     @classmethod
     def of(cls, message: MessageView) -> "MessageOut":
         details = message.details or {}
         return cls(index=message.position, role=message.role, content=message.content, timestamp=message.created_at,
                    sources=sources_out(message.sources) if message.role == "assistant" else None,
-                   finish_reason=details.get("finish_reason"), grounding=details.get("grounding"))
+                   finish_reason=details.get("finish_reason"), grounding=details.get("grounding"),
+                   answer_kind=details.get("answer_kind") if message.role == "assistant" else None)
 
 
 def sources_out(stored: list[dict[str, Any]] | None) -> list[SourceOut] | None:

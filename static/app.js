@@ -100,7 +100,17 @@ function renderMarkdown(text) {
       const lines = paragraph.split("\n").filter((line) => line.trim());
       if (!lines.length) continue;
       const listItem = /^\s*(?:[-*•]|\d+[.)])\s+/;
-      if (lines.every((line) => listItem.test(line))) {
+      const quoteLine = /^\s*>\s?/;
+      if (lines.every((line) => quoteLine.test(line))) {
+        const quote = document.createElement("blockquote");
+        const p = document.createElement("p");
+        lines.forEach((line, index) => {
+          if (index) p.append(document.createElement("br"));
+          inline(line.replace(quoteLine, ""), p);
+        });
+        quote.append(p);
+        fragment.append(quote);
+      } else if (lines.every((line) => listItem.test(line))) {
         const list = document.createElement(/^\s*\d/.test(lines[0]) ? "ol" : "ul");
         for (const line of lines) {
           const item = document.createElement("li");
@@ -235,6 +245,14 @@ function messageElement(message) {
   const body = document.createElement("div");
   body.className = "body";
   body.append(renderMarkdown(message.content || ""));
+  if (message.answer_kind === "quote") {
+    // The model's own answer was empty or only echoed its prompt: this is the documents' text.
+    item.classList.add("quoted");
+    const note = document.createElement("p");
+    note.className = "small quote-note";
+    note.textContent = "A quote from your documents, not a generated answer.";
+    body.prepend(note);
+  }
   if (message.finish_reason === "cancelled" || message.finish_reason === "error") {
     const note = document.createElement("p");
     note.className = "small";

@@ -217,7 +217,7 @@ def test_embedding_batches_are_bounded_in_size_and_rate(make_app):
 
 def test_stop_watcher_searches_only_new_text_and_still_finds_stops_across_pieces():
     """A stop is looked for only where it could end: in the new piece (plus a stop's length)."""
-    from openai_api.service import StopWatcher
+    from llm.faithful import StopWatcher
 
     watcher = StopWatcher(["END", "x" * 100])
     released = "".join(watcher.feed("word ") for _ in range(5000))

@@ -61,7 +61,9 @@ def test_beam_search_and_greedy_requests_share_a_call_and_each_keeps_its_answer(
 def test_rows_stop_at_their_own_length_and_a_cancelled_row_stops_alone(engine):
     short = request(engine, FERRY, GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=3))
     essay = ask("Ferries cross the harbour all day.", "Write a long story about the harbour and its ferries.")
-    long_ = request(engine, essay, GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=120))
+    # an explicit penalty keeps the long story from looping (a loop would end it early, llm/faithful.py)
+    long_ = request(engine, essay, GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=120,
+                                                       repetition_penalty=1.3))
     pieces: list[str] = []
 
     def cancel_after_five(piece: str) -> None:
@@ -139,7 +141,7 @@ def test_a_request_past_its_deadline_stops_with_what_it_has(engine):
     import time
 
     long_ = request(engine, ask("Ferries cross the harbour all day.", "Write a very long story about the harbour."),
-                    GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=2000, repetition_penalty=1.0))
+                    GenerationOverrides(num_beams=1, temperature=0.0, max_new_tokens=2000, repetition_penalty=1.3))
     long_.deadline = time.monotonic() + 1.0  # 2,000 tokens take far longer (about 100 tok/s here)
     result = answer(engine.generate([long_])[0])
     assert result.finish_reason == "timeout" and 0 < result.completion_tokens < 2000

