@@ -38,6 +38,7 @@ from rag.retriever import Retriever
 from rag.sandbox import ParseLimits
 from rag.spaces import Spaces
 from rag.vector_store import VectorStore, make_client
+from sessions.answers import AnswerPolicy
 from sessions.chat import ChatService, ChatSettings
 from sessions.repository import SessionRepository
 from sessions.service import SessionService
@@ -106,7 +107,7 @@ def build_services(config: Config) -> Services:
     llm = _llm_service(config, models)
     integrity = IntegrityChecker(db, vectors)
     retriever = Retriever(vectors, repository, embedder, spaces, hybrid=config.retrieval_mode == "hybrid")
-    grounding = GroundingChecker(embedder)
+    answers = AnswerPolicy(GroundingChecker(embedder))
     session_repository = SessionRepository(db)
     sessions = SessionService(session_repository, config.chat_retention_days,
                               check_scope=lambda user_id, scope: retriever.targets(user_id, scope, strict=True))
@@ -137,9 +138,9 @@ def build_services(config: Config) -> Services:
         llm=llm,
         sessions=sessions,
         chat=ChatService(session_repository, retriever, llm, Summarizer(llm.generate, config.chat_summary_tokens),
-                         chat_settings, grounding),
+                         chat_settings, answers),
         maintenance=maintenance,
-        completions=CompletionService(llm, retriever, embedder, chat_settings, grounding),
+        completions=CompletionService(llm, retriever, embedder, chat_settings, answers),
         integrity=integrity,
         audit=AuditLog(db),
         workspaces=workspaces,

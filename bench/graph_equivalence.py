@@ -17,14 +17,21 @@ from llm.manager import shared_engine  # noqa: E402
 from llm.registry import ModelRegistry  # noqa: E402
 from llm.scheduler import Scheduler  # noqa: E402
 from llm.settings import GenerationOverrides  # noqa: E402
-from tests.prompts import TIMETABLE, ask  # noqa: E402
 
 CACHE = Path("/tmp/graph-equivalence-cache")
+FACTS = [("The ferry leaves at 7:45.", "When does the ferry leave?"),
+         ("The museum opens at 10:30.", "When does the museum open?"),
+         ("The bakery closes at 18:15 on weekdays and at noon on Saturdays.", "When does the bakery close?")]
+
+
+def ask(fact: str, question: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "Answer the question using the context."},
+            {"role": "user", "content": f"Context: {fact}\n\nQuestion: {question}"}]
 
 
 def answers(engine: TransformersEngine, overrides: GenerationOverrides) -> list[str]:
     scheduler = Scheduler(lambda: engine, max_queue=8, max_batch=8)
-    tickets = [scheduler.submit(ask(fact, question), overrides) for fact, question, _ in TIMETABLE[:3]]
+    tickets = [scheduler.submit(ask(fact, question), overrides) for fact, question in FACTS]
     texts = [ticket.result(timeout=120).text for ticket in tickets]
     scheduler.stop()
     return texts

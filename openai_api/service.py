@@ -26,10 +26,9 @@ from llm.streaming import TokenStream
 from openai_api.errors import ModelNotServed
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
-from rag.grounding import GroundingChecker
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
-from sessions.answers import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream
+from sessions.answers import NO_CONTEXT, AnswerPolicy, SafeStream
 from sessions.chat import ChatSettings, cited
 from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
 from sessions.repository import MessageView
@@ -68,13 +67,12 @@ class Completion:
 
 class CompletionService:
     def __init__(self, llm: LLMService, retriever: Retriever, embedder: Callable[[], Embedder],
-                 settings: ChatSettings, grounding: GroundingChecker, answers: AnswerPolicy | None = None) -> None:
-        self._answers = answers or AnswerPolicy()
+                 settings: ChatSettings, answers: AnswerPolicy) -> None:
+        self._answers = answers
         self._llm = llm
         self._retriever = retriever
         self._embedder = embedder
         self._settings = settings
-        self._grounding = grounding
 
     def models(self) -> list[dict[str, Any]]:
         """The model that answers now (plain and with retrieval) and the embedding model."""
@@ -167,8 +165,7 @@ class CompletionService:
             final = self._answers.final(prepared.question, text, prepared.given)
             if not released_any and final.text:
                 yield "content", final.text
-            text, kind = final.text, final.kind
-            grounding = self._grounding.check(text, prepared.given).as_dict() if final.kind == GENERATED else None
+            text, kind, grounding = final.text, final.kind, final.grounding
         yield "end", Completion(text, finish, result.prompt_tokens, result.completion_tokens, result.figures(),
                                 grounding, kind)
 

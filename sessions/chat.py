@@ -14,7 +14,6 @@ from llm.faithful import MARKUP_STOPS
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides, GenerationSettings
 from llm.streaming import TokenStream
-from rag.grounding import GroundingChecker
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
 from rag.spacy_model import noun_phrases
@@ -92,10 +91,8 @@ def cited(source: Source) -> dict[str, Any]:
 
 class ChatService:
     def __init__(self, repository: SessionRepository, retriever: Retriever, llm: LLMService,
-                 summarizer: Summarizer, settings: ChatSettings, grounding: GroundingChecker,
-                 answers: AnswerPolicy | None = None) -> None:
-        self._grounding = grounding
-        self._answers = answers or AnswerPolicy()
+                 summarizer: Summarizer, settings: ChatSettings, answers: AnswerPolicy) -> None:
+        self._answers = answers
         self._repository = repository
         self._retriever = retriever
         self._llm = llm
@@ -156,13 +153,11 @@ class ChatService:
         context: dict[str, object] = turn.prompt.describe() if turn.prompt else {
             "summary_used": False, "history_messages": 0, "sources_given": 0}
         context["asked_as"] = turn.asked_as
-        kind = NO_CONTEXT if turn.prompt is None else GENERATED
+        kind, grounding = NO_CONTEXT if turn.prompt is None else GENERATED, None
+        # An interrupted answer is stored at once (the client waits for it), unchecked.
         if turn.prompt is not None and not interrupted:
-            final = self._answers.final(turn.question, text, turn.sources)
-            text, kind = final.text, final.kind
-        # An interrupted answer is stored at once (the client waits for it), unchecked; a quote is the source itself.
-        grounding = self._grounding.check(text, turn.sources).as_dict() \
-            if turn.sources and text and not interrupted and kind == GENERATED else None
+            final = self._answers.final(turn.question, text, turn.sources, turn.asked_as)
+            text, kind, grounding = final.text, final.kind, final.grounding
         details = {"finish_reason": reason, "usage": usage, "generation": generation, "context": context,
                    "seconds": result.seconds if result else None, "grounding": grounding, "answer_kind": kind}
         stored = self._repository.append(turn.user_id, turn.session.id, [

@@ -98,3 +98,41 @@ def test_an_echoed_prompt_becomes_a_quote_of_the_best_passage(remote_app, fake) 
     tokens = "".join(data["text"] for name, data in events if name == "token")
     assert tokens == events[-1][1]["reply"]["content"] == reply["content"]
     assert "7:45" in _v1(client, account, False)
+
+
+@pytest.fixture(scope="module")
+def policy() -> Any:
+    from rag.embedder import Embedder, packaged_model_path
+    from rag.grounding import GroundingChecker
+    from rag.retriever import Source
+    from sessions.answers import AnswerPolicy
+
+    embedder = Embedder.shared(packaged_model_path(), "cpu", "bfloat16")
+    texts = ["Voyager 1 was launched on September 5, 1977, from Cape Canaveral aboard a Titan IIIE rocket.",
+             "Mission log, page two: Voyager 1 entered interstellar space in August 2012."]
+    sources = [Source(document_id=f"d{number}", filename="voyager.pdf", version=1, page=number, chunk_index=0,
+                      score=0.9, excerpt=text[:80], section=None, row=None, text=text)
+               for number, text in enumerate(texts, start=1)]
+    return AnswerPolicy(GroundingChecker(lambda: embedder)), sources
+
+
+def test_a_backed_answer_on_the_question_is_kept_with_its_check(policy) -> None:
+    answers, sources = policy
+    final = answers.final("When was Voyager 1 launched?", "Voyager 1 was launched on September 5, 1977.", sources)
+    assert final.kind == "generated" and final.grounding and final.grounding["unsupported"] == 0
+
+
+def test_a_passage_off_the_question_becomes_the_right_quote(policy) -> None:
+    """The echo from the issue: a verbatim passage (supported!) that does not answer the question."""
+    answers, sources = policy
+    final = answers.final("Where was it launched from?",
+                          "Mission log, page two: Voyager 1 entered interstellar space in August 2012.", sources)
+    assert final.kind == "quote" and "Cape Canaveral" in final.text and final.text.startswith(
+        "Quoted from voyager.pdf, page 1 [1]:")
+
+
+def test_an_answer_no_source_backs_becomes_a_quote(policy) -> None:
+    answers, sources = policy
+    final = answers.final("When was Voyager 1 launched?",
+                          "Voyager 1 was launched by the navy from a submarine in the Pacific in 1966.", sources)
+    assert final.kind == "quote" and "1977" in final.text and final.grounding is None
