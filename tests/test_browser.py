@@ -393,3 +393,46 @@ def test_stop_ends_an_answer_midway_and_the_stopped_answer_is_what_the_server_ke
     assert stored["role"] == "assistant" and stored["finish_reason"] == "cancelled"
     assert stored["content"] and stored["content"] in shown()  # the page shows what the server kept
     assert "(stopped)" in shown() and page_errors(driver) == []
+
+
+@pytest.fixture(scope="module")
+def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The server with a scripted model (the OpenAI-compatible fake as its `openai` backend), which
+    only echoes its prompt's markup: what the page shows when the answer is replaced by a quote."""
+    import json
+
+    from tests.fake_openai import FakeOpenAIServer
+
+    fake = FakeOpenAIServer(answer='<documents>\n<source id="1" file="ferry.txt">\nHarbour timetable.')
+    directory = tmp_path_factory.mktemp("scripted-server")
+    models = directory / "models.json"
+    models.write_text(json.dumps({"models": [{
+        "id": "scripted", "name": "A scripted model", "backend": "openai", "default": True, "context_length": 8192,
+        "source": {"url": fake.url, "model": "m", "api_key_env": "DOCCHAT_TEST_REMOTE_KEY"},
+        "generation": {"max_new_tokens": 64}}]}))
+    port, log = free_port(), directory / "server.log"
+    server = start_server(directory / "data", port, log, MODELS_FILE=str(models), DOCCHAT_TEST_REMOTE_KEY="sk-test",
+                          RATELIMIT_LOGIN="100 per minute", RATELIMIT_REGISTER="100 per minute")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: call(f"{base}/health")[0] == 200, 120, "the server to be ready")
+        yield {"base": base}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        fake.close()
+
+
+def test_an_answer_replaced_by_a_quote_is_shown_as_a_quote(browser, scripted_server, tmp_path):
+    document = tmp_path / "ferry.txt"
+    document.write_text("Harbour timetable.\n\nThe harbour ferry leaves at 7:45 every morning from pier two.\n")
+    driver = browser
+    register_and_log_in(driver, scripted_server["base"], "quinn")
+    upload_and_wait(driver, document)
+    answer = ask(driver, "When does the harbour ferry leave in the morning?")
+    assert "quoted" in (answer.get_attribute("class") or "")
+    quote = answer.find_element(By.CSS_SELECTOR, ".body blockquote")
+    assert "The harbour ferry leaves at 7:45 every morning from pier two." in quote.text
+    assert "A quote from your documents" in answer.find_element(By.CSS_SELECTOR, ".quote-note").text
+    assert "<documents>" not in answer.text and "ferry.txt" in answer.find_element(By.CSS_SELECTOR, ".sources").text
+    assert answer.find_elements(By.CSS_SELECTOR, ".grounding") == []  # a quote is the source itself: no check
