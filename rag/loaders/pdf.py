@@ -33,6 +33,11 @@ TABLE_MIN_PATHS = 6
 # drawings stays within PARSE_TIMEOUT_S.
 TABLE_SECONDS = 30.0
 INSET = 2.0
+# Running headers and footers ("Harbour notes, page 3", a book title, "Page 3 of 40"): a line among
+# the first or last RUNNING_EDGE_LINES of a page, that (digits aside) is at that edge of at least
+# RUNNING_SHARE of the pages (two at least), is navigation, not evidence: it is left out of the text.
+RUNNING_EDGE_LINES = 2
+RUNNING_SHARE = 0.6
 
 
 def load_pdf(path: Path, progress: Progress = no_progress) -> ParsedDocument:
@@ -62,13 +67,48 @@ def load_pdf(path: Path, progress: Progress = no_progress) -> ParsedDocument:
         document.close()
     extractors: dict[str, int] = {"pypdf": 0, "pdfium": 0}
     sections: list[Section] = []
+    running = running_lines([text for _, text in pages])
     for number, (extractor, text) in enumerate(pages, start=1):
         extractors[extractor] = extractors.get(extractor, 0) + 1
         text, page_tables = tables.get(number - 1, (text, []))
+        text = without_running_lines(text, running)
         if text.strip():
             sections.append(Section(text=clean(text), page=number))
         sections += page_tables
     return ParsedDocument(sections, pages=len(pages), extractors=extractors, ocr_pages=len(scanned))
+
+
+def _edge_lines(text: str) -> list[str]:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) <= 2 * RUNNING_EDGE_LINES:
+        return lines
+    return lines[:RUNNING_EDGE_LINES] + lines[-RUNNING_EDGE_LINES:]
+
+
+def _running_form(line: str) -> str:
+    """A line with its numbers (page numbers, dates) and spacing made alike."""
+    return re.sub(r"\s+", " ", re.sub(r"\d+", "#", line.strip().lower()))
+
+
+def running_lines(pages: list[str]) -> set[str]:
+    """The running forms of the lines that head or foot most pages (see RUNNING_SHARE)."""
+    counts: dict[str, int] = {}
+    for text in pages:
+        for form in {_running_form(line) for line in _edge_lines(text)}:
+            counts[form] = counts.get(form, 0) + 1
+    least = max(2, RUNNING_SHARE * len(pages))
+    return {form for form, count in counts.items() if count >= least}
+
+
+def without_running_lines(text: str, running: set[str]) -> str:
+    """The page's text less its running header and footer lines (only at its edges)."""
+    if not running:
+        return text
+    lines = text.splitlines()
+    edges = [index for index, line in enumerate(lines) if line.strip()]
+    edges = edges[:RUNNING_EDGE_LINES] + edges[-RUNNING_EDGE_LINES:]
+    drop = {index for index in edges if _running_form(lines[index]) in running}
+    return "\n".join(line for index, line in enumerate(lines) if index not in drop)
 
 
 def _text_pages(reader: PdfReader, document: Any) -> list[tuple[str, str]]:
