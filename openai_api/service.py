@@ -26,6 +26,7 @@ from llm.streaming import TokenStream
 from openai_api.errors import ModelNotServed
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
+from rag.evidence import NAVIGATION_SPARE, evidence
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
 from sessions.answers import NO_CONTEXT, AnswerPolicy, SafeStream
@@ -190,8 +191,9 @@ class CompletionService:
                                    {"fields": [{"field": "messages", "message": "too many tokens", "type": "too_long"}]})
         _, recent = builder.split_history(history)  # stateless: what does not fit is dropped
         targets = self._retriever.targets(user_id, request.scope.scope() if request.scope else Scope(), strict=True)
-        found = self._retriever.search_in(targets, question, request.rag_top_k or self._settings.top_k,
-                                          self._settings.min_score)
+        top_k = request.rag_top_k or self._settings.top_k
+        found = evidence(self._retriever.search_in(targets, question, top_k + NAVIGATION_SPARE,
+                                                   self._settings.min_score), top_k)  # no contents lists
         if not found:
             return PreparedCompletion(user_id, request.model, None, overrides, request.stop_sequences(), [])
         prompt = builder.build(question, None, recent, found)

@@ -14,6 +14,7 @@ from llm.faithful import MARKUP_STOPS
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides, GenerationSettings
 from llm.streaming import TokenStream
+from rag.evidence import NAVIGATION_SPARE, evidence
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
 from rag.spacy_model import noun_phrases
@@ -113,8 +114,9 @@ class ChatService:
                 {"fields": [{"field": "message", "message": "too many tokens", "type": "too_long"}]})
         session = self._fold_old_history(session, builder, model)
         standalone = self._standalone(session, question)
-        sources = self._retriever.search(user_id, standalone or question, self.settings.top_k,
-                                         self.settings.min_score, Scope.of(session.scope))
+        found = self._retriever.search(user_id, standalone or question, self.settings.top_k + NAVIGATION_SPARE,
+                                       self.settings.min_score, Scope.of(session.scope))
+        sources = evidence(found, self.settings.top_k)  # contents lists are not given to the model
         if not sources:
             return PreparedTurn(user_id, session, question, None, overrides, standalone)
         if standalone:  # answered from what the follow-up found, not from the earlier answers

@@ -43,3 +43,46 @@ def test_the_debian_manuals_running_header_goes_and_its_text_stays() -> None:
     assert "deb http://deb.debian.org/debian/ sid main contrib non-free" in page
     kept, before = "".join(page.split()), "".join(pages[100].split())
     assert len(before) - len(kept) == len("DebianReference73/233")  # that line, and nothing else
+
+
+def test_headings_and_contents_lists_are_navigation() -> None:
+    from rag.evidence import is_navigation
+
+    contents = ("Chapter 2. Debian package management\n\nTable of Contents\n\n2.1. Debian package management "
+                "prerequisites\n\n2.1.1. Package configuration\n\n2.1.2. Basic precautions\n\n2.1.3. Life with "
+                "eternal upgrades\n\n2.2. Basic package management operations")
+    leaders = "\n".join(f"9.{n} List of ps command styles . . . . . . . . . . . . {140 + n}" for n in range(1, 8))
+    steps = "1. Open the file\n2. Change the line\n3. Save it\n4. Run apt update\n5. Reboot"
+    prose = "2.1.3. Life with eternal upgrades\nDebian is updated all the time. Most upgrades are safe.\n" * 2
+    assert is_navigation(contents) and is_navigation(leaders)
+    assert not is_navigation(steps) and not is_navigation(prose)
+
+
+DEBIAN_CHAPTER = Path("/usr/share/debian-reference/ch02.en.html")
+
+
+@pytest.mark.skipif(not DEBIAN_CHAPTER.exists(), reason="debian-reference-en is not installed (make test installs it)")
+def test_the_model_gets_the_section_not_the_chapters_contents_list(llm_app, tmp_path: Path) -> None:
+    """Debian's "Debian package management" chapter, with its own contents list: searched, the list
+    ranks among the first chunks for a question it names; asked, the model is given the section."""
+    import shutil
+
+    from rag.evidence import is_navigation
+    from tests.conftest import Users, upload
+
+    client = llm_app.test_client()
+    account = Users(llm_app, client).register()
+    chapter = tmp_path / "debian-packages.html"
+    shutil.copy(DEBIAN_CHAPTER, chapter)
+    assert upload(client, account, chapter).status_code == 201
+    question = "Which key bindings does aptitude have?"
+    found = llm_app.extensions["docchat"].retriever.search(account.id, question, 8)
+    listed = [source.chunk_index for source in found if is_navigation(source.text)]
+    assert listed and found.index(next(s for s in found if is_navigation(s.text))) < 5  # the check can fail
+    session = client.post("/chat/start", json={}, headers=account.headers).get_json()["sessionId"]
+    body = client.post("/chat/message", json={"sessionId": session, "message": question},
+                       headers=account.headers).get_json()
+    given = [source["chunk_index"] for source in body["sources"]]
+    assert given and not set(given) & set(listed)
+    assert body["sources"][0]["section"] == "2.2.4. Key bindings of aptitude"
+    assert not is_navigation(body["reply"]["content"])
