@@ -245,6 +245,7 @@ function messageElement(message) {
   const body = document.createElement("div");
   body.className = "body";
   body.append(renderMarkdown(message.content || ""));
+  if (message.grounding) markUnsupported(body, message.grounding);
   if (message.answer_kind === "quote") {
     // The model's own answer was empty or only echoed its prompt: this is the documents' text.
     item.classList.add("quoted");
@@ -263,6 +264,26 @@ function messageElement(message) {
   if (message.grounding) item.append(groundingElement(message.grounding));
   if (message.role === "assistant") item.append(sourcesElement(message.sources || []));
   return item;
+}
+
+function markUnsupported(body, grounding) {
+  // Each sentence the sources do not back is marked where it stands in the answer (its text found
+  // in one text node of the rendered answer; a sentence split by formatting stays listed below).
+  for (const sentence of grounding.sentences.filter((item) => item.supported === false)) {
+    const walker = document.createTreeWalker(body, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const at = node.textContent.indexOf(sentence.text);
+      if (at < 0) continue;
+      const mark = document.createElement("mark");
+      mark.className = "unsupported";
+      mark.title = "Not found in the sources";
+      const rest = node.splitText(at);
+      rest.splitText(sentence.text.length);
+      rest.replaceWith(mark);
+      mark.append(rest);
+      break;
+    }
+  }
 }
 
 function groundingElement(grounding) {

@@ -417,7 +417,7 @@ def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: call(f"{base}/health")[0] == 200, 120, "the server to be ready")
-        yield {"base": base}
+        yield {"base": base, "fake": fake}
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -425,6 +425,7 @@ def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
 
 
 def test_an_answer_replaced_by_a_quote_is_shown_as_a_quote(browser, scripted_server, tmp_path):
+    scripted_server["fake"].answer = '<documents>\n<source id="1" file="ferry.txt">\nHarbour timetable.'
     document = tmp_path / "ferry.txt"
     document.write_text("Harbour timetable.\n\nThe harbour ferry leaves at 7:45 every morning from pier two.\n")
     driver = browser
@@ -437,3 +438,19 @@ def test_an_answer_replaced_by_a_quote_is_shown_as_a_quote(browser, scripted_ser
     assert "A quote from your documents" in answer.find_element(By.CSS_SELECTOR, ".quote-note").text
     assert "<documents>" not in answer.text and "ferry.txt" in answer.find_element(By.CSS_SELECTOR, ".sources").text
     assert answer.find_elements(By.CSS_SELECTOR, ".grounding") == []  # a quote is the source itself: no check
+
+
+def test_an_unsupported_sentence_is_marked_where_it_stands(browser, scripted_server, tmp_path):
+    invented = "The ferry was painted purple by pirates in 1850."
+    scripted_server["fake"].answer = f"The harbour ferry leaves at 7:45 every morning. {invented}"
+    document = tmp_path / "ferry.txt"
+    document.write_text("Harbour timetable.\n\nThe harbour ferry leaves at 7:45 every morning from pier two.\n")
+    driver = browser
+    register_and_log_in(driver, scripted_server["base"], "uma")
+    upload_and_wait(driver, document)
+    answer = ask(driver, "When does the harbour ferry leave in the morning?")
+    marked = answer.find_elements(By.CSS_SELECTOR, ".body mark.unsupported")
+    assert [mark.text for mark in marked] == [invented]  # in the answer, and only that sentence
+    assert "7:45 every morning" in answer.find_element(By.CSS_SELECTOR, ".body").text
+    assert "1 of 2 sentences supported" in answer.find_element(By.CSS_SELECTOR, ".grounding").text
+    assert "quoted" not in (answer.get_attribute("class") or "")
