@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llm.errors import EngineOverloaded
-from llm.faithful import held_back, penalised_tokens, repeats_itself, stop_index, unpenalised_tokens
+from llm.faithful import held_back, penalised_tokens, repeats_itself, spared_tokens, stop_index
 from llm.registry import ModelSpec
 from llm.settings import GenerationSettings
 
@@ -213,8 +213,7 @@ class TransformersEngine:
     def _penalty(self, batch: list[GenerationRequest], width: int) -> _GeneratedRepetitionPenalty:
         """The batch's repetition penalty (none unless asked for), sparing what it must."""
         penalty = batch[0].settings.repetition_penalty
-        common = unpenalised_tokens(self.tokenizer) if penalty != 1.0 else frozenset()
-        spared = [common | frozenset(request.prompt.ids) if penalty != 1.0 else common for request in batch]
+        spared = [spared_tokens(self.tokenizer, request.prompt.ids, penalty) for request in batch]
         return _GeneratedRepetitionPenalty(width, penalty, spared)
 
     def _padded_batch(self, requests: list[GenerationRequest]) -> list[GenerationRequest]:

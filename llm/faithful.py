@@ -62,6 +62,12 @@ def unpenalised_tokens(tokenizer: Any) -> frozenset[int]:
     return cached
 
 
+def spared_tokens(tokenizer: Any, prompt_ids: Iterable[int], penalty: float) -> frozenset[int]:
+    """What a penalty spares for one prompt: digits, punctuation and the prompt's own tokens
+    (nothing to spare when there is no penalty)."""
+    return unpenalised_tokens(tokenizer) | frozenset(prompt_ids) if penalty != 1.0 else frozenset()
+
+
 def penalised_tokens(generated: Iterable[int], spared: frozenset[int] | set[int]) -> list[int]:
     """The generated tokens a penalty applies to: the others are spared."""
     return sorted(set(generated) - spared)

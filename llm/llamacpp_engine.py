@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from llm.engine import EncodedPrompt, GenerationRequest, GenerationResult, Prompt, common_prefix, send_new_text, tidy
-from llm.faithful import unpenalised_tokens
+from llm.faithful import spared_tokens
 from llm.registry import ModelSpec
 from llm.sampling import Beam, BeamSearch, TokenPicker
 
@@ -166,8 +166,7 @@ class LlamaCppEngine:
 
     def _start(self, request: GenerationRequest, context: "_Context") -> _Run:
         settings = request.settings
-        spared = (unpenalised_tokens(self.tokenizer) | frozenset(request.prompt.ids)
-                  if settings.repetition_penalty != 1.0 else frozenset())
+        spared = spared_tokens(self.tokenizer, request.prompt.ids, settings.repetition_penalty)
         if settings.num_beams > 1:
             return _Run(request, None, BeamSearch(settings.num_beams, settings.repetition_penalty, self._end_tokens,
                                                   spared), context)

@@ -29,7 +29,7 @@ from rag.embedder import Embedder
 from rag.evidence import NAVIGATION_SPARE, evidence
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
-from sessions.answers import NO_CONTEXT, AnswerPolicy, SafeStream
+from sessions.answers import NO_CONTEXT, AnswerPolicy, SafeStream, texts_of
 from sessions.chat import ChatSettings, cited
 from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
 from sessions.repository import MessageView
@@ -139,7 +139,7 @@ class CompletionService:
 
     def _pieces(self, prepared: PreparedCompletion, tokens: TokenStream) -> Iterator[tuple[str, Any]]:
         watcher = StopWatcher(prepared.stops)
-        safe = SafeStream("\n".join(source.text for source in prepared.given)) if prepared.given else None
+        safe = SafeStream(texts_of(prepared.given)) if prepared.given else None
         released_any = False
         try:
             for piece in tokens:

@@ -49,6 +49,11 @@ class FinalAnswer:
     grounding: dict[str, Any] | None = None  # a generated answer's check against its sources
 
 
+def texts_of(sources: Sequence[Source]) -> str:
+    """The sources' texts together: what a link's or an image's target must appear in."""
+    return "\n".join(source.text for source in sources)
+
+
 def clean(text: str) -> str:
     """The answer without the prompt's markup, chat-template tags or a leading "The answer is:"."""
     return _PREFACE.sub("", _MARKUP.sub("", text)).strip()
@@ -188,8 +193,7 @@ class AnswerPolicy:
 
     def final(self, question: str, text: str, sources: Sequence[Source], asked_as: str | None = None) -> FinalAnswer:
         """`asked_as`: a follow-up's standalone form (with its subject), used to choose the quote."""
-        sources_text = "\n".join(source.text for source in sources)
-        answer = neutralise(clean(text), sources_text).strip()
+        answer = neutralise(clean(text), texts_of(sources)).strip()
         if not sources:
             return FinalAnswer(answer, GENERATED)
         if answer and addresses(question, answer):

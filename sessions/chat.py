@@ -18,7 +18,7 @@ from rag.evidence import NAVIGATION_SPARE, evidence
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
 from rag.spacy_model import noun_phrases
-from sessions.answers import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream
+from sessions.answers import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream, texts_of
 from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
 from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
 from sessions.service import DEFAULT_TITLE, title_from
@@ -228,7 +228,7 @@ class TurnStream:
                 yield "token", {"text": text}
                 reply = self._chat.record(self._turn, text)
             else:
-                safe = SafeStream("\n".join(source.text for source in self._turn.sources))
+                safe = SafeStream(texts_of(self._turn.sources))
                 for piece in self._tokens.with_silences(KEEPALIVE_S):
                     if piece is None:
                         yield "keepalive", None

@@ -9,6 +9,7 @@ import re
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,28 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason=(
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 
 
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Iterator[dict[str, Any]]:
-    """The server as `make run` starts it, with the model loaded; the first admin's password from its log."""
-    directory = tmp_path_factory.mktemp("browser-server")
+@contextmanager
+def serving(directory: Path, ready_within_s: float, **settings: str) -> Iterator[tuple[str, Path]]:
+    """(base URL, log) of `make run`'s server in `directory`, once /health says it is ready; stopped after."""
     port, log = free_port(), directory / "server.log"
-    # Every test here signs people up and in from 127.0.0.1: more than RATELIMIT_LOGIN's 10 a minute.
-    server = start_server(directory / "data", port, log, MODEL_CACHE_DIR=str(model_cache_dir),
-                          RATELIMIT_LOGIN="100 per minute", RATELIMIT_REGISTER="100 per minute")
+    server = start_server(directory / "data", port, log, **settings)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: call(f"{base}/health")[0] == 200, 600, "the model to load")
-        password = re.search(r"password: (\S+)", log.read_text()).group(1)  # type: ignore[union-attr]
-        yield {"base": base, "admin_password": password, "log": log}
+        wait_for(lambda: call(f"{base}/health")[0] == 200, ready_within_s, "the server to be ready")
+        yield base, log
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path) -> Iterator[dict[str, Any]]:
+    """The server as `make run` starts it, with the model loaded; the first admin's password from its log."""
+    # Every test here signs people up and in from 127.0.0.1: more than RATELIMIT_LOGIN's 10 a minute.
+    with serving(tmp_path_factory.mktemp("browser-server"), 600, MODEL_CACHE_DIR=str(model_cache_dir),
+                 RATELIMIT_LOGIN="100 per minute", RATELIMIT_REGISTER="100 per minute") as (base, log):
+        password = re.search(r"password: (\S+)", log.read_text()).group(1)  # type: ignore[union-attr]
+        yield {"base": base, "admin_password": password, "log": log}
 
 
 @pytest.fixture
@@ -354,15 +361,8 @@ def slow_server(tmp_path_factory: pytest.TempPathFactory, model_cache_dir: Path)
         entry["default"] = entry["id"] == "smollm2-135m-instruct-transformers"
     models = directory / "models.json"
     models.write_text(json.dumps(registry))
-    port, log = free_port(), directory / "server.log"
-    server = start_server(directory / "data", port, log, MODEL_CACHE_DIR=str(model_cache_dir), MODELS_FILE=str(models))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: call(f"{base}/health")[0] == 200, 600, "the model to load")
+    with serving(directory, 600, MODEL_CACHE_DIR=str(model_cache_dir), MODELS_FILE=str(models)) as (base, log):
         yield {"base": base, "log": log}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_stop_ends_an_answer_midway_and_the_stopped_answer_is_what_the_server_kept(browser, slow_server, samples):
@@ -398,40 +398,40 @@ def test_stop_ends_an_answer_midway_and_the_stopped_answer_is_what_the_server_ke
 
 @pytest.fixture(scope="module")
 def scripted_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The server with a scripted model (the OpenAI-compatible fake as its `openai` backend), which
-    only echoes its prompt's markup: what the page shows when the answer is replaced by a quote."""
+    """The server with a scripted model (the OpenAI-compatible fake as its `openai` backend): what the
+    page shows for an answer a test chooses."""
     import json
 
     from tests.fake_openai import FakeOpenAIServer
 
-    fake = FakeOpenAIServer(answer='<documents>\n<source id="1" file="ferry.txt">\nHarbour timetable.')
+    fake = FakeOpenAIServer()
     directory = tmp_path_factory.mktemp("scripted-server")
     models = directory / "models.json"
     models.write_text(json.dumps({"models": [{
         "id": "scripted", "name": "A scripted model", "backend": "openai", "default": True, "context_length": 8192,
         "source": {"url": fake.url, "model": "m", "api_key_env": "DOCCHAT_TEST_REMOTE_KEY"},
         "generation": {"max_new_tokens": 64}}]}))
-    port, log = free_port(), directory / "server.log"
-    server = start_server(directory / "data", port, log, MODELS_FILE=str(models), DOCCHAT_TEST_REMOTE_KEY="sk-test",
-                          RATELIMIT_LOGIN="100 per minute", RATELIMIT_REGISTER="100 per minute")
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: call(f"{base}/health")[0] == 200, 120, "the server to be ready")
-        yield {"base": base, "fake": fake}
+        with serving(directory, 120, MODELS_FILE=str(models), DOCCHAT_TEST_REMOTE_KEY="sk-test",
+                     RATELIMIT_LOGIN="100 per minute", RATELIMIT_REGISTER="100 per minute") as (base, _log):
+            yield {"base": base, "fake": fake}
     finally:
-        server.terminate()
-        server.wait(timeout=30)
         fake.close()
 
 
-def test_an_answer_replaced_by_a_quote_is_shown_as_a_quote(browser, scripted_server, tmp_path):
-    scripted_server["fake"].answer = '<documents>\n<source id="1" file="ferry.txt">\nHarbour timetable.'
+def ask_the_scripted_model(driver: Any, server: dict[str, Any], tmp_path: Path, username: str, answer: str) -> Any:
+    """A person uploads the ferry timetable and asks about it; the scripted model says `answer`."""
+    server["fake"].answer = answer
     document = tmp_path / "ferry.txt"
     document.write_text("Harbour timetable.\n\nThe harbour ferry leaves at 7:45 every morning from pier two.\n")
-    driver = browser
-    register_and_log_in(driver, scripted_server["base"], "quinn")
+    register_and_log_in(driver, server["base"], username)
     upload_and_wait(driver, document)
-    answer = ask(driver, "When does the harbour ferry leave in the morning?")
+    return ask(driver, "When does the harbour ferry leave in the morning?")
+
+
+def test_an_answer_replaced_by_a_quote_is_shown_as_a_quote(browser, scripted_server, tmp_path):
+    echo = '<documents>\n<source id="1" file="ferry.txt">\nHarbour timetable.'
+    answer = ask_the_scripted_model(browser, scripted_server, tmp_path, "quinn", echo)
     assert "quoted" in (answer.get_attribute("class") or "")
     quote = answer.find_element(By.CSS_SELECTOR, ".body blockquote")
     assert "The harbour ferry leaves at 7:45 every morning from pier two." in quote.text
@@ -442,13 +442,8 @@ def test_an_answer_replaced_by_a_quote_is_shown_as_a_quote(browser, scripted_ser
 
 def test_an_unsupported_sentence_is_marked_where_it_stands(browser, scripted_server, tmp_path):
     invented = "The ferry was painted purple by pirates in 1850."
-    scripted_server["fake"].answer = f"The harbour ferry leaves at 7:45 every morning. {invented}"
-    document = tmp_path / "ferry.txt"
-    document.write_text("Harbour timetable.\n\nThe harbour ferry leaves at 7:45 every morning from pier two.\n")
-    driver = browser
-    register_and_log_in(driver, scripted_server["base"], "uma")
-    upload_and_wait(driver, document)
-    answer = ask(driver, "When does the harbour ferry leave in the morning?")
+    answer = ask_the_scripted_model(browser, scripted_server, tmp_path, "uma",
+                                    f"The harbour ferry leaves at 7:45 every morning. {invented}")
     marked = answer.find_elements(By.CSS_SELECTOR, ".body mark.unsupported")
     assert [mark.text for mark in marked] == [invented]  # in the answer, and only that sentence
     assert "7:45 every morning" in answer.find_element(By.CSS_SELECTOR, ".body").text
