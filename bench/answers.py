@@ -7,7 +7,9 @@ with dense-only retrieval and once with hybrid (RETRIEVAL_MODE), each on a fresh
 Printed per mode: exact-fact accuracy (the known fact, lower-cased, appears in the answer, and
 for follow-ups the other bridge's name does not: an answer about the wrong subject is wrong), the
 share of answers whose first source is the right file and page, and the share of the answers'
-sentences the grounding check finds supported by their sources.
+sentences the grounding check finds supported by their sources. Beside them, in the same run, the
+plain-quote baseline: the first two sentences of the top source the model was given, scored the
+same way (a useful answer should beat quoting).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from app import create_app, start_background_work  # noqa: E402
 from config import Config  # noqa: E402
 from fixtures.samples import BRIDGE_PAGES, make_all, make_pdf_pages  # noqa: E402
+from rag.evidence import NAVIGATION_SPARE, evidence  # noqa: E402
+from rag.grounding import sentences_of  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ def run(mode: str, documents: list[Path], model_cache: Path) -> dict[str, Any]:
                                        content_type="multipart/form-data")
             if response.status_code not in (200, 201):
                 raise SystemExit(f"{path.name}: {response.get_json()}")
+        user_id = client.get("/auth/me", headers=headers).get_json()["id"]
         results = []
         for conversation in [[turn] for turn in SINGLE] + CONVERSATIONS:
             session = client.post("/chat/start", json={}, headers=headers).get_json()["sessionId"]
@@ -83,9 +88,24 @@ def run(mode: str, documents: list[Path], model_cache: Path) -> dict[str, Any]:
                 body = client.post("/chat/message", json={"sessionId": session, "message": turn.question},
                                    headers=headers).get_json()
                 results.append(_scored(turn, body, follow_up=number > 0, seconds=time.perf_counter() - began))
+                results[-1]["quote_correct"] = _correct(turn, _plain_quote(app, user_id, body, turn.question))
         return {"mode": mode, "results": results}
     finally:
         app.extensions["docchat"].close()
+
+
+def _plain_quote(app: Any, user_id: int, body: dict[str, Any], question: str) -> str:
+    """The baseline: the first two sentences of the top source the model was given (found again as
+    the chat found it: the same question, or a follow-up's standalone form, and no contents lists)."""
+    docchat, settings = app.extensions["docchat"], app.extensions["docchat"].chat.settings
+    asked = body["context"].get("asked_as") or question
+    found = evidence(docchat.retriever.search(user_id, asked, settings.top_k + NAVIGATION_SPARE, settings.min_score),
+                     settings.top_k)
+    return " ".join(text for text, _, _ in sentences_of(found[0].text)[:2]) if found else ""
+
+
+def _correct(turn: Turn, answer: str) -> bool:
+    return turn.fact in answer.lower() and not (turn.wrong and turn.wrong in answer.lower())
 
 
 def _scored(turn: Turn, body: dict[str, Any], follow_up: bool, seconds: float) -> dict[str, Any]:
@@ -93,7 +113,7 @@ def _scored(turn: Turn, body: dict[str, Any], follow_up: bool, seconds: float) -
     first = body["sources"][0] if body["sources"] else {}
     grounding = body.get("grounding") or {}
     return {"question": turn.question, "follow_up": follow_up, "answer": answer, "seconds": seconds,
-            "correct": turn.fact in answer.lower() and not (turn.wrong and turn.wrong in answer.lower()),
+            "correct": _correct(turn, answer),
             "first": f"{first.get('filename')} p{first.get('page')}",
             "first_source": first.get("filename") == turn.filename and (turn.page is None or first.get("page") == turn.page),
             "supported_share": grounding.get("supported_share")}
@@ -108,6 +128,7 @@ def summary(results: list[dict[str, Any]]) -> dict[str, str]:
     follow = [row for row in results if row["follow_up"]]
     return {"exact fact (all)": share("correct", results), "exact fact (first questions)": share("correct", single),
             "exact fact (follow-ups)": share("correct", follow),
+            "plain quote of the top source (baseline): exact fact (all)": share("quote_correct", results),
             "right first source": share("first_source", results),
             "supported sentences (mean share)": f"{statistics.mean(supported):.2f}" if supported else "-",
             "seconds per answer (median)": f"{statistics.median(row['seconds'] for row in results):.1f}"}
