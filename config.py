@@ -97,6 +97,9 @@ class Config:
     chat_question_tokens: int = 512
     chat_summary_tokens: int = 192
     chat_history_tokens: int = 1024
+    chat_evidence_tokens: int = 360
+    chat_source_tokens: int = 150
+    chat_answer_sentences: int = 4
     chat_retention_days: int = 0
     maintenance_interval_s: int = 3600
     memory_check_s: int = 300
@@ -167,6 +170,9 @@ class Config:
         "CHAT_QUESTION_TOKENS": "chat_question_tokens",
         "CHAT_SUMMARY_TOKENS": "chat_summary_tokens",
         "CHAT_HISTORY_TOKENS": "chat_history_tokens",
+        "CHAT_EVIDENCE_TOKENS": "chat_evidence_tokens",
+        "CHAT_SOURCE_TOKENS": "chat_source_tokens",
+        "CHAT_ANSWER_SENTENCES": "chat_answer_sentences",
         "CHAT_RETENTION_DAYS": "chat_retention_days",
         "MAINTENANCE_INTERVAL_S": "maintenance_interval_s",
         "MEMORY_CHECK_S": "memory_check_s",

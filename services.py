@@ -168,7 +168,8 @@ def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityC
 def _chat_settings(config: Config) -> ChatSettings:
     return ChatSettings(top_k=config.chat_top_k, min_score=config.chat_min_score,
                         context_tokens=config.chat_context_tokens, question_tokens=config.chat_question_tokens,
-                        history_tokens=config.chat_history_tokens)
+                        history_tokens=config.chat_history_tokens, evidence_tokens=config.chat_evidence_tokens,
+                        source_tokens=config.chat_source_tokens, answer_sentences=config.chat_answer_sentences)
 
 
 def _llm_service(config: Config, models: ModelRegistry) -> LLMService:

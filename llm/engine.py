@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from llm.errors import EngineOverloaded
-from llm.faithful import held_back, penalised_tokens, repeats_itself, spared_tokens, stop_index
+from llm.faithful import answer_end, held_back, penalised_tokens, repeats_itself, spared_tokens
 from llm.registry import ModelSpec
 from llm.settings import GenerationSettings
 
@@ -46,7 +46,19 @@ class GenerationRequest:
     submitted_at: float = field(default_factory=time.monotonic)
     first_token_at: float | None = None
     stops: tuple[str, ...] = ()  # strings that end the answer where they begin (llm/faithful.py)
-    stopped: bool = False  # a stop string or a loop ended it
+    stopped: bool = False  # a stop string, the sentence limit or a loop ended it
+
+    @property
+    def reads_text(self) -> bool:
+        """Whether its text is decoded as it grows: to stream it, or to find where it ends."""
+        return self.on_token is not None or bool(self.stops) or self.settings.max_sentences > 0
+
+    def ended_in(self, text: str) -> bool:
+        """Whether `text` (the best beam's, in beam search) holds the whole answer: a stop string or
+        the sentence limit is in it. The search ends there; the answer is cut there (`tidy`)."""
+        if not self.stopped and answer_end(text, self.stops, self.settings.max_sentences) is not None:
+            self.stopped = True
+        return self.stopped
 
     def ends(self, tokens: list[int]) -> bool:
         """Whether the answer is over after `tokens`: a stop string was met, or it loops."""
@@ -177,7 +189,7 @@ class TransformersEngine:
         settings = batch[0].settings
         width = inputs["input_ids"].shape[1]
         streamer = _RowStreamer(self.tokenizer, batch) if beams is None else None
-        stops = _RowStops(batch, width, settings.num_beams)
+        stops = _RowStops(batch, width, settings.num_beams, self.tokenizer)
         options: dict[str, Any] = {
             "max_new_tokens": max_new_tokens,
             "num_beams": settings.num_beams,
@@ -241,19 +253,21 @@ class TransformersEngine:
             generated, finish = generated[:generated.index(eos)], "stop"
         generated = [token for token in generated if token != self.tokenizer.pad_token_id]
         generated = generated[:request.settings.max_new_tokens]
-        if request.cancelled.is_set():
+        text = tidy(request, self.tokenizer.decode(generated, skip_special_tokens=True))
+        if request.stopped:  # a stop string, the sentence limit or a loop ended it
+            finish = "stop"
+        elif request.cancelled.is_set():
             finish = "cancelled"
         elif time.monotonic() > request.deadline:
             finish = "timeout"
-        text = tidy(request, self.tokenizer.decode(generated, skip_special_tokens=True))
         return GenerationResult(text, request.prompt.tokens, len(generated), finish, request.settings,
                                 round(time.monotonic() - started, 3), *request.figures(len(generated)))
 
 
 def tidy(request: GenerationRequest, text: str) -> str:
-    """The answer up to its first stop string; a chat answer without surrounding white space, a raw
+    """The answer up to its first stop string (or its sentence limit); a chat answer without surrounding white space, a raw
     continuation with its leading space."""
-    cut = stop_index(text, request.stops)
+    cut = answer_end(text, request.stops, request.settings.max_sentences)
     if cut is not None:
         text, request.stopped = text[:cut], True
     return text.rstrip() if isinstance(request.messages, str) else text.strip()
@@ -340,7 +354,7 @@ class _LoopRows:
             if token == self._eos:
                 self._done[row] = True
                 continue
-            if request.on_token is not None or request.stops:
+            if request.reads_text:
                 self._sent[row] += len(send_new_text(self._tokenizer, request, self.tokens[row], self._sent[row]))
             self._done[row] = (request.ends(self.tokens[row]) or len(self.tokens[row]) >= request.settings.max_new_tokens
                                or request.cancelled.is_set() or now > request.deadline)
@@ -348,10 +362,11 @@ class _LoopRows:
 
 
 class _RowStops:
-    """Per-row stopping: a row is done at its own max_new_tokens, on cancel, or past its deadline."""
+    """Per-row stopping: a row is done at its own max_new_tokens, on cancel, past its deadline, or (in
+    beam search) once its best beam holds a stop string or its sentence limit."""
 
-    def __init__(self, batch: list[GenerationRequest], prompt_width: int, beams: int) -> None:
-        self._batch, self._width, self._beams = batch, prompt_width, beams
+    def __init__(self, batch: list[GenerationRequest], prompt_width: int, beams: int, tokenizer: Any) -> None:
+        self._batch, self._width, self._beams, self._tokenizer = batch, prompt_width, beams, tokenizer
         self._none_done: Any = None
 
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
@@ -359,8 +374,11 @@ class _RowStops:
 
         now = time.monotonic()
         generated = input_ids.shape[1] - self._width
-        for request in self._batch:
+        for index, request in enumerate(self._batch):
             request.mark_first_token()
+            if self._beams > 1 and request.reads_text:  # running beams come best first
+                best = input_ids[index * self._beams, self._width:].tolist()
+                request.ended_in(self._tokenizer.decode(best, skip_special_tokens=True).lstrip())
         done = [request.stopped or request.cancelled.is_set() or now > request.deadline
                 or generated >= request.settings.max_new_tokens for request in self._batch]
         if not any(done):  # the common step: no copy to the device
@@ -394,7 +412,7 @@ class _RowStreamer:
                 self._finished[row] = True
                 continue
             self._tokens[row].append(token)
-            if request.on_token is not None or request.stops:
+            if request.reads_text:
                 self._sent[row] += len(send_new_text(self._tokenizer, request, self._tokens[row], self._sent[row]))
             request.ends(self._tokens[row])
 
@@ -413,7 +431,7 @@ def send_new_text(tokenizer: Any, request: GenerationRequest, tokens: list[int],
     text = text if isinstance(request.messages, str) else text.lstrip()
     if text.endswith("\ufffd"):
         return ""
-    cut = stop_index(text, request.stops)
+    cut = answer_end(text, request.stops, request.settings.max_sentences)
     if cut is not None:
         text, request.stopped = text[:cut], True
     elif request.stops:

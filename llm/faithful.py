@@ -13,12 +13,15 @@ writes numbers digit by digit: after "Voyager 1" and "September 5," the digits o
   copyable exactly.
 - Stop strings end the answer where the model starts writing the prompt's markup or a new turn
   (`MARKUP_STOPS`), on both engines, streamed or not; the text before the stop is the answer.
+  A sentence limit (`max_sentences`) ends it the same way, where the next sentence would begin.
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+from common.text import sentence_limit_cut
 
 LOOP_TOKENS = 10
 # The prompt's own markup (sessions/prompt.py) and chat-template tags: an answer that starts to
@@ -43,6 +46,13 @@ def stop_index(text: str, stops: Iterable[str]) -> int | None:
     """Where the earliest stop string begins in `text`, or None."""
     found = [index for index in (text.find(stop) for stop in stops) if index >= 0]
     return min(found) if found else None
+
+
+def answer_end(text: str, stops: Iterable[str], max_sentences: int = 0) -> int | None:
+    """Where the answer ends in `text`: at the earliest stop string, or at the end of its sentence
+    number `max_sentences` once the next has begun (common/text.py); None while it goes on."""
+    ends = [end for end in (stop_index(text, stops), sentence_limit_cut(text, max_sentences)) if end is not None]
+    return min(ends) if ends else None
 
 
 def held_back(text: str, stops: Iterable[str]) -> int:
@@ -74,10 +84,11 @@ def penalised_tokens(generated: Iterable[int], spared: frozenset[int] | set[int]
 
 
 class StopWatcher:
-    """Cuts text at the first stop sequence, holding back a tail that may be the start of one."""
+    """Cuts text at the first stop sequence (or past its sentence limit), holding back a tail that may
+    be the start of a stop sequence."""
 
-    def __init__(self, stops: Sequence[str]) -> None:
-        self._stops = stops
+    def __init__(self, stops: Sequence[str], max_sentences: int = 0) -> None:
+        self._stops, self._max_sentences = stops, max_sentences
         self.text = ""
         self._sent = 0
         self.stopped = False
@@ -87,7 +98,7 @@ class StopWatcher:
         if self.stopped:
             return ""
         self.text += piece
-        cut = stop_index(self.text, self._stops)
+        cut = answer_end(self.text, self._stops, self._max_sentences)
         if cut is not None:
             self.stopped, self.text = True, self.text[:cut]
             return self._release(len(self.text))

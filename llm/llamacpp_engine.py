@@ -217,6 +217,8 @@ class LlamaCppEngine:
         search.advance(chosen, new_ids)
         self._stream_agreed(run)
         live_ids = [beam.seq_id for beam in search.beams]
+        if search.beams and run.request.reads_text:
+            run.request.ended_in(self.tokenizer.decode(search.beams[0].tokens, skip_special_tokens=True).lstrip())
         if search.done or not search.beams:
             self._end(run, "stop", live_ids)
         else:
@@ -236,7 +238,7 @@ class LlamaCppEngine:
 
     def _check_limits(self, run: _Run, tokens: list[int], seq_ids: list[int]) -> None:
         request = run.request
-        if request.stopped:  # a stop string (send_new_text) or a loop (the picker ends it)
+        if request.stopped:  # a stop string or the sentence limit (send_new_text, ended_in) or a loop
             self._end(run, "stop", seq_ids)
         elif request.cancelled.is_set():
             self._end(run, "cancelled", seq_ids)

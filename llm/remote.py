@@ -133,7 +133,7 @@ class OpenAIEngine:
         remaining = max(0.1, request.deadline - time.monotonic()) if math.isfinite(request.deadline) else None
         timeout = httpx.Timeout(remaining, connect=min(self.options.connect_timeout_s, remaining or math.inf))
         pieces: list[str] = []
-        watcher = StopWatcher(request.stops)  # the server's own stop support varies: cut here
+        watcher = StopWatcher(request.stops, request.settings.max_sentences)  # the server's own stop support varies: cut here
         usage: dict[str, Any] = {}
         finish = "stop"
         try:

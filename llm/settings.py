@@ -14,7 +14,10 @@ digits, punctuation and the prompt's own tokens.
 
 Short prompts get the most careful search (beams, no randomness); long prompts, already rich in
 context, get cheaper sampling with a little more temperature and fewer new tokens, so time per
-answer stays bounded. A request may override any field within the bounds of `GenerationOverrides`,
+answer stays bounded. The table sets no sentence limit: an answer from the user's documents
+(/chat, and /v1 with documents) is limited to a few sentences by the chat (sessions/chat.py), and
+the limit ends the answer where the next sentence would begin (common/text.py), on every engine.
+A request may override any field within the bounds of `GenerationOverrides`,
 and a model's `generation.max_new_tokens` in models.json caps the table and the overrides alike.
 """
 from __future__ import annotations
@@ -39,6 +42,7 @@ class GenerationSettings:
     max_new_tokens: int
     repetition_penalty: float
     prompt_tokens: int = 0
+    max_sentences: int = 0  # the answer ends after this many sentences (0: no limit; the chat sets one)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +64,8 @@ class GenerationOverrides(BaseModel):
     top_k: int | None = Field(default=None, ge=0, le=500)
     max_new_tokens: int | None = Field(default=None, ge=1, le=2048)
     repetition_penalty: float | None = Field(default=None, ge=1.0, le=2.0)
+    max_sentences: int | None = Field(default=None, ge=0, le=100,
+                                      description="end the answer after this many sentences; 0 means no limit")
 
 
 def adaptive_settings(prompt_tokens: int, model_max_new_tokens: int | None = None,

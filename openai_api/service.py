@@ -29,7 +29,7 @@ from rag.embedder import Embedder
 from rag.evidence import NAVIGATION_SPARE, evidence
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
-from sessions.answers import NO_CONTEXT, AnswerPolicy, SafeStream, texts_of
+from sessions.answers import NO_CONTEXT, AnswerPolicy, SafeStream, concise, texts_of
 from sessions.chat import ChatSettings, cited
 from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
 from sessions.repository import MessageView
@@ -196,6 +196,7 @@ class CompletionService:
                                                    self._settings.min_score), top_k)  # no contents lists
         if not found:
             return PreparedCompletion(user_id, request.model, None, overrides, request.stop_sequences(), [])
+        overrides = concise(question, overrides, self._settings.answer_sentences)
         prompt = builder.build(question, None, recent, found)
         return PreparedCompletion(user_id, request.model, prompt.messages, overrides, request.stop_sequences(),
                                   [cited(source) for source in prompt.cited], given=prompt.cited, question=question)

@@ -25,10 +25,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from common.text import sentences_of
+
 MEANING_WEIGHT = 0.6
 SUPPORTED_AT = 0.5
 MIN_CONTENT_WORDS = 3
-_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+(?:[.!?]+|\n|$)")  # "10.4.11" and "e.g." stay whole
+_CITATION = re.compile(r"\[\d+\]")  # [1]: which source, not a fact
+_FACT = re.compile(r"`([^`\n]+)`|(?<![\w/.-])(\S*\d\S*|(?:~|\.{1,2})?/[\w.~-]\S*|--?[A-Za-z][\w-]*"
+                   r"|[A-Za-z][\w-]*(?:[._][\w-]+)+)")
+_ABBREVIATION = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]?")  # e.g, i.e, U.S
 _STOP = frozenset("""a about after all also an and any are as at be been but by can could did do does for from
 had has have he her his how i if in into is it its may me more most my no not of on one or other our out she
 so some such than that the their them then there these they this to too up us was we were what when where
@@ -79,21 +84,38 @@ class Grounding:
                 "unsupported": len(judged) - supported, "sentences": [asdict(sentence) for sentence in self.sentences]}
 
 
-def sentences_of(text: str) -> list[tuple[str, int, int]]:
-    """The sentences of a text with their offsets (ends at . ! ? or a line break)."""
-    found = []
-    for match in _SENTENCE.finditer(text):
-        stripped = match.group().strip()
-        if stripped:
-            start = match.start() + match.group().index(stripped[0])
-            found.append((stripped, start, start + len(stripped)))
-    return found
-
-
 def content_words(text: str) -> set[str]:
     """Lower-cased words of 3+ letters (or any number), without stopwords, crudely stemmed."""
     words = re.findall(r"\w+", text.lower())
     return {_stem(word) for word in words if (len(word) >= 3 or word.isdigit()) and word not in _STOP}
+
+
+def exact_facts(text: str) -> list[str]:
+    """What a text writes that must be copied character for character: tokens with a digit (numbers,
+    dates, versions), paths, command-line options, dotted or underscored names, `code` spans
+    (citations like [1] and trailing punctuation left out; "e.g." is no name)."""
+    found = []
+    for match in _FACT.finditer(_CITATION.sub(" ", text)):
+        token = (match.group(1) or match.group(2)).strip().strip("()[]{}\"',;:").rstrip(".!?")
+        if token and not _ABBREVIATION.fullmatch(token):
+            found.append(token)
+    return found
+
+
+def invented_facts(text: str, given: str) -> list[str]:
+    """The exact facts of `text` that `given` (the sources, the question) does not hold."""
+    return [fact for fact in exact_facts(text) if fact not in given]
+
+
+def best_sentence(wanted: set[str], sentences: Sequence[str]) -> tuple[int, int]:
+    """(index, content words shared) of the sentence sharing the most content words with `wanted`
+    (the first on a tie; 0 and 0 when none shares any)."""
+    best = (0, 0)
+    for index, sentence in enumerate(sentences):
+        shared = len(wanted & content_words(sentence))
+        if shared > best[1]:
+            best = (index, shared)
+    return best
 
 
 def _numbers(text: str) -> set[str]:

@@ -13,9 +13,11 @@
 3. Grounded or quoted: the grounding check (rag/grounding.py) judges each sentence against the
    sources. The answer is replaced by the passage of the sources that best matches the question,
    quoted with its citation and marked `quote`, when nothing is left (the model echoed its prompt
-   or said nothing), when no sentence of it is supported by the sources, or when it shares no
+   or said nothing), when no sentence of it is supported by the sources, when it shares no
    content word with the question (a verbatim passage about something else is "supported" but
-   does not answer). So the reply is never empty or off the question when something relevant was
+   does not answer), or when it writes an exact fact - a number, version, path, option, dotted
+   name or `code` (rag.grounding.exact_facts) - that neither the sources nor the question hold
+   (a small model invents commands: `CREATE_AUTOINCREMENT`, `git-gitfaq.php --creds`). So the reply is never empty or off the question when something relevant was
    found, and an answer the sources do not back is not presented as fact.
 """
 from __future__ import annotations
@@ -25,11 +27,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rag.grounding import GroundingChecker, content_words, sentences_of
+from common.text import sentences_of
+from llm.settings import GenerationOverrides
+from rag.grounding import GroundingChecker, best_sentence, content_words, invented_facts
 from rag.retriever import Source
 
 GENERATED, QUOTE, NO_CONTEXT = "generated", "quote", "no_context"
 QUOTE_SENTENCES = 2
+MORE_SENTENCES_FACTOR = 3  # a question that asks for a list, the steps or an explanation
+_ASKS_FOR_MORE = re.compile(r"\b(?:list|steps?|all|every|each|in detail|detailed|explain|describe|summari[sz]e|overview"
+                            r"|examples?|compare|differences?|options)\b", re.IGNORECASE)
 
 _MARKUP = re.compile(r"<\s*/?\s*(?:documents?|source)\b[^>]*>?|<\|[^|>]*\|>", re.IGNORECASE)
 _PREFACE = re.compile(r"^\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question)?\s+is\s*:\s*", re.IGNORECASE)
@@ -40,6 +47,16 @@ _BARE_URL = re.compile(r"(?<![\w(<\[`/])((?:https?|ftp|file)://[^\s<>()\[\]`]+|w
                        re.IGNORECASE)
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
+
+
+def concise(question: str, overrides: GenerationOverrides | None, sentences: int) -> GenerationOverrides:
+    """The request's settings with the answer's sentence limit (CHAT_ANSWER_SENTENCES; three times
+    that when the question asks for a list, the steps or an explanation), unless it set its own."""
+    overrides = overrides or GenerationOverrides()
+    if overrides.max_sentences is not None or sentences <= 0:
+        return overrides
+    limit = sentences * MORE_SENTENCES_FACTOR if _ASKS_FOR_MORE.search(question) else sentences
+    return overrides.model_copy(update={"max_sentences": limit})
 
 
 @dataclass(frozen=True)
@@ -97,10 +114,9 @@ def best_passage(question: str, sources: Sequence[Source]) -> tuple[int, str]:
     passages: dict[int, list[str]] = {}
     for number, source in enumerate(sources, start=1):
         passages[number] = [text for text, _, _ in sentences_of(source.text)]
-        for index, sentence in enumerate(passages[number]):
-            score = len(wanted & content_words(sentence)) - 0.01 * number
-            if score > best[0]:
-                best = (score, number, index)
+        index, shared = best_sentence(wanted, passages[number])
+        if shared - 0.01 * number > best[0]:
+            best = (shared - 0.01 * number, number, index)
     _, number, index = best
     return number, " ".join(passages.get(number, [])[index:index + QUOTE_SENTENCES])
 
@@ -193,10 +209,11 @@ class AnswerPolicy:
 
     def final(self, question: str, text: str, sources: Sequence[Source], asked_as: str | None = None) -> FinalAnswer:
         """`asked_as`: a follow-up's standalone form (with its subject), used to choose the quote."""
-        answer = neutralise(clean(text), texts_of(sources)).strip()
+        sources_text = texts_of(sources)
+        answer = neutralise(clean(text), sources_text).strip()
         if not sources:
             return FinalAnswer(answer, GENERATED)
-        if answer and addresses(question, answer):
+        if answer and addresses(question, answer) and not invented_facts(answer, f"{sources_text}\n{question}"):
             grounding = self._grounding.check(answer, sources).as_dict()
             if grounding["supported_share"] != 0:  # some sentence is backed, or none carries a claim
                 return FinalAnswer(answer, GENERATED, grounding)

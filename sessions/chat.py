@@ -18,7 +18,7 @@ from rag.evidence import NAVIGATION_SPARE, evidence
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
 from rag.spacy_model import noun_phrases
-from sessions.answers import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream, texts_of
+from sessions.answers import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream, concise, texts_of
 from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
 from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
 from sessions.service import DEFAULT_TITLE, title_from
@@ -46,13 +46,17 @@ class ChatSettings:
     context_tokens: int
     question_tokens: int
     history_tokens: int
+    evidence_tokens: int = 0  # the sources' passages together (0: whole chunks, as many as fit)
+    source_tokens: int = 0  # one source's passage
+    answer_sentences: int = 0  # an answer's sentences unless the question asks for more (0: no limit)
     no_context_reply: str = NO_CONTEXT_REPLY
 
     def budget(self, model: ActiveModel, answer_tokens: int | None) -> PromptBudget:
         """The prompt's token budgets for `model`, reserving `answer_tokens` (default: the model's)."""
         return PromptBudget(context_window=min(model.context_length, self.context_tokens),
                             answer_tokens=answer_tokens or model.max_new_tokens,
-                            question_tokens=self.question_tokens, history_tokens=self.history_tokens)
+                            question_tokens=self.question_tokens, history_tokens=self.history_tokens,
+                            evidence_tokens=self.evidence_tokens, source_tokens=self.source_tokens)
 
 
 @dataclass
@@ -114,6 +118,7 @@ class ChatService:
                 {"fields": [{"field": "message", "message": "too many tokens", "type": "too_long"}]})
         session = self._fold_old_history(session, builder, model)
         standalone = self._standalone(session, question)
+        overrides = concise(question, overrides, self.settings.answer_sentences)
         found = self._retriever.search(user_id, standalone or question, self.settings.top_k + NAVIGATION_SPARE,
                                        self.settings.min_score, Scope.of(session.scope))
         sources = evidence(found, self.settings.top_k)  # contents lists are not given to the model

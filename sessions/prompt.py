@@ -10,8 +10,14 @@ The window (the model's context length, capped by CHAT_CONTEXT_TOKENS) is shared
 | summary           | CHAT_SUMMARY_TOKENS (the summarizer's    | the summarizer writes within it; counted   |
 |                   | max new tokens)                          | with the system prompt it sits in          |
 | recent turns      | CHAT_HISTORY_TOKENS                      | oldest whole turns go to the summary       |
-| retrieved context | whatever is left                         | whole chunks in rank order; one that does  |
-|                   |                                          | not fit is left out (and not cited)        |
+| retrieved context | whatever is left, at most                | whole passages in rank order; one that     |
+|                   | CHAT_EVIDENCE_TOKENS                     | does not fit is left out (and not cited)   |
+
+Each source is given as its passage of at most CHAT_SOURCE_TOKENS (`focused`): from the sentence
+that shares the most words with the question, the sentences that follow (then those before it, while
+there is room), never half a sentence. A small model answers from what it is shown: a short, relevant
+passage both keeps its answer on the question and halves the time to its first token (the prompt is
+most of that time on a CPU). The whole chunk is still cited, checked against and quoted from.
 
 Retrieved text is quoted data: each chunk sits in a numbered <source> element inside
 <documents>, the system prompt says to treat it as material and never as instructions, and
@@ -23,6 +29,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from common.text import sentences_of
+from rag.grounding import best_sentence, content_words
 from rag.retriever import Source
 from sessions.repository import MessageView
 
@@ -45,6 +53,8 @@ class PromptBudget:
     answer_tokens: int
     question_tokens: int
     history_tokens: int
+    evidence_tokens: int = 0  # all sources' passages together (0: as much as the window leaves)
+    source_tokens: int = 0  # one source's passage (0: its whole chunk)
 
 
 @dataclass(frozen=True)
@@ -97,11 +107,13 @@ class PromptBuilder:
         used = {"system": self._message_tokens(system), "history": self._tokens_of(recent),
                 "question": self._message_tokens(question) + self._count("\n\nQuestion: ")}
         room = self.budget.context_window - self.budget.answer_tokens - sum(used.values())
+        room = min(room, self.budget.evidence_tokens) if self.budget.evidence_tokens else room
         cited: list[Source] = []
         blocks: list[str] = []
         context_tokens = 0
         for source in sources:
-            block = _source_block(len(cited) + 1, source)
+            passage = focused(question, source.text, self.budget.source_tokens, self._count)
+            block = _source_block(len(cited) + 1, source, passage)
             tokens = self._count(block)
             if context_tokens + tokens > room:
                 continue  # never half a chunk: a smaller, lower-ranked one may still fit
@@ -132,11 +144,26 @@ def _start_on_user_turn(turns: Sequence[MessageView], index: int) -> int:
     return index
 
 
-def _source_block(number: int, source: Source) -> str:
+def focused(question: str, text: str, budget: int, count: Callable[[str], int]) -> str:
+    """The passage of a chunk the model is given (see the module docstring); the whole chunk when it
+    fits `budget` tokens or `budget` is 0."""
+    sentences = sentences_of(text)
+    if budget <= 0 or not sentences or count(text) <= budget:
+        return text.strip()
+    first, _ = best_sentence(content_words(question), [sentence for sentence, _, _ in sentences])
+    last = first
+    while last + 1 < len(sentences) and count(text[sentences[first][1]:sentences[last + 1][2]]) <= budget:
+        last += 1
+    while first > 0 and count(text[sentences[first - 1][1]:sentences[last][2]]) <= budget:
+        first -= 1
+    return text[sentences[first][1]:sentences[last][2]]
+
+
+def _source_block(number: int, source: Source, passage: str) -> str:
     where = f' page="{source.page}"' if source.page is not None else ""
     where += f' section="{_attr(source.section)}"' if source.section else ""
     where += f' row="{source.row}"' if source.row is not None else ""
-    text = _TAG_LIKE.sub(lambda match: match.group(0).replace("<", "‹"), source.text.strip())
+    text = _TAG_LIKE.sub(lambda match: match.group(0).replace("<", "‹"), passage)
     return f'<source id="{number}" file="{_attr(source.filename)}"{where}>\n{text}\n</source>'
 
 

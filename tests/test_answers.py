@@ -136,3 +136,38 @@ def test_an_answer_no_source_backs_becomes_a_quote(policy) -> None:
     final = answers.final("When was Voyager 1 launched?",
                           "Voyager 1 was launched by the navy from a submarine in the Pacific in 1966.", sources)
     assert final.kind == "quote" and "1977" in final.text and final.grounding is None
+
+
+LONG = ("The harbour ferry leaves at 7:45 every morning. It leaves from pier two. The ferry leaves at 7:45 from pier "
+        "two. The morning ferry is at 7:45. The harbour ferry leaves from pier two every morning. It leaves at 7:45.")
+
+
+def test_an_answer_ends_after_a_few_sentences_unless_asked_for_more(remote_app, fake) -> None:  # noqa: F811
+    """CHAT_ANSWER_SENTENCES (4) on /chat, streamed or not, and on /v1 with documents; a question that
+    asks for a list gets three times as many, and a request may set its own limit."""
+    fake.answer = LONG
+    client, account, session = remote_app()
+    four = LONG[:LONG.index(" The harbour ferry leaves from")]
+    events = parse_events(client.post("/chat/message", json={"sessionId": session, "message": QUESTION,
+                                                             "stream": True}, headers=account.headers)
+                          .get_data(as_text=True))
+    assert "".join(data["text"] for name, data in events if name == "token") == four
+    assert events[-1][1]["reply"]["content"] == four and events[-1][1]["generation"]["max_sentences"] == 4
+    assert _v1(client, account, False) == four and _v1(client, account, True) == four
+
+    def ask(message: str, **body: Any) -> str:
+        return client.post("/chat/message", json={"sessionId": session, "message": message, **body},
+                           headers=account.headers).get_json()["reply"]["content"]
+
+    assert ask("List all the times the harbour ferry leaves in the morning.") == LONG
+    assert ask(QUESTION, generation={"max_sentences": 1}) == "The harbour ferry leaves at 7:45 every morning."
+
+
+def test_an_answer_that_invents_a_command_or_a_number_becomes_a_quote(policy) -> None:
+    """Well supported in words, but `voyager --launch-log` and 1976 are in no source (the question's
+    own "Voyager 1" is fine): the reply is the quote, not an invented fact."""
+    answers, sources = policy
+    for invented in ("Voyager 1 was launched on September 5, 1977. Run `voyager --launch-log` to see it.",
+                     "Voyager 1 was launched from Cape Canaveral on September 5, 1976."):
+        final = answers.final("When was Voyager 1 launched?", invented, sources)
+        assert final.kind == "quote" and "1977" in final.text, invented

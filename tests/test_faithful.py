@@ -8,8 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from common.text import sentence_limit_cut
 from fixtures.samples import make_pdf_pages
-from llm.faithful import MARKUP_STOPS, held_back, penalised_tokens, repeats_itself, stop_index, unpenalised_tokens
+from llm.faithful import (
+    MARKUP_STOPS,
+    answer_end,
+    held_back,
+    penalised_tokens,
+    repeats_itself,
+    stop_index,
+    unpenalised_tokens,
+)
 from llm.settings import GenerationOverrides
 from tests.conftest import Users, upload
 
@@ -45,6 +54,15 @@ def test_stop_strings_cut_and_hold_back() -> None:
     assert stop_index("1977 and 2012", MARKUP_STOPS) is None
     assert held_back("launched in 1977 </sou", MARKUP_STOPS) == len("</sou")
     assert held_back("a < b", MARKUP_STOPS) == 0
+
+
+def test_the_sentence_limit_ends_the_answer_where_the_next_sentence_begins() -> None:
+    text = "Run it like this:\n```\nls -l\ncd /tmp\n```\n1. Open it. Version 10.4.11 is fine. Then close it. More."
+    assert text[:sentence_limit_cut(text, 3)] == text[:text.index(" Then")]  # code, "1." and 10.4.11 whole
+    assert sentence_limit_cut(text, 4) == text.index(" More") and sentence_limit_cut(text, 5) is None
+    assert sentence_limit_cut(text, 0) is None
+    assert answer_end("One. Two. <source id=2>", MARKUP_STOPS, 1) == 4
+    assert answer_end("One. Two. <source id=2>", MARKUP_STOPS, 3) == len("One. Two. ")
 
 
 def test_a_penalty_spares_digits_punctuation_and_the_prompt(llm_app) -> None:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from common.text import sentences_of
 from rag.embedder import Embedder, packaged_model_path
-from rag.grounding import SUPPORTED_AT, GroundingChecker, sentences_of
+from rag.grounding import SUPPORTED_AT, GroundingChecker
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from common.text import sentences_of
 from llm.engine import GenerationRequest, GenerationResult, Prompt
 from llm.llamacpp_engine import LlamaCppEngine
 from llm.manager import shared_engine
@@ -145,3 +146,25 @@ def test_a_request_past_its_deadline_stops_with_what_it_has(engine):
     long_.deadline = time.monotonic() + 1.0  # 2,000 tokens take far longer (about 100 tok/s here)
     result = answer(engine.generate([long_])[0])
     assert result.finish_reason == "timeout" and 0 < result.completion_tokens < 2000
+
+
+@pytest.mark.parametrize("engine_id", ["smollm2-135m-instruct", "smollm2-135m-instruct-transformers"])
+@pytest.mark.parametrize("beams", [1, 3])
+def test_the_sentence_limit_ends_the_real_models_answer_on_both_engines(engine_id: str, beams: int,
+                                                                        model_cache_dir: Path) -> None:
+    """An essay asked for, two sentences allowed: the answer is its first two sentences, streamed or
+    not, greedy or beam search, on llama.cpp and on transformers."""
+    engine = shared_engine(ModelRegistry.from_file(MODELS).get(engine_id), "cpu", "float32", model_cache_dir)
+    essay = ask("Ferries cross the harbour all day. The harbour has a lighthouse and a fish market.",
+                "Write a long story about the harbour, its ferries and its lighthouse.")
+    free = GenerationOverrides(num_beams=beams, temperature=0.0, max_new_tokens=120, repetition_penalty=1.3)
+    limited = free.model_copy(update={"max_sentences": 2})
+    unlimited = answer(engine.generate([request(engine, essay, free)])[0])
+    assert len(sentences_of(unlimited.text)) > 2, unlimited.text  # the limit has something to cut
+    pieces: list[str] = []
+    streamed = answer(engine.generate([request(engine, essay, limited, on_token=pieces.append)])[0])
+    whole = answer(engine.generate([request(engine, essay, limited)])[0])
+    assert streamed.text == whole.text == "".join(pieces) and len(sentences_of(whole.text)) == 2
+    assert whole.finish_reason == "stop" and whole.completion_tokens < unlimited.completion_tokens
+    if beams == 1:  # beam search that ends sooner may settle on other beams
+        assert unlimited.text.startswith(whole.text)

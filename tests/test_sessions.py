@@ -8,7 +8,7 @@ from datetime import timedelta
 from common.database import utcnow
 from rag.retriever import Source
 from sessions.models import ChatSession
-from sessions.prompt import PromptBudget, PromptBuilder
+from sessions.prompt import PromptBudget, PromptBuilder, focused
 from sessions.repository import MessageView, NewMessage
 from tests.conftest import assert_error
 
@@ -240,6 +240,24 @@ def test_only_whole_chunks_that_fit_are_given_and_cited():
     assert [source.document_id for source in prompt.cited] == ["d2"]
     assert "long long" not in prompt.messages[-1]["content"]
     assert sum(prompt.tokens.values()) + BUDGET.answer_tokens <= BUDGET.context_window
+
+
+def test_each_source_is_given_as_its_passage_on_the_question():
+    """A chunk over CHAT_SOURCE_TOKENS is given from the sentence the question's words point at, with
+    the sentences after it, whole; the evidence budget leaves out the sources that no longer fit."""
+    budget = PromptBudget(context_window=1000, answer_tokens=50, question_tokens=40, history_tokens=60,
+                          evidence_tokens=60, source_tokens=20)
+    builder = PromptBuilder(_words, budget, system_prompt="Answer.")
+    chunk = ("Harbour notes. The museum opens at ten. Gulls nest on the roof in spring. The ferry leaves at 7:45 "
+             "from pier two. Tickets cost four pounds. Dogs ride free. The cafe sells tea and cake all day long.")
+    others = [_source(2, "The ferry runs in summer only."), _source(3, "Spare text " * 30)]
+    prompt = builder.build("When does the ferry leave from the pier?", None, [], [_source(1, chunk), *others])
+    user_turn = prompt.messages[-1]["content"]
+    assert "The ferry leaves at 7:45 from pier two. Tickets cost four pounds. Dogs ride free." in user_turn
+    assert "museum" not in user_turn and "cafe" not in user_turn  # before the passage; past its budget
+    assert [source.document_id for source in prompt.cited] == ["d1", "d2"] and prompt.cited[0].text == chunk
+    assert focused("When does the ferry leave?", "Short enough.", 20, _words) == "Short enough."
+    assert focused("Which gulls?", chunk, 12, _words) == "The museum opens at ten. Gulls nest on the roof in spring."
 
 
 def test_history_overflow_moves_the_oldest_turns_to_the_summary():
