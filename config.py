@@ -92,7 +92,7 @@ class Config:
     llm_timeout_s: int = 120
     ratelimit_chat: str = "30 per minute"
     chat_top_k: int = 5
-    chat_min_score: float = 0.3
+    chat_min_score: float = 0.35
     chat_context_tokens: int = 4096
     chat_question_tokens: int = 512
     chat_summary_tokens: int = 192

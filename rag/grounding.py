@@ -103,8 +103,9 @@ def exact_facts(text: str) -> list[str]:
 
 
 def invented_facts(text: str, given: str) -> list[str]:
-    """The exact facts of `text` that `given` (the sources, the question) does not hold."""
-    return [fact for fact in exact_facts(text) if fact not in given]
+    """The exact facts of `text` that `given` (the sources, the question) does not hold as a whole
+    token ("1" inside "10.4.11" does not count)."""
+    return [fact for fact in exact_facts(text) if not re.search(rf"(?<![\w.]){re.escape(fact)}(?![\w]|\.\w)", given)]
 
 
 def best_sentence(wanted: set[str], sentences: Sequence[str]) -> tuple[int, int]:

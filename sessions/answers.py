@@ -13,9 +13,10 @@
 3. Grounded or quoted: the grounding check (rag/grounding.py) judges each sentence against the
    sources. The answer is replaced by the passage of the sources that best matches the question,
    quoted with its citation and marked `quote`, when nothing is left (the model echoed its prompt
-   or said nothing), when no sentence of it is supported by the sources, when it shares no
-   content word with the question (a verbatim passage about something else is "supported" but
-   does not answer), or when it writes an exact fact - a number, version, path, option, dotted
+   or said nothing), when fewer than half of its sentences that make a claim are supported by the
+   sources (KEEP_SUPPORTED_SHARE), when it shares no content word with the question (a verbatim
+   passage about something else is "supported" but does not answer), when most of its sentences
+   are questions (a model listing a FAQ's headings), or when it writes an exact fact - a number, version, path, option, dotted
    name or `code` (rag.grounding.exact_facts) - that neither the sources nor the question hold
    (a small model invents commands: `CREATE_AUTOINCREMENT`, `git-gitfaq.php --creds`). So the reply is never empty or off the question when something relevant was
    found, and an answer the sources do not back is not presented as fact.
@@ -34,12 +35,15 @@ from rag.retriever import Source
 
 GENERATED, QUOTE, NO_CONTEXT = "generated", "quote", "no_context"
 QUOTE_SENTENCES = 2
+KEEP_SUPPORTED_SHARE = 0.5  # a generated answer stands when at least this share of its claims is backed
 MORE_SENTENCES_FACTOR = 3  # a question that asks for a list, the steps or an explanation
 _ASKS_FOR_MORE = re.compile(r"\b(?:list|steps?|all|every|each|in detail|detailed|explain|describe|summari[sz]e|overview"
                             r"|examples?|compare|differences?|options)\b", re.IGNORECASE)
 
 _MARKUP = re.compile(r"<\s*/?\s*(?:documents?|source)\b[^>]*>?|<\|[^|>]*\|>", re.IGNORECASE)
-_PREFACE = re.compile(r"^\s*(?:the\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question)?\s+is\s*:\s*", re.IGNORECASE)
+_PREFACE = re.compile(r"^\s*(?:(?:the\s+)?answer(?:\s+to\s+(?:this|the|your)\s+question)?\s+is\s*:|question:[^\n]*\n)\s*",
+                      re.IGNORECASE)
+_OPEN_TAG = re.compile(r"<[A-Za-z/][^<>]*$")  # a tag the answer ended inside of
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
 _LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
 _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto|file|data|javascript):[^>\s]*)>", re.IGNORECASE)
@@ -72,8 +76,9 @@ def texts_of(sources: Sequence[Source]) -> str:
 
 
 def clean(text: str) -> str:
-    """The answer without the prompt's markup, chat-template tags or a leading "The answer is:"."""
-    return _PREFACE.sub("", _MARKUP.sub("", text)).strip()
+    """The answer without the prompt's markup, chat-template tags, a leading "The answer is:" or
+    "Question: ..." line, or a tag it ended inside of."""
+    return _OPEN_TAG.sub("", _PREFACE.sub("", _MARKUP.sub("", text))).strip()
 
 
 def neutralise(text: str, sources_text: str) -> str:
@@ -195,6 +200,16 @@ def _construct_end(text: str, start: int) -> int | None:
     return None if close < 0 else start + close + 1
 
 
+def on_the_question(question: str, answer: str, given: str) -> bool:
+    """Whether an answer may stand as the model's own before its sentences are checked: it says
+    something, shares a word with the question, is not mostly questions itself (a model listing a
+    FAQ's headings) and invents no exact fact (`given`: the sources and the question)."""
+    sentences = [text for text, _, _ in sentences_of(answer)]
+    asking = sum(1 for sentence in sentences if sentence.endswith("?"))
+    return (bool(answer) and addresses(question, answer) and 2 * asking < len(sentences)
+            and not invented_facts(answer, given))
+
+
 def addresses(question: str, answer: str) -> bool:
     """Whether the answer shares a content word with the question (any, for a question without one)."""
     wanted = content_words(question)
@@ -213,8 +228,9 @@ class AnswerPolicy:
         answer = neutralise(clean(text), sources_text).strip()
         if not sources:
             return FinalAnswer(answer, GENERATED)
-        if answer and addresses(question, answer) and not invented_facts(answer, f"{sources_text}\n{question}"):
+        if on_the_question(question, answer, f"{sources_text}\n{question}"):
             grounding = self._grounding.check(answer, sources).as_dict()
-            if grounding["supported_share"] != 0:  # some sentence is backed, or none carries a claim
+            share = grounding["supported_share"]
+            if share is None or share >= KEEP_SUPPORTED_SHARE:  # most claims backed, or none made
                 return FinalAnswer(answer, GENERATED, grounding)
         return FinalAnswer(quoted(asked_as or question, sources), QUOTE)

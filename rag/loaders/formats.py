@@ -7,6 +7,7 @@ import io
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rag.loaders.archive import check_archive
 from rag.loaders.common import LoaderError, Progress, decode_text, from_elements, no_progress
@@ -30,12 +31,51 @@ def load_html(path: Path, progress: Progress = no_progress) -> ParsedDocument:
 
 
 def html_sections(html: str) -> list[Section]:
-    """Sections of an HTML text (also used for EPUB chapters and HTML mail)."""
+    """Sections of an HTML text (also used for EPUB chapters and HTML mail), navigation left out."""
     use_packaged_spacy_model()
     skip_narrative_text_check()
     from unstructured.partition.html import partition_html
 
-    return from_elements(partition_html(text=html))
+    return from_elements(partition_html(text=without_navigation(html)))
+
+
+def without_navigation(html: str) -> str:
+    """The page less what only navigates: <nav> and role="navigation" elements, the page's own
+    <header> and <footer> (not an article's), and link lists - lists (ul, ol, dl) of LINK_LIST_ITEMS
+    or more items that are each nothing but links (a menu; a contents list of anchors, as DocBook,
+    Texinfo and Sphinx write them). unstructured keeps
+    a link list as text, where it holds the words of many questions and the answer to none
+    (rag/evidence.py recognises the other kinds of contents list). Unparsable HTML is left as it is."""
+    from lxml import etree
+    from lxml import html as lxml_html
+
+    try:
+        parser = lxml_html.HTMLParser(encoding="utf-8", no_network=True, huge_tree=False)
+        root = lxml_html.fromstring(html.encode("utf-8"), parser=parser)  # bytes: an <?xml?> line is fine
+    except (etree.ParserError, ValueError):
+        return html
+    doomed = root.xpath('//nav | //*[@role="navigation"] | //header[not(ancestor::article)]'
+                        ' | //footer[not(ancestor::article)]')
+    doomed += [element for element in root.xpath("//ul | //ol | //dl") if _link_list(element)]
+    if not doomed:
+        return html
+    for element in doomed:
+        if element.getparent() is not None:
+            element.drop_tree()
+    return str(etree.tostring(root, encoding="unicode", method="html"))
+
+
+LINK_LIST_ITEMS = 3
+
+
+def _link_list(element: Any) -> bool:
+    items = element.findall("li") + element.findall("dt") + element.findall("dd")
+    return len(items) >= LINK_LIST_ITEMS and all(_only_a_link(item) for item in items)
+
+
+def _only_a_link(item: Any) -> bool:
+    links = " ".join(link.text_content() for link in item.iter("a"))
+    return bool(links.split()) and " ".join(item.text_content().split()) == " ".join(links.split())
 
 
 def load_md(path: Path, progress: Progress = no_progress) -> ParsedDocument:
