@@ -58,10 +58,11 @@ test-scale-out: venv-dev
 	$(BIN)/python -m pytest tests/test_scale_out.py tests/test_faults.py tests/test_chroma_server.py \
 	  tests/test_rate_limits.py $(PYTEST_ARGS)
 
-# Real documents for the tests (Debian's manual as PDF and HTML, the SQLite FAQ), pandoc to make HTML with, and
+# Real documents for the tests and bench-answers (Debian's manual as PDF and HTML; the SQLite, Git, zsh and
+# FFmpeg FAQs), pandoc to make HTML with, and
 # Chromium with its driver for the browser tests. Installed when running as root with apt;
 # otherwise the tests that need them skip, saying why.
-SYSTEM_TEST_PACKAGES := debian-reference-en sqlite3-doc pandoc chromium chromium-driver
+SYSTEM_TEST_PACKAGES := debian-reference-en sqlite3-doc git-doc zsh-doc ffmpeg-doc pandoc chromium chromium-driver
 test-system-deps:
 	@missing=$$(for p in $(SYSTEM_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -80,9 +81,7 @@ bench-retrieval: venv-dev test-system-deps
 	$(BIN)/python -m bench.retrieval_eval
 
 ## bench-answers: real FAQs (SQLite, Git, zsh, FFmpeg) and known facts asked through the real chat service (prints tables)
-BENCH_ANSWER_PACKAGES := sqlite3-doc git-doc zsh-doc ffmpeg-doc
 bench-answers: venv-dev test-system-deps
-	@$(MAKE) --no-print-directory test-system-deps SYSTEM_TEST_PACKAGES="$(BENCH_ANSWER_PACKAGES)"
 	$(BIN)/python -m bench.answers $(ARGS)
 
 ## bench-generate: decode tok/s, time to first token, batching through the scheduler

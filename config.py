@@ -97,7 +97,7 @@ class Config:
     chat_question_tokens: int = 512
     chat_summary_tokens: int = 192
     chat_history_tokens: int = 1024
-    chat_evidence_tokens: int = 360
+    chat_evidence_tokens: int = 320
     chat_source_tokens: int = 150
     chat_answer_sentences: int = 4
     chat_retention_days: int = 0

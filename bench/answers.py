@@ -132,9 +132,11 @@ def _events(chunks: Iterator[bytes]) -> Iterator[tuple[str, Any]]:
 
 @contextmanager
 def serving(documents: list[Path], model_cache: Path, mode: str = "hybrid",
-            models_file: Path | None = None) -> Iterator[BenchServer]:
+            models_file: Path | None = None, whole_chunks: bool = False) -> Iterator[BenchServer]:
     workdir = Path(tempfile.mkdtemp(prefix=f"answers-{mode}-"))
     extra: dict[str, Any] = {"models_file": models_file} if models_file else {}
+    if whole_chunks:  # the prompt as before passages: longer, for the adaptive table's longer rows
+        extra.update(chat_source_tokens=0, chat_evidence_tokens=0)
     app = create_app(Config.for_testing(workdir / "data", retrieval_mode=mode, model_cache_dir=str(model_cache),
                                         load_model_at_start=True, ratelimit_chat=UNLIMITED,
                                         ratelimit_default=UNLIMITED, **extra))
@@ -234,7 +236,7 @@ def run_faq(args: argparse.Namespace, model_cache: Path) -> None:
     models_file = _models_file(args.model, scratch) if args.model else None
     tables: dict[str, dict[str, str]] = {}
     lengths: dict[str, dict[str, str]] = {}
-    with serving(documents, model_cache, models_file=models_file) as server:
+    with serving(documents, model_cache, models_file=models_file, whole_chunks=args.whole_chunks) as server:
         for name in args.strategies.split(","):
             rows = []
             for number, (entry, question) in enumerate(questions, start=1):
@@ -334,6 +336,8 @@ def main() -> None:
                         help=f"comma-separated, of {', '.join(STRATEGIES)}: each asks every FAQ question")
     parser.add_argument("--model", help="a models.json id to answer with (default: the default model)")
     parser.add_argument("--limit", type=int, default=0, help="ask only this many FAQ questions, spread evenly")
+    parser.add_argument("--whole-chunks", action="store_true",
+                        help="give the model whole chunks, not passages (longer prompts: the table's other rows)")
     parser.add_argument("--save", help="write each strategy's scored answers to PATH.<strategy>.json")
     parser.add_argument("--show-answers", action="store_true")
     parser.add_argument("--show-lengths", action="store_true", help="the FAQ table by prompt length too")

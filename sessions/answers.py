@@ -30,7 +30,7 @@ from typing import Any
 
 from common.text import sentences_of
 from llm.settings import GenerationOverrides
-from rag.grounding import GroundingChecker, best_sentence, content_words, invented_facts
+from rag.grounding import GroundingChecker, content_words, invented_facts
 from rag.retriever import Source
 
 GENERATED, QUOTE, NO_CONTEXT = "generated", "quote", "no_context"
@@ -113,17 +113,28 @@ def inert_markdown(text: str) -> str:
 def best_passage(question: str, sources: Sequence[Source]) -> tuple[int, str]:
     """(1-based source number, passage): the sentence of the sources sharing the most content words
     with the question (the higher-ranked source on a tie), with the sentences after it up to
-    QUOTE_SENTENCES; the top source's first sentences when none shares any."""
+    QUOTE_SENTENCES; the top source's first sentences when none shares any. A question in the
+    sources (a FAQ's heading) is where the answer starts, not the answer: the quote begins after it,
+    and a chunk's own section heading is not quoted."""
     wanted = content_words(question)
-    best: tuple[float, int, int] = (-1.0, 1, 0)  # score, source number, sentence index
+    best: tuple[float, int, int] = (-1.0, 1, 0)  # score, source number, first sentence quoted
     passages: dict[int, list[str]] = {}
     for number, source in enumerate(sources, start=1):
-        passages[number] = [text for text, _, _ in sentences_of(source.text)]
-        index, shared = best_sentence(wanted, passages[number])
-        if shared - 0.01 * number > best[0]:
-            best = (shared - 0.01 * number, number, index)
-    _, number, index = best
-    return number, " ".join(passages.get(number, [])[index:index + QUOTE_SENTENCES])
+        passages[number] = [text for text, _, _ in sentences_of(_without_heading(source))]
+        for index, sentence in enumerate(passages[number]):
+            start = index + 1 if sentence.endswith("?") else index
+            score = len(wanted & content_words(sentence)) - 0.01 * number
+            if start < len(passages[number]) and score > best[0]:
+                best = (score, number, start)
+    _, number, start = best
+    return number, " ".join(passages.get(number, [])[start:start + QUOTE_SENTENCES])
+
+
+def _without_heading(source: Source) -> str:
+    """The chunk's text less the section heading it starts with (Markdown and HTML chunks do)."""
+    text = source.text.strip()
+    heading = (source.section or "").strip()
+    return text[len(heading):] if heading and text.startswith(heading) and len(text) > len(heading) else text
 
 
 def quoted(question: str, sources: Sequence[Source]) -> str:

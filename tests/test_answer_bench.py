@@ -7,7 +7,8 @@ import pytest
 from bench import answer_scores as score
 from bench import faq
 
-pytestmark = pytest.mark.skipif(not faq.SQLITE.exists(), reason="sqlite3-doc is not installed (make test installs it)")
+pytestmark = pytest.mark.skipif(bool(faq.missing()), reason=f"{' '.join(faq.PACKAGES)} are not all installed "
+                                "(make test installs them)")
 
 
 @pytest.fixture(scope="module")

@@ -171,3 +171,22 @@ def test_an_answer_that_invents_a_command_or_a_number_becomes_a_quote(policy) ->
                      "Voyager 1 was launched from Cape Canaveral on September 5, 1976."):
         final = answers.final("When was Voyager 1 launched?", invented, sources)
         assert final.kind == "quote" and "1977" in final.text, invented
+
+
+def test_a_quote_starts_where_the_answer_does() -> None:
+    """A FAQ's own question matches the user's best, yet answers nothing: the quote starts after it;
+    a chunk's section heading is not quoted either."""
+    from rag.retriever import Source
+    from sessions.answers import best_passage
+
+    def source(text: str, section: str | None = None) -> Source:
+        return Source(document_id="d1", filename="faq.html", version=1, page=None, chunk_index=0, score=0.8,
+                      excerpt=text[:40], section=section, row=None, text=text)
+
+    faq = source("(3) How do I reset the Zephyr router? Hold its button for seventeen seconds. Then wait a "
+                 "minute. (4) How do I pair it?")
+    assert best_passage("How do I reset the Zephyr router?", [faq]) == (
+        1, "Hold its button for seventeen seconds. Then wait a minute.")
+    manual = source("Zephyr router reset\nUnplug the router first. Hold its button for seventeen seconds.",
+                    section="Zephyr router reset")
+    assert best_passage("Zephyr router reset", [manual])[1] == "Unplug the router first. Hold its button for seventeen seconds."

@@ -50,7 +50,7 @@ def _documented_rows() -> list[tuple[int, int, dict[str, object]]]:
         upto, low, high, over = bounds.groups()
         first, last = (0, int(upto)) if upto else (int(low), int(high)) if low else (int(over) + 1, 100_000)
         rows.append((first, last, {
-            "strategy": "beam" if cells[1] == "beam search" else "sample", "num_beams": int(cells[2]),
+            "strategy": {"beam search": "beam", "greedy": "greedy"}.get(cells[1], "sample"), "num_beams": int(cells[2]),
             "temperature": float(cells[3].split()[0]), "top_p": None if cells[4] == "-" else float(cells[4]),
             "top_k": None if cells[5] == "-" else int(cells[5]), "max_new_tokens": int(cells[6]),
             "repetition_penalty": float(cells[7].split()[0])}))
