@@ -129,13 +129,7 @@ class TransformersEngine:
         self.decoder = decoder
 
     def encode(self, messages: Prompt) -> EncodedPrompt:
-        """The tokenizer's own chat template, with the assistant turn opened; raw text as it is."""
-        if isinstance(messages, str):
-            ids = list(self.tokenizer(messages)["input_ids"])
-            return EncodedPrompt(ids, len(ids))
-        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                     return_dict=True)
-        ids = list(encoded["input_ids"])
+        ids = prompt_ids(self.tokenizer, messages)
         return EncodedPrompt(ids, len(ids))
 
     def count_tokens(self, text: str) -> int:
@@ -262,6 +256,20 @@ class TransformersEngine:
             finish = "timeout"
         return GenerationResult(text, request.prompt.tokens, len(generated), finish, request.settings,
                                 round(time.monotonic() - started, 3), *request.figures(len(generated)))
+
+
+def prompt_ids(tokenizer: Any, messages: Prompt) -> list[int]:
+    """A chat through the tokenizer's own chat template, with the assistant turn opened; raw text as
+    it is. A base model's tokenizer has no chat template (Gemma 3 270M, pretrained): its chat is
+    written as plain text - the system prompt, each user turn, each answer after "Answer:" - ending
+    in "Answer:", for the model to continue."""
+    if isinstance(messages, str):
+        return list(tokenizer(messages)["input_ids"])
+    if getattr(tokenizer, "chat_template", None):
+        return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"])
+    turns = [f"Answer: {m['content']}" if m["role"] == "assistant" else m["content"] for m in messages]
+    return list(tokenizer("\n\n".join(turns) + "\nAnswer:")["input_ids"])
 
 
 def tidy(request: GenerationRequest, text: str) -> str:

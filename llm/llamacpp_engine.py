@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from llm.engine import EncodedPrompt, GenerationRequest, GenerationResult, Prompt, common_prefix, send_new_text, tidy
+from llm.engine import (
+    EncodedPrompt,
+    GenerationRequest,
+    GenerationResult,
+    Prompt,
+    common_prefix,
+    prompt_ids,
+    send_new_text,
+    tidy,
+)
 from llm.faithful import spared_tokens
 from llm.registry import ModelSpec
 from llm.sampling import Beam, BeamSearch, TokenPicker
@@ -99,12 +108,7 @@ class LlamaCppEngine:
         weakref.finalize(self, _free, lib, [self._shared.release, self._separate.release], self._model).atexit = False
 
     def encode(self, messages: Prompt) -> EncodedPrompt:
-        """The tokenizer's own chat template, with the assistant turn opened; raw text as it is."""
-        if isinstance(messages, str):
-            ids = list(self.tokenizer(messages)["input_ids"])
-        else:
-            ids = list(self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                          return_dict=True)["input_ids"])
+        ids = prompt_ids(self.tokenizer, messages)
         return EncodedPrompt(ids, len(ids))
 
     def count_tokens(self, text: str) -> int:

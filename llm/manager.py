@@ -44,7 +44,7 @@ def _local_engine(spec: ModelSpec, device: str, dtype: str, cache_dir: Path, sta
     installed, the same GGUF runs on transformers (the llama.cpp build here is CPU-only)."""
     if spec.backend == "llama.cpp" and not device.startswith("cuda"):
         try:
-            path = gguf_path(spec)
+            path = gguf_path(spec, cache_dir)
             if spec.quantization:
                 path = repacked(path, spec.quantization, cache_dir)
             return LlamaCppEngine(spec, str(path), load_tokenizer(spec, cache_dir),

@@ -441,7 +441,7 @@ def test_an_answer_replaced_by_a_quote_is_shown_as_a_quote(browser, scripted_ser
 
 
 def test_an_unsupported_sentence_is_marked_where_it_stands(browser, scripted_server, tmp_path):
-    invented = "The ferry was painted purple by pirates in 1850."
+    invented = "The ferry was painted purple by pirates long ago."  # no exact fact: that would make it a quote
     answer = ask_the_scripted_model(browser, scripted_server, tmp_path, "uma",
                                     f"The harbour ferry leaves at 7:45 every morning. {invented}")
     marked = answer.find_elements(By.CSS_SELECTOR, ".body mark.unsupported")

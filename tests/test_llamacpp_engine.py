@@ -168,3 +168,18 @@ def test_the_sentence_limit_ends_the_real_models_answer_on_both_engines(engine_i
     assert whole.finish_reason == "stop" and whole.completion_tokens < unlimited.completion_tokens
     if beams == 1:  # beam search that ends sooner may settle on other beams
         assert unlimited.text.startswith(whole.text)
+
+
+def test_a_base_models_chat_is_plain_text_ending_in_answer(engine):
+    """A tokenizer without a chat template (a pretrained base model's, Gemma 3 270M's) gets the chat as
+    plain text for the model to continue."""
+    import copy
+
+    from llm.engine import prompt_ids
+
+    base = copy.deepcopy(engine.tokenizer)
+    base.chat_template = None
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1?"},
+            {"role": "assistant", "content": "A1."}, {"role": "user", "content": "Q2?"}]
+    assert base.decode(prompt_ids(base, chat), skip_special_tokens=True) == "Be brief.\n\nQ1?\n\nAnswer: A1.\n\nQ2?\nAnswer:"
+    assert "<|im_start|>" in engine.tokenizer.decode(prompt_ids(engine.tokenizer, chat))  # a chat model's own template

@@ -101,7 +101,8 @@ def test_unstructured_uses_the_packaged_spacy_model_offline(tmp_path):
 @pytest.mark.skipif(not DEBIAN_REFERENCE_HTML.exists(), reason="Debian's debian-reference-en is not installed")
 def test_html_sections_are_the_same_without_the_narrative_text_check(tmp_path):
     """The spaCy narrative-text check we skip for HTML and Markdown changes nothing we keep: the
-    same sections as unstructured's full classification (run in a fresh, unpatched process)."""
+    same sections as unstructured's full classification (run in a fresh, unpatched process), both
+    on the page less its navigation, as every HTML page is read."""
     markdown = tmp_path / "notes.md"
     markdown.write_text("# Setup\n\nInstall the package. Then run it.\n\n## Usage\n\n- one item\n- Another item "
                         "with a verb.\n\nA closing paragraph that explains what happens next.\n")
@@ -113,7 +114,9 @@ def test_html_sections_are_the_same_without_the_narrative_text_check(tmp_path):
         "from unstructured.partition.html import partition_html\n"
         "from unstructured.partition.md import partition_md\n"
         "from rag.loaders import from_elements, decode_text\n"
-        "html = from_elements(partition_html(text=decode_text(Path(sys.argv[1]).read_bytes())))\n"
+        "from rag.loaders.formats import without_navigation\n"
+        "page = without_navigation(decode_text(Path(sys.argv[1]).read_bytes()))\n"
+        "html = from_elements(partition_html(text=page))\n"
         "md = from_elements(partition_md(text=Path(sys.argv[2]).read_text()))\n"
         "print(json.dumps([[[s.text, s.section] for s in sections] for sections in (html, md)]))\n"
     )
