@@ -30,6 +30,7 @@ from common.text import sentences_of
 MEANING_WEIGHT = 0.6
 SUPPORTED_AT = 0.5
 MIN_CONTENT_WORDS = 3
+_FENCED = re.compile(r"```[^\n]*\n(.*?)(?:```|$)", re.DOTALL)  # a code block's lines (an unclosed one too)
 _CITATION = re.compile(r"\[\d+\]")  # [1]: which source, not a fact
 _FACT = re.compile(r"`([^`\n]+)`|(?<![\w/.-])(\S*\d\S*|(?:~|\.{1,2})?/[\w.~-]\S*|--?[A-Za-z][\w-]*"
                    r"|[A-Za-z][\w-]*(?:[._][\w-]+)+)")
@@ -91,11 +92,13 @@ def content_words(text: str) -> set[str]:
 
 
 def exact_facts(text: str) -> list[str]:
-    """What a text writes that must be copied character for character: tokens with a digit (numbers,
-    dates, versions), paths, command-line options, dotted or underscored names, `code` spans
-    (citations like [1] and trailing punctuation left out; "e.g." is no name)."""
-    found = []
-    for match in _FACT.finditer(_CITATION.sub(" ", text)):
+    """What a text writes that must be copied character for character: each line of a ``` code
+    block (white space folded), and elsewhere tokens with a digit (numbers, dates, versions), paths,
+    command-line options, dotted or underscored names, `code` spans (citations like [1] and
+    trailing punctuation left out; "e.g." is no name)."""
+    found = [" ".join(line.split()) for block in _FENCED.findall(text) for line in block.splitlines()
+             if line.strip()]
+    for match in _FACT.finditer(_CITATION.sub(" ", _FENCED.sub(" ", text))):
         token = (match.group(1) or match.group(2)).strip().strip("()[]{}\"',;:").rstrip(".!?")
         if token and not _ABBREVIATION.fullmatch(token):
             found.append(token)
@@ -104,7 +107,8 @@ def exact_facts(text: str) -> list[str]:
 
 def invented_facts(text: str, given: str) -> list[str]:
     """The exact facts of `text` that `given` (the sources, the question) does not hold as a whole
-    token ("1" inside "10.4.11" does not count)."""
+    token ("1" inside "10.4.11" does not count; white space folded)."""
+    given = " ".join(given.split())
     return [fact for fact in exact_facts(text) if not re.search(rf"(?<![\w.]){re.escape(fact)}(?![\w]|\.\w)", given)]
 
 

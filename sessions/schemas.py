@@ -72,8 +72,10 @@ GROUNDING = ("Assistant turns with sources: `threshold`, `supported_share`, `uns
 
 ANSWER_KIND = ("Assistant turns: `generated` (the model's answer, cleaned of prompt markup, its links and images "
                "kept only when their target is in the sources), `quote` (the model's answer was empty, echoed its "
-               "prompt, was backed by no source or did not address the question: the passage of the sources that best "
-               "matches the question, quoted with its citation) or `no_context` (nothing relevant was found)")
+               "prompt, had fewer than half of its claims backed by the sources, did not address the question, was "
+               "mostly questions, or wrote an exact fact - number, version, path, option, name, code - that neither "
+               "the sources nor the question hold: the passage of the sources that best matches the question, quoted "
+               "with its citation) or `no_context` (nothing relevant was found)")
 
 
 class MessageOut(BaseModel):

@@ -164,13 +164,19 @@ def test_an_answer_ends_after_a_few_sentences_unless_asked_for_more(remote_app, 
 
 
 def test_an_answer_that_invents_a_command_or_a_number_becomes_a_quote(policy) -> None:
-    """Well supported in words, but `voyager --launch-log` and 1976 are in no source (the question's
-    own "Voyager 1" is fine): the reply is the quote, not an invented fact."""
+    """Well supported in words, but `voyager --launch-log`, 1976 and the code block's command are in
+    no source (the question's own "Voyager 1" is fine): the reply is the quote, not an invented fact.
+    A code block copied from the sources (its lines, white space aside) is no invention."""
     answers, sources = policy
     for invented in ("Voyager 1 was launched on September 5, 1977. Run `voyager --launch-log` to see it.",
-                     "Voyager 1 was launched from Cape Canaveral on September 5, 1976."):
+                     "Voyager 1 was launched from Cape Canaveral on September 5, 1976.",
+                     "Voyager 1 was launched on September 5, 1977. To see it:\n\n```bash\nshow launch voyager\n```"):
         final = answers.final("When was Voyager 1 launched?", invented, sources)
         assert final.kind == "quote" and "1977" in final.text, invented
+    from rag.grounding import invented_facts
+
+    copied = "List them:\n\n```\nSELECT name FROM sqlite_schema\nWHERE type='table'\n```"
+    assert not invented_facts(copied, "Run SELECT name FROM sqlite_schema\n    WHERE type='table'\nORDER BY name;")
 
 
 def test_a_quote_starts_where_the_answer_does() -> None:
