@@ -10,13 +10,17 @@
    in the database, merged by score), the query's embedding left out (it costs the same for all).
 4. Parsing only, pages/s: OCR of scanned pages (images of text, no text layer) next to the same
    pages with a text layer, and Debian's manual with and without the search for ruled tables.
+5. OCR word accuracy on real born-digital PDFs (Debian's manual, zsh's manual): pages rendered to
+   images at OCR_DPI, read by OCR, their words matched against the same pages' text layer.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +43,10 @@ from rag.types import Chunk  # noqa: E402
 from rag.vector_store import VectorStore, make_client  # noqa: E402
 from workspaces.service import WorkspaceService  # noqa: E402
 
+# Born-digital PDFs of real text (Debian's packages) and the pages rendered for OCR accuracy: prose,
+# command lines and tables, past the contents lists.
+OCR_ACCURACY_PDFS = [(Path("/usr/share/debian-reference/debian-reference.en.pdf"), 40),
+                     (Path("/usr/share/doc/zsh-common/zsh.pdf"), 20)]
 DEBIAN_DOCS = [Path("/usr/share/debian-reference/debian-reference.en.pdf")] + [
     Path(f"/usr/share/debian-reference/ch{n:02d}.en.html") for n in (1, 2, 3)
 ]
@@ -236,6 +244,34 @@ def bench_parsing(pages: int) -> list[tuple[str, str]]:
     return rows
 
 
+def bench_ocr_accuracy(pages: int) -> list[tuple[str, str]]:
+    """Word accuracy of OCR on rendered pages of real PDFs: the share of the text layer's words
+    (\\w+ runs, case kept, counted with repeats) that the OCR text holds. Order is not scored, as
+    tables and columns may be read in another order; a glued or misspelt word is a miss."""
+    import pypdfium2
+
+    from rag.loaders.ocr import OCR_DPI, read_image
+
+    rows = []
+    for path, first in OCR_ACCURACY_PDFS:
+        if not path.exists():
+            continue
+        document = pypdfium2.PdfDocument(str(path))
+        found = total = 0
+        started = time.perf_counter()
+        for index in range(first, min(first + pages, len(document))):
+            page = document[index]
+            truth = Counter(re.findall(r"\w+", page.get_textpage().get_text_range()))
+            read = Counter(re.findall(r"\w+", read_image(page.render(scale=OCR_DPI / 72, grayscale=True).to_numpy())))
+            found += sum((truth & read).values())
+            total += sum(truth.values())
+        elapsed = time.perf_counter() - started
+        document.close()
+        rows.append((f"OCR word accuracy, {path.name} pp. {first + 1}-{first + pages} rendered at {OCR_DPI} dpi "
+                     f"({total} words); pages/s", f"{found / max(total, 1):.3f}; {pages / elapsed:.2f}"))
+    return rows
+
+
 def _timed(work) -> float:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     work()
@@ -277,6 +313,7 @@ def main() -> None:
         rows += bench_spaces(100_000, 20, args.queries)
     if not args.skip_parsing:
         rows += bench_parsing(args.ocr_pages)
+        rows += bench_ocr_accuracy(args.ocr_pages)
     print_table(rows)
 
 

@@ -79,7 +79,8 @@ class IngestionPipeline:
             self._store.delete_document(document.space, document.id)  # deleted meanwhile
             return
         change = self._repository.finish(document.id, chunks=len(chunks), pages=parsed.pages,
-                                         ocr_pages=parsed.ocr_pages)
+                                         ocr_pages=parsed.ocr_pages,
+                                         table_pages_skipped=parsed.table_pages_skipped)
         if change is None:  # deleted meanwhile
             self._store.delete_document(document.space, document.id)
             return

@@ -14,7 +14,7 @@ import pptx  # noqa: E402,F401
 import unstructured.partition.docx  # noqa: E402,F401
 from unstructured.partition.md import partition_md  # noqa: E402
 
-# The OCR engine is not imported here: onnxruntime's threads would not survive the fork.
+# The OCR engine is not imported here: it is made in the parsing child, on first use.
 # Warm everything lazy (spaCy model, langdetect profiles, markdown) once, in the forkserver: every
 # forked child starts ready instead of paying ~0.5 s per document.
 partition_md(text="# Warm up\n\nThis sentence warms the parsers up. It is parsed once at start.\n")

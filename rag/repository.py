@@ -48,6 +48,7 @@ class DocumentView:
     error: str | None
     created_at: datetime
     ocr_pages: int = 0
+    table_pages_skipped: int = 0
     versions: int = 1
     live_version: int | None = None
     workspace_id: str | None = None
@@ -57,6 +58,7 @@ class DocumentView:
         return cls(row.id, row.user_id, row.family_id, row.version, row.is_head, row.is_live, row.filename,
                    row.type, row.sha256, row.size_bytes, row.storage_name, row.status, round(row.progress, 4),
                    row.chunks, row.pages, row.error, row.created_at, ocr_pages=row.ocr_pages or 0,
+                   table_pages_skipped=row.table_pages_skipped or 0,
                    workspace_id=row.workspace_id)
 
     @property
@@ -322,7 +324,8 @@ class DocumentRepository:
         return self._update(document_id, {Document.status: STATUS_PROCESSING},
                             progress=min(max(fraction, 0.0), 1.0), heartbeat_at=utcnow())
 
-    def finish(self, document_id: str, chunks: int, pages: int | None, ocr_pages: int = 0) -> VersionChange | None:
+    def finish(self, document_id: str, chunks: int, pages: int | None, ocr_pages: int = 0,
+               table_pages_skipped: int = 0) -> VersionChange | None:
         """processing -> ready. The head version goes live (the previous live version's chunks go to
         the archive); a version that stopped being the head meanwhile goes to the archive itself.
         None when the document is no longer being processed (deleted meanwhile).
@@ -338,6 +341,7 @@ class DocumentRepository:
             done = session.execute(update(Document).where(Document.id == document_id,
                                                           Document.status == STATUS_PROCESSING)
                                    .values(status=STATUS_READY, progress=1.0, chunks=chunks, pages=pages, ocr_pages=ocr_pages,
+                                           table_pages_skipped=table_pages_skipped,
                                            worker_id=None))
             if not affected_rows(done):
                 return None

@@ -26,6 +26,7 @@ class VersionOut(BaseModel):
     chunks: int
     pages: int | None
     ocr_pages: int
+    table_pages_skipped: int
     error: str | None
     created_at: datetime
 
@@ -47,6 +48,8 @@ class DocumentOut(BaseModel):
     chunks: int
     pages: int | None = Field(description="PDF pages or PPTX slides; null where the format has no pages")
     ocr_pages: int = Field(description="PDF pages without a text layer, read by OCR")
+    table_pages_skipped: int = Field(description="PDF pages with drawings whose tables were not looked for "
+                                     "(past the first 300 such pages); they keep their plain text")
     error: str | None = Field(description="Why ingestion failed; null unless failed")
     created_at: datetime
     version: int = Field(description="The version shown here: the newest upload, or the one restored")
@@ -63,7 +66,8 @@ class DocumentOut(BaseModel):
 
 
 def _fields(document: DocumentView) -> dict[str, object]:
-    names = ("filename", "type", "sha256", "size_bytes", "status", "progress", "chunks", "pages", "ocr_pages", "error",
+    names = ("filename", "type", "sha256", "size_bytes", "status", "progress", "chunks", "pages", "ocr_pages",
+             "table_pages_skipped", "error",
              "created_at", "version")
     return {name: getattr(document, name) for name in names}
 

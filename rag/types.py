@@ -25,6 +25,7 @@ class ParsedDocument:
     pages: int | None = None
     extractors: dict[str, int] = field(default_factory=dict)  # e.g. PDF pages per text extractor
     ocr_pages: int = 0  # pages read by OCR (no text layer)
+    table_pages_skipped: int = 0  # pages with drawings not searched for tables (past the PDF loader's cap)
 
 
 @dataclass(frozen=True)

@@ -510,7 +510,7 @@ function documentElement(doc) {
   status.className = "doc-status small";
   const percent = Math.round(doc.progress * 100);
   status.textContent = doc.status === "processing" ? `processing ${percent}%`
-    : doc.status === "ready" ? `ready · ${doc.chunks} chunks${doc.pages ? ` · ${doc.pages} ${doc.type === "pptx" ? "slides" : "pages"}` : ""}${doc.ocr_pages ? ` (${doc.ocr_pages} by OCR)` : ""}`
+    : doc.status === "ready" ? `ready · ${doc.chunks} chunks${doc.pages ? ` · ${doc.pages} ${doc.type === "pptx" ? "slides" : "pages"}` : ""}${doc.ocr_pages ? ` (${doc.ocr_pages} by OCR)` : ""}${doc.table_pages_skipped ? ` · tables not looked for on ${doc.table_pages_skipped} pages` : ""}`
       : doc.status === "failed" ? `failed: ${doc.error}` : doc.status;
   if (doc.versions > 1) status.textContent = `v${doc.version} · ${status.textContent}`;
   if (doc.current_version !== null && doc.current_version !== doc.version) {

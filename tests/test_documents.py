@@ -46,6 +46,7 @@ def test_each_format_is_ingested_and_its_fact_found(client, users, samples, doc_
     assert document["status"] == "ready" and document["progress"] == 1.0 and document["chunks"] >= 1
     assert document["type"] == doc_type and document["filename"] == samples[doc_type].name
     assert document["pages"] == PAGES.get(doc_type) and document["error"] is None and document["ocr_pages"] == 0
+    assert document["table_pages_skipped"] == 0
     best = search(client, account, QUESTIONS[doc_type])[0]
     assert best["document_id"] == document["id"] and best["filename"] == samples[doc_type].name
     key_words = FACTS[doc_type].split()[1:4]

@@ -3,11 +3,14 @@ the real embedder and the real HTTP app (issue 19). The fact of each new format 
 citation in tests/test_documents.py."""
 from __future__ import annotations
 
+import itertools
 import re
+import time
 import zipfile
 
 import pytest
 
+import rag.loaders.pdf as pdf_loader
 from fixtures.samples import (
     FACTS,
     TABLE_FACT_ROW,
@@ -30,6 +33,8 @@ from rag.spaces import Space
 from tests.conftest import Users, assert_error, search, upload
 
 ORCHARD = "How many varieties of pear grow in the orchard on Kettle Hill?"
+QUEEN_BEE = ("The queen bee named Marigold lived for seven years in hive number 42, the oldest queen ever recorded "
+             "by the Kestrel Valley beekeepers.")
 TABLE_MAKERS = {"pdf": make_table_pdf, "docx": make_table_docx, "html": make_table_html, "md": make_table_md,
                 "xlsx": make_table_xlsx}
 HEADER_LINE = "| " + " | ".join(TABLE_HEADER) + " |"
@@ -50,6 +55,21 @@ def test_a_scanned_pdf_is_read_by_ocr_and_its_fact_found_on_its_page(client, use
     best = search(client, account, ORCHARD)[0]
     assert best["document_id"] == document["id"] and best["page"] == 2
     assert "pear" in best["excerpt"] and "Agnes" in best["excerpt"], best["excerpt"]
+
+
+def test_a_rare_word_of_a_scanned_page_is_found_spelled_and_spaced_as_on_the_page(client, users, tmp_path):
+    """OCR keeps the spaces between words: the recogniser it replaced stored this page as
+    "ThequeenbeenamedMarigoldlivedforsevenyears...", which no keyword search finds."""
+    account = users.register()
+    scan = make_scanned_pdf(tmp_path / "hive-log.pdf", [filler_page(1), QUEEN_BEE])
+    document = upload(client, account, scan).get_json()["document"]
+    assert document["status"] == "ready" and document["ocr_pages"] == 2, document
+    keywords = client.application.extensions["docchat"].vectors.keywords
+    hits = keywords.search(Space.personal(account.id), "Marigold", 5)
+    assert len(hits) == 1 and hits[0].chunk_id.split(":")[0] == hits[0].document_id  # one chunk holds the word
+    best = search(client, account, "Marigold")[0]
+    assert best["filename"] == "hive-log.pdf" and best["page"] == 2, best
+    assert QUEEN_BEE[:-1] in " ".join(best["excerpt"].split()), best["excerpt"]
 
 
 def test_a_mixed_pdf_reads_only_its_page_without_text_by_ocr(client, users, tmp_path):
@@ -105,6 +125,30 @@ def test_a_table_is_chunked_between_rows_with_its_header(kind, tmp_path, embedde
         rows += lines[2:]
     assert rows == ["| " + " | ".join(row) + " |" for row in table_rows()]  # every row once, whole, in order
     assert not any("Nordlys" in chunk.text for chunk in chunks if chunk not in table_chunks)
+
+
+def test_a_table_heavy_pdf_reads_the_same_on_a_slow_machine(tmp_path, monkeypatch):
+    """Table search is capped in pages, not seconds. Here the machine is made slower than any: its
+    clock moves a minute between two readings, so a cap counted in seconds would stop at once."""
+    heavy = make_table_pdf(tmp_path / "berths.pdf", copies=4)
+    normal = pdf_loader.load_pdf(heavy)
+    readings = itertools.count(step=60.0)
+    monkeypatch.setattr(time, "monotonic", lambda: float(next(readings)))
+    slow = pdf_loader.load_pdf(heavy)
+    assert slow.sections == normal.sections
+    assert len({section.page for section in normal.sections if section.header}) == normal.pages  # tables read
+    assert normal.table_pages_skipped == slow.table_pages_skipped == 0
+
+
+def test_pages_past_the_table_cap_keep_their_text_and_are_counted(tmp_path, monkeypatch):
+    heavy = make_table_pdf(tmp_path / "berths.pdf", copies=4)
+    monkeypatch.setattr(pdf_loader, "TABLE_PAGES", 1)
+    parsed = pdf_loader.load_pdf(heavy)
+    assert parsed.pages is not None and parsed.pages >= 3
+    assert parsed.table_pages_skipped == parsed.pages - 1
+    assert {section.page for section in parsed.sections if section.header} == {1}
+    later = "\n".join(section.text for section in parsed.sections if section.page == parsed.pages)
+    assert any(row[1] in later for row in table_rows())  # the rows' words kept as plain text
 
 
 @pytest.mark.parametrize("kind", TABLE_MAKERS)

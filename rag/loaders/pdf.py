@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,9 +28,11 @@ OCR_MIN_CHARS = 20
 # lines or boxes: pdfplumber reads a page ~50x slower than pdfium, and finds no table without them.
 TABLE_MIN_PATHS = 6
 # pdfplumber takes ~0.15 s a page with drawings (Debian's manual: 220 of 261 pages, 37 s in all).
-# Past this many seconds the remaining pages keep their plain text, so that a long PDF full of
-# drawings stays within PARSE_TIMEOUT_S.
-TABLE_SECONDS = 30.0
+# Tables are looked for on at most this many such pages of one PDF, in page order, so that a long
+# PDF full of drawings stays within PARSE_TIMEOUT_S. The rest keep their plain text and are counted
+# in the document's `table_pages_skipped`. A count of pages, not a clock: every machine indexes the
+# same PDF into the same chunks.
+TABLE_PAGES = 300
 INSET = 2.0
 # Running headers and footers ("Harbour notes, page 3", a book title, "Page 3 of 40"): a line among
 # the first or last RUNNING_EDGE_LINES of a page, that (digits aside) is at that edge of at least
@@ -60,7 +61,10 @@ def load_pdf(path: Path, progress: Progress = no_progress) -> ParsedDocument:
             progress(done, len(scanned))
             pages[index] = ("ocr", _ocr_page(document[index]))
         ruled = [index for index in range(len(pages)) if index not in scanned and _paths(document[index]) >= TABLE_MIN_PATHS]
-        tables = _tables(path, document, ruled)
+        tables = _tables(path, document, ruled[:TABLE_PAGES])
+        if len(ruled) > TABLE_PAGES:
+            log.warning("%s: no tables looked for on %d pages past the first %d with drawings (TABLE_PAGES)",
+                        path.name, len(ruled) - TABLE_PAGES, TABLE_PAGES)
     except pypdf.errors.PyPdfError as exc:
         raise LoaderError(f"The PDF could not be read: {exc}") from exc
     finally:
@@ -75,7 +79,8 @@ def load_pdf(path: Path, progress: Progress = no_progress) -> ParsedDocument:
         if text.strip():
             sections.append(Section(text=clean(text), page=number))
         sections += page_tables
-    return ParsedDocument(sections, pages=len(pages), extractors=extractors, ocr_pages=len(scanned))
+    return ParsedDocument(sections, pages=len(pages), extractors=extractors, ocr_pages=len(scanned),
+                          table_pages_skipped=max(0, len(ruled) - TABLE_PAGES))
 
 
 def _edge_lines(text: str) -> list[str]:
@@ -183,12 +188,8 @@ def _tables(path: Path, document: Any, page_indexes: list[int]) -> dict[int, tup
     import pdfplumber
 
     found: dict[int, tuple[str, list[Section]]] = {}
-    deadline = time.monotonic() + TABLE_SECONDS
     with pdfplumber.open(str(path)) as pdf:
         for index in page_indexes:
-            if time.monotonic() > deadline:
-                log.warning("%s: no tables looked for after page %d (TABLE_SECONDS)", path.name, index)
-                break
             geometry = pdf.pages[index]
             try:
                 located = geometry.find_tables()
