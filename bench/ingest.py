@@ -258,8 +258,9 @@ def bench_ocr_accuracy(pages: int) -> list[tuple[str, str]]:
             continue
         document = pypdfium2.PdfDocument(str(path))
         found = total = 0
+        read_pages = range(first, min(first + pages, len(document)))
         started = time.perf_counter()
-        for index in range(first, min(first + pages, len(document))):
+        for index in read_pages:
             page = document[index]
             truth = Counter(re.findall(r"\w+", page.get_textpage().get_text_range()))
             read = Counter(re.findall(r"\w+", read_image(page.render(scale=OCR_DPI / 72, grayscale=True).to_numpy())))
@@ -267,8 +268,8 @@ def bench_ocr_accuracy(pages: int) -> list[tuple[str, str]]:
             total += sum(truth.values())
         elapsed = time.perf_counter() - started
         document.close()
-        rows.append((f"OCR word accuracy, {path.name} pp. {first + 1}-{first + pages} rendered at {OCR_DPI} dpi "
-                     f"({total} words); pages/s", f"{found / max(total, 1):.3f}; {pages / elapsed:.2f}"))
+        rows.append((f"OCR word accuracy, {path.name} pp. {first + 1}-{read_pages[-1] + 1} rendered at {OCR_DPI} dpi "
+                     f"({total} words); pages/s", f"{found / max(total, 1):.3f}; {len(read_pages) / elapsed:.2f}"))
     return rows
 
 

@@ -58,8 +58,8 @@ def test_a_scanned_pdf_is_read_by_ocr_and_its_fact_found_on_its_page(client, use
 
 
 def test_a_rare_word_of_a_scanned_page_is_found_spelled_and_spaced_as_on_the_page(client, users, tmp_path):
-    """OCR keeps the spaces between words: the recogniser it replaced stored this page as
-    "ThequeenbeenamedMarigoldlivedforsevenyears...", which no keyword search finds."""
+    """OCR keeps the spaces between words: the recogniser it replaced read this page as "... lived
+    forseven years inhive number 42 ... Kestrel Valleybeekeepers", which keyword search misses."""
     account = users.register()
     scan = make_scanned_pdf(tmp_path / "hive-log.pdf", [filler_page(1), QUEEN_BEE])
     document = upload(client, account, scan).get_json()["document"]

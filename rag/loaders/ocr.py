@@ -6,7 +6,7 @@ run time and no system package is needed, so every machine reads a scan alike.
 Why Tesseract: it keeps the spaces between words. RapidOCR's PP-OCRv4 recogniser (mostly Chinese
 training) glued small-print English words ("intheLinuxkerneldocumentation"), which keyword search
 and the embedder cannot read. On rendered pages of real PDFs, against their text layer
-(bench-ingest): word accuracy 0.977 on Debian's manual and 0.999 on zsh's, where RapidOCR read
+(bench-ingest): word accuracy 0.978 on Debian's manual and 0.999 on zsh's, where RapidOCR read
 0.897 and 0.990, and ~6x the pages per second on 2 cores.
 
 The engine is made in the parsing child, on first use, never in the forkserver."""

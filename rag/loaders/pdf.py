@@ -61,10 +61,11 @@ def load_pdf(path: Path, progress: Progress = no_progress) -> ParsedDocument:
             progress(done, len(scanned))
             pages[index] = ("ocr", _ocr_page(document[index]))
         ruled = [index for index in range(len(pages)) if index not in scanned and _paths(document[index]) >= TABLE_MIN_PATHS]
-        tables = _tables(path, document, ruled[:TABLE_PAGES])
-        if len(ruled) > TABLE_PAGES:
+        searched, skipped = ruled[:TABLE_PAGES], ruled[TABLE_PAGES:]
+        tables = _tables(path, document, searched)
+        if skipped:
             log.warning("%s: no tables looked for on %d pages past the first %d with drawings (TABLE_PAGES)",
-                        path.name, len(ruled) - TABLE_PAGES, TABLE_PAGES)
+                        path.name, len(skipped), TABLE_PAGES)
     except pypdf.errors.PyPdfError as exc:
         raise LoaderError(f"The PDF could not be read: {exc}") from exc
     finally:
@@ -80,7 +81,7 @@ def load_pdf(path: Path, progress: Progress = no_progress) -> ParsedDocument:
             sections.append(Section(text=clean(text), page=number))
         sections += page_tables
     return ParsedDocument(sections, pages=len(pages), extractors=extractors, ocr_pages=len(scanned),
-                          table_pages_skipped=max(0, len(ruled) - TABLE_PAGES))
+                          table_pages_skipped=len(skipped))
 
 
 def _edge_lines(text: str) -> list[str]:
