@@ -108,7 +108,7 @@ class Config:
     log_level: str = "INFO"
     models_file: Path = Path(__file__).with_name("models.json")
 
-    # environment variable -> field name; the README's table mirrors this.
+    # environment variable -> field name; docs/configuration.md's table mirrors this.
     ENV = {
         "APP_ENV": "app_env",
         "DATA_DIR": "data_dir",

@@ -23,7 +23,7 @@ def _check_scale_out() -> None:
     missing = [name for name in ("DATABASE_URL", "CHROMA_HOST") if not os.environ.get(name)]
     if workers > 1 and missing:
         raise SystemExit(f"WEB_WORKERS={workers} needs the scale-out settings {', '.join(missing)} "
-                         "(PostgreSQL and a Chroma server; see the README's scale-out section)")
+                         "(PostgreSQL and a Chroma server; see docs/scale-out.md)")
     if workers > 1 and os.environ.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
         print(f"warning: WEB_WORKERS={workers} with memory:// rate limits: each worker counts alone "
               "(set RATELIMIT_STORAGE_URI=redis://...)", flush=True)

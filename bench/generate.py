@@ -95,7 +95,7 @@ def run(scheduler: Scheduler, concurrent: int, new_tokens: int) -> Figures:
 def llama_cpp(new_tokens: int) -> dict[str, float] | str:
     """llama.cpp's single-stream figures from its own process (bench/llama_cpp_probe.py), or why not."""
     if importlib.util.find_spec("llama_cpp") is None:
-        return "not installed: see the README for the build flags that run it here (builds ~10 min)"
+        return "not installed: see docs/benchmarks.md for the build flags that run it here (builds ~10 min)"
     probe = subprocess.run([sys.executable, "-m", "bench.llama_cpp_probe", str(new_tokens)], cwd=ROOT,
                            capture_output=True, text=True, timeout=600)
     if probe.returncode != 0:

@@ -1,7 +1,7 @@
 """llama.cpp (llama-cpp-python) on the default model's GGUF; run by bench/generate.py in its own
 process, so neither engine's threads or caches help or hinder the other's figures. Prints one JSON
 line: tok/s including prefill, decode tok/s after the first token, and time to first token, for
-the same prompt and token count. (It crashed here with SIGILL when built with AMX: see README.)"""
+the same prompt and token count. (It crashed here with SIGILL when built with AMX: see docs/benchmarks.md.)"""
 from __future__ import annotations
 
 import json

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rag.schemas import ScopeIn
 
 # Caps on every text a /v1 request carries, checked when the body is validated (before anything is
-# tokenized or queued); a body over them is a 400 naming the field. The README's Security section
+# tokenized or queued); a body over them is a 400 naming the field. docs/security.md
 # lists them. A whole body is also bounded by MAX_JSON_KB before it is parsed at all.
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_CHARS = 100  # each stop sequence
