@@ -55,8 +55,8 @@ test-fast: venv-dev lint
 test-scale-out: venv-dev
 	TEST_POSTGRES_URL=$${TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres} \
 	TEST_REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} \
-	$(BIN)/python -m pytest tests/test_scale_out.py tests/test_faults.py tests/test_chroma_server.py \
-	  tests/test_rate_limits.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests/app/test_scale_out.py tests/app/test_faults.py tests/rag/test_chroma_server.py \
+	  tests/api/test_rate_limits.py $(PYTEST_ARGS)
 
 # Real documents for the tests and bench-answers (Debian's manual as PDF and HTML; the SQLite, Git, zsh and
 # FFmpeg FAQs), pandoc to make HTML with, and

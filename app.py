@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -26,6 +27,7 @@ from common.context import ERROR_TABLE_KEY, EXTENSION_KEY
 from common.errors import DomainError, PayloadTooLarge
 from config import Config
 from error_table import ERROR_TABLE
+from ingest.spacy_model import load_parser
 from services import Services, build_services
 
 log = logging.getLogger("docchat")
@@ -71,12 +73,14 @@ def create_app(config: Config | None = None, services: Services | None = None) -
 
 def start_background_work(app: Flask) -> None:
     """Start ingestion workers (picking up jobs an earlier run left) and, unless
-    LOAD_MODEL_AT_START=false, the model's loading. Idempotent."""
+    LOAD_MODEL_AT_START=false, the model's loading and spaCy's (follow-up questions need it).
+    Idempotent."""
     services: Services = app.extensions[EXTENSION_KEY]
     services.ingestion.start()
     services.maintenance.start()
     if services.config.load_model_at_start:
         services.llm.manager.start()
+        threading.Thread(target=load_parser, name="spacy-load", daemon=True).start()
 
 
 def bootstrap_first_admin(app: Flask) -> str | None:
@@ -233,8 +237,8 @@ def _register_hooks(app: Flask) -> None:
 def _register_cli(app: Flask) -> None:
     from auth.cli import users_cli
     from common.cli import db_cli
+    from ingest.cli import ingest_command, ingest_worker_command
     from maintenance.cli import backup_cli, integrity_cli
-    from rag.cli import ingest_command, ingest_worker_command
 
     app.cli.add_command(users_cli)
     app.cli.add_command(db_cli)

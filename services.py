@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from answers.grounding import GroundingChecker
+from answers.policy import AnswerPolicy
 from auth.api_keys import ApiKeyService
 from auth.blocklist import RevocationList
 from auth.passwords import PasswordHasher
@@ -17,6 +19,10 @@ from auth.users import UserService
 from common.database import Database
 from common.devices import resolve_placement
 from config import Config
+from ingest.ingestion import IngestionPipeline
+from ingest.jobs import IngestionWorkers, make_queue
+from ingest.sandbox import ParseLimits
+from ingest.sniff import detect_type
 from llm.registry import ModelRegistry
 from llm.service import LLMService, build_llm_service
 from maintenance.integrity import IntegrityChecker
@@ -29,16 +35,11 @@ from monitoring.system import SystemMonitor
 from openai_api.service import CompletionService
 from rag.documents import DocumentService
 from rag.embedder import Embedder, packaged_model_path
-from rag.grounding import GroundingChecker
-from rag.ingestion import IngestionPipeline
-from rag.jobs import IngestionWorkers, make_queue
 from rag.keywords import KeywordIndex
 from rag.repository import DocumentRepository
 from rag.retriever import Retriever
-from rag.sandbox import ParseLimits
 from rag.spaces import Spaces
 from rag.vector_store import VectorStore, make_client
-from sessions.answers import AnswerPolicy
 from sessions.chat import ChatService, ChatSettings
 from sessions.repository import SessionRepository
 from sessions.service import SessionService
@@ -99,9 +100,13 @@ def build_services(config: Config) -> Services:
     ingestion = IngestionWorkers(pipeline, repository, make_queue(config.ingest_queue_url, config.data_dir / "ingest-queue.db"),
                                  threads=config.ingest_workers, stale_s=config.job_stale_s,
                                  consume=config.ingest_in_process)
-    workspaces = WorkspaceService(db)
+    users = UserService(db, hasher, allow_registration=config.allow_registration,
+                        before_delete=[lambda user_id: workspaces.forget_user(user_id),
+                                       lambda user_id: documents.hand_over(user_id, workspaces.first_owner)],
+                        on_delete=[lambda user_id: documents.purge_user(user_id)])
+    workspaces = WorkspaceService(db, users)
     spaces = Spaces(workspaces)
-    documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue, spaces,
+    documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue, spaces, detect_type,
                                 quota_bytes=config.user_quota_mb * 1024 * 1024)
     workspaces.on_delete(documents.purge_workspace)
     llm = _llm_service(config, models)
@@ -120,10 +125,7 @@ def build_services(config: Config) -> Services:
     return Services(
         config=config,
         db=db,
-        users=UserService(db, hasher, allow_registration=config.allow_registration,
-                          before_delete=[workspaces.forget_user,
-                                         lambda user_id: documents.hand_over(user_id, workspaces.first_owner)],
-                          on_delete=[documents.purge_user]),
+        users=users,
         api_keys=ApiKeyService(db),
         revocations=revocations,
         error_stats=ErrorStats(config.recent_errors_kept),

@@ -5,7 +5,7 @@
   or it holds most of the gold answer's). A quote is scored on its passage, not on its
   "Quoted from ..." line.
 - exact copy: every fact the answer writes - a token with a digit, a path, an option, a dotted or
-  underscored name, a `code` span (rag.grounding.exact_facts) - appears character for character in
+  underscored name, a `code` span (answers.grounding.exact_facts) - appears character for character in
   the sources it was given or in the question.
 - markup echo: the answer holds the prompt's markup, a chat-template tag, an HTML tag or a role label.
 - refusal: the reply says the documents do not cover the question (`no_context`, or words to that
@@ -17,7 +17,7 @@ import re
 import statistics
 from collections.abc import Sequence
 
-from rag.grounding import content_words, exact_facts, invented_facts
+from answers.grounding import content_words, exact_facts, invented_facts
 
 USEFUL_SHARE = 0.5
 SECTION_SHARE = 0.5

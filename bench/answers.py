@@ -33,13 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from answers.evidence import NAVIGATION_SPARE, evidence  # noqa: E402
 from app import create_app, start_background_work  # noqa: E402
 from bench import answer_scores as score  # noqa: E402
 from bench import faq  # noqa: E402
 from common.text import sentences_of  # noqa: E402
 from config import Config  # noqa: E402
 from fixtures.samples import BRIDGE_PAGES, make_all, make_pdf_pages  # noqa: E402
-from rag.evidence import NAVIGATION_SPARE, evidence  # noqa: E402
 from rag.keywords import coverage  # noqa: E402
 from rag.retriever import Source  # noqa: E402
 

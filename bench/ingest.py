@@ -32,12 +32,12 @@ from auth.passwords import PasswordHasher  # noqa: E402
 from auth.users import UserService  # noqa: E402
 from common.database import Database  # noqa: E402
 from common.devices import resolve_placement  # noqa: E402
+from ingest.ingestion import IngestionPipeline  # noqa: E402
+from ingest.jobs import IngestionWorkers, make_queue  # noqa: E402
+from ingest.sandbox import ParseLimits, warm_up  # noqa: E402
 from rag.embedder import Embedder, packaged_model_path  # noqa: E402
-from rag.ingestion import IngestionPipeline  # noqa: E402
-from rag.jobs import IngestionWorkers, make_queue  # noqa: E402
 from rag.repository import DocumentRepository  # noqa: E402
 from rag.retriever import Retriever  # noqa: E402
-from rag.sandbox import ParseLimits, warm_up  # noqa: E402
 from rag.spaces import Space, Spaces, Target  # noqa: E402
 from rag.types import Chunk  # noqa: E402
 from rag.vector_store import VectorStore, make_client  # noqa: E402
@@ -149,7 +149,7 @@ def bench_spaces(total: int, spaces: int, queries: int) -> list[tuple[str, str]]
     db.migrate()
     UserService(db, PasswordHasher()).create("bench", "bench password", "user")  # user id 1
     repository, store = DocumentRepository(db), VectorStore.on(make_client(workdir / "chroma"))
-    workspaces = WorkspaceService(db)
+    workspaces = WorkspaceService(db, UserService(db, PasswordHasher()))
     per_space = total // spaces
     ids = [workspaces.create(1, f"team {number}").id for number in range(spaces)]
     shared = make_client(workdir / "shared").get_or_create_collection(
@@ -215,9 +215,9 @@ def _latencies(query, probes: np.ndarray) -> list[float]:  # type: ignore[no-unt
 
 def bench_parsing(pages: int) -> list[tuple[str, str]]:
     """Parse speed in pages/s, each pair in one run: OCR against a text layer, tables against none."""
-    import rag.loaders.pdf as pdf_loader
+    import ingest.loaders.pdf as pdf_loader
     from fixtures.samples import filler_page, make_pdf_pages, make_scanned_pdf
-    from rag.loaders.ocr import OCR_DPI
+    from ingest.loaders.ocr import OCR_DPI
 
     scratch = Path(tempfile.mkdtemp())
     texts = [filler_page(number) for number in range(1, pages + 1)]
@@ -250,7 +250,7 @@ def bench_ocr_accuracy(pages: int) -> list[tuple[str, str]]:
     tables and columns may be read in another order; a glued or misspelt word is a miss."""
     import pypdfium2
 
-    from rag.loaders.ocr import OCR_DPI, read_image
+    from ingest.loaders.ocr import OCR_DPI, read_image
 
     rows = []
     for path, first in OCR_ACCURACY_PDFS:

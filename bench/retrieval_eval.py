@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from common.devices import resolve_placement  # noqa: E402
-from rag.chunking import Chunker  # noqa: E402
+from ingest.chunking import Chunker  # noqa: E402
+from ingest.loaders import load_html, load_pdf  # noqa: E402
+from ingest.types import Section  # noqa: E402
 from rag.embedder import Embedder, packaged_model_path  # noqa: E402
 from rag.keywords import SqliteKeywords  # noqa: E402
-from rag.loaders import load_html, load_pdf  # noqa: E402
 from rag.retriever import FUSION_CANDIDATES, fuse  # noqa: E402
 from rag.spaces import Space  # noqa: E402
-from rag.types import Section  # noqa: E402
 from rag.vector_store import Hit, VectorStore, make_client  # noqa: E402
 
 MANUAL = Path("/usr/share/debian-reference")

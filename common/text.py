@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import re
 
+# Words that carry no subject: left out of keyword queries (each costs a pass over a long posting list
+# and BM25 gives it almost no weight), of the content words the grounding check compares, and of a
+# conversation's top keywords. One list, so "what a question is about" means the same everywhere.
+STOPWORDS = frozenset("""a about above after again against all also am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further get had has have
+having he her here hers herself him himself his how i if in into is it its itself just many may me more
+most much my myself no nor not now of off on once one only or other our ours ourselves out over own
+please same she should so some such tell than that the their theirs them themselves then there these
+they this those through to too two under until up us use used using very was we were what when where
+which while who whom why will with would you your yours yourself yourselves""".split())
+
 _SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+(?:[.!?]+|\n|$)")  # "10.4.11" and "e.g." stay whole
 _WORDS = re.compile(r"[^\W\d_]{2}")  # a sentence that counts holds a word ("1." of a list does not)
 _FENCE = "```"

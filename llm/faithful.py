@@ -24,7 +24,7 @@ from typing import Any
 from common.text import sentence_limit_cut
 
 LOOP_TOKENS = 10
-# The prompt's own markup (sessions/prompt.py) and chat-template tags: an answer that starts to
+# The prompt's own markup (answers/prompt.py) and chat-template tags: an answer that starts to
 # write one of these is echoing its prompt.
 MARKUP_STOPS = ("<document", "</document", "<source", "</source", "<|", "\nQuestion:")
 _NOT_WORDS = re.compile(r"[\W\d_]*")  # digits, punctuation and white space only

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, create_engine, func, insert, select, text
 from auth.models import ROLES, new_token_key
 from common.database import Base, Database, utcnow
 from common.errors import Conflict
+from ingest.sniff import EXTENSIONS
 from maintenance.archive_check import ArchiveCheck, BackupInvalid
-from rag.sniff import EXTENSIONS
 from rag.spaces import Space
 from rag.vector_store import VectorStore
 

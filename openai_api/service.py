@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from answers.evidence import NAVIGATION_SPARE, evidence
+from answers.policy import NO_CONTEXT, AnswerPolicy, SafeStream, concise, texts_of
+from answers.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
 from common.database import utcnow
 from common.errors import ValidationFailed
 from llm.engine import Prompt
@@ -26,12 +29,9 @@ from llm.streaming import TokenStream
 from openai_api.errors import ModelNotServed
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
-from rag.evidence import NAVIGATION_SPARE, evidence
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
-from sessions.answers import NO_CONTEXT, AnswerPolicy, SafeStream, concise, texts_of
 from sessions.chat import ChatSettings, cited
-from sessions.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
 from sessions.repository import MessageView
 
 RAG_SUFFIX = "+rag"
@@ -63,7 +63,7 @@ class Completion:
     completion_tokens: int
     generation: dict[str, Any] | None = None  # settings used, time to first token, decode speed
     grounding: dict[str, Any] | None = None  # with retrieval: each sentence's support by the sources
-    answer_kind: str | None = None  # with retrieval: generated or quote (sessions/answers.py)
+    answer_kind: str | None = None  # with retrieval: generated or quote (answers/policy.py)
 
 
 class CompletionService:

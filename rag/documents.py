@@ -17,7 +17,6 @@ from typing import IO
 from rag.errors import DocumentNotFound, DuplicateContent, EmptyDocument, LastVersion
 from rag.models import STATUS_FAILED, STATUS_READY
 from rag.repository import DocumentRepository, DocumentView, DuplicateDocument
-from rag.sniff import detect_type
 from rag.spaces import READ, WRITE, Space, Spaces
 from rag.vector_store import VectorStore
 
@@ -39,9 +38,13 @@ class DocumentService:
     also writes); a document the caller cannot read is DocumentNotFound, like an unknown id."""
 
     def __init__(self, repository: DocumentRepository, store: VectorStore, uploads_dir: Path,
-                 enqueue: Callable[[str], None], spaces: Spaces, quota_bytes: int = 0) -> None:
-        """`quota_bytes`: the most each user's uploads (every version, every space) may take; 0 for no quota."""
+                 enqueue: Callable[[str], None], spaces: Spaces, detect_type: Callable[[Path, str], str],
+                 quota_bytes: int = 0) -> None:
+        """`detect_type`: (stored path, filename) -> the document type, raising UnsupportedFileType
+        (ingest/sniff.py); `quota_bytes`: the most each user's uploads (every version, every space)
+        may take; 0 for no quota."""
         self._repository = repository
+        self._detect_type = detect_type
         self._quota_bytes = quota_bytes
         self._store = store
         self._uploads_dir = uploads_dir
@@ -130,7 +133,7 @@ class DocumentService:
         try:
             if size == 0 or not _has_content(path):
                 raise EmptyDocument("The file is empty")
-            yield Incoming(path, sha256, size, detect_type(path, name))
+            yield Incoming(path, sha256, size, self._detect_type(path, name))
         finally:
             path.unlink(missing_ok=True)
 

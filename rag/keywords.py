@@ -27,15 +27,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 
+from common.text import STOPWORDS
 from rag.spaces import Space
 
 MAX_QUERY_TERMS = 32
-# Words that match nearly every chunk: left out of the query (BM25 would give them almost no
-# weight anyway, but each costs a pass over a long posting list).
-STOPWORDS = frozenset("""a about after all also an and any are as at be been but by can could did do does
-for from had has have how i if in into is it its may me more most my no not of on one or other our out so
-some such than that the their them then there these they this to too up us use used using was we were
-what when where which while who why will with would you your""".split())
 
 
 @dataclass(frozen=True)
@@ -213,7 +208,7 @@ class NoKeywords(KeywordIndex):
     enabled = False
 
     def __init__(self) -> None:
-        super().__init__(create_engine("sqlite://"))
+        """Builds nothing: every method below answers without a table, so no engine is needed."""
 
     def add(self, space: Space, rows: Iterable[KeywordRow]) -> None:
         return None

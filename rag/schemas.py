@@ -49,7 +49,7 @@ class DocumentOut(BaseModel):
     pages: int | None = Field(description="PDF pages or PPTX slides; null where the format has no pages")
     ocr_pages: int = Field(description="PDF pages without a text layer, read by OCR")
     table_pages_skipped: int = Field(description="PDF pages with drawings whose tables were not looked for "
-                                     "(past the first 300 such pages, TABLE_PAGES in rag/loaders/pdf.py); they keep their plain text")
+                                     "(past the first 300 such pages, TABLE_PAGES in ingest/loaders/pdf.py); they keep their plain text")
     error: str | None = Field(description="Why ingestion failed; null unless failed")
     created_at: datetime
     version: int = Field(description="The version shown here: the newest upload, or the one restored")

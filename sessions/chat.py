@@ -8,18 +8,18 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from answers.evidence import NAVIGATION_SPARE, evidence
+from answers.policy import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream, concise, texts_of
+from answers.prompt import BuiltPrompt, PromptBudget, PromptBuilder
 from common.errors import ValidationFailed
+from ingest.spacy_model import noun_phrases
 from llm.engine import GenerationResult
 from llm.faithful import MARKUP_STOPS
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides, GenerationSettings
 from llm.streaming import TokenStream
-from rag.evidence import NAVIGATION_SPARE, evidence
 from rag.retriever import Retriever, Source
 from rag.spaces import Scope
-from rag.spacy_model import noun_phrases
-from sessions.answers import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream, concise, texts_of
-from sessions.prompt import BuiltPrompt, PromptBudget, PromptBuilder
 from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
 from sessions.service import DEFAULT_TITLE, title_from
 from sessions.summarizer import Summarizer

@@ -1,12 +1,12 @@
 """A session as a Markdown document (the JSON export is the session's API object).
 
-Messages are written inert (sessions/answers.py): HTML tags as text and images as their address,
+Messages are written inert (answers/policy.py): HTML tags as text and images as their address,
 so the file loads nothing remote in whatever viewer opens it."""
 from __future__ import annotations
 
 from typing import Any
 
-from sessions.answers import inert_markdown
+from answers.policy import inert_markdown
 from sessions.repository import SessionView
 
 

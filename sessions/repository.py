@@ -109,11 +109,15 @@ class SessionRepository:
             try:
                 with self._db.session() as session:
                     row = _owned(session, user_id, public_id, lock=True)  # PostgreSQL: appenders take turns
+                    # SQLite ignores FOR UPDATE and starts its transaction at the first write: writing
+                    # first takes the write lock (waiting busy_timeout), so the count below is the
+                    # latest. Counting first let two appenders read one snapshot, and the later
+                    # writer failed with "database is locked" instead of waiting (a flaky test).
+                    session.execute(update(ChatSession).where(ChatSession.id == row.id).values(last_active=utcnow()))
                     start = session.scalar(select(func.count(ChatMessage.id))
                                            .where(ChatMessage.session_id == row.id)) or 0
                     rows = [_message_row(row.id, start + offset, message) for offset, message in enumerate(messages)]
                     session.add_all(rows)
-                    row.last_active = utcnow()
                     session.flush()
                     return [MessageView.of(message) for message in rows]
             except IntegrityError:

@@ -141,7 +141,7 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
 
 @pytest.fixture
 def server_dir(tmp_path: Path) -> Path:
-    """A directory for a real server started with gunicorn (tests/test_server.py's start_server)."""
+    """A directory for a real server started with gunicorn (tests/app/test_server.py's start_server)."""
     import sys
 
     if not Path(sys.executable).with_name("gunicorn").exists():

@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from auth.models import User
-from auth.users import normalize_username
+from auth.users import UserService, normalize_username
 from common.database import Database
-from common.errors import NotFound, ValidationFailed
+from common.errors import ValidationFailed
 from workspaces.errors import AlreadyMember, LastOwner, MemberNotFound, RoleTooLow, WorkspaceNotFound
 from workspaces.models import ROLE_OWNER, ROLES, Workspace, WorkspaceMember
 
@@ -55,8 +55,10 @@ def at_least(role: str, needed: str) -> bool:
 
 
 class WorkspaceService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, users: UserService) -> None:
+        """`users`: where members are found by name (auth owns accounts; this service only links them)."""
         self._db = db
+        self._users = users
         self._on_delete: list[Callable[[str], None]] = []
 
     def on_delete(self, callback: Callable[[str], None]) -> None:
@@ -144,9 +146,9 @@ class WorkspaceService:
     def add_member(self, user_id: int, workspace_id: str, username: str, role: str) -> MemberView:
         self.require(user_id, workspace_id, ROLE_OWNER)
         _check_role(role)
+        user = self._users.find(username)
         try:
             with self._db.session() as session:
-                user = self._user(session, username)
                 session.add(WorkspaceMember(workspace_id=workspace_id, user_id=user.id, role=role))
                 session.flush()
                 return MemberView(user.username, role)
@@ -214,13 +216,6 @@ class WorkspaceService:
             WorkspaceMember.workspace_id == workspace_id, WorkspaceMember.role == ROLE_OWNER).with_for_update()).all()
         if not [owner for owner in owners if owner != leaving_user_id]:
             raise LastOwner("This is the workspace's last owner: make another member owner first")
-
-    @staticmethod
-    def _user(session: Session, username: str) -> User:
-        user = session.scalar(select(User).where(User.username == normalize_username(username)))
-        if user is None:
-            raise NotFound(f"No user named {normalize_username(username)!r}")
-        return user
 
     def _member_or_none(self, session: Session, workspace_id: str, username: str) -> WorkspaceMember | None:
         return session.scalar(select(WorkspaceMember).join(User, User.id == WorkspaceMember.user_id).where(

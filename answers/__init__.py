@@ -1,0 +1,1 @@
+"""The answer step /chat and /v1 share: evidence selection, prompt assembly, the grounding check and the answer policy (clean-up, safe links, the quote fallback) - question and sources in, a grounded answer out."""
