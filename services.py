@@ -12,6 +12,7 @@ from pathlib import Path
 
 from answers.grounding import GroundingChecker
 from answers.policy import AnswerPolicy
+from answers.step import AnswerStep, ChatSettings
 from auth.api_keys import ApiKeyService
 from auth.blocklist import RevocationList
 from auth.passwords import PasswordHasher
@@ -40,7 +41,7 @@ from rag.repository import DocumentRepository
 from rag.retriever import Retriever
 from rag.spaces import Spaces
 from rag.vector_store import VectorStore, make_client
-from sessions.chat import ChatService, ChatSettings
+from sessions.chat import ChatService
 from sessions.repository import SessionRepository
 from sessions.service import SessionService
 from sessions.summarizer import Summarizer
@@ -80,18 +81,34 @@ class Services:
         self.db.close()
 
 
-def build_services(config: Config) -> Services:
-    """Every component and service, built once per app from the config."""
+@dataclass
+class DocumentStack:
+    """Reading, storing and searching documents, with the accounts and workspaces they belong to:
+    what build_services() and the ingestion benchmark (bench/ingest.py) build the same way."""
+
+    db: Database
+    users: UserService
+    workspaces: WorkspaceService
+    repository: DocumentRepository
+    vectors: VectorStore
+    embedder: Callable[[], Embedder]
+    pipeline: IngestionPipeline
+    ingestion: IngestionWorkers
+    documents: DocumentService
+    retriever: Retriever
+
+
+def build_document_stack(config: Config, embedder: Callable[[], Embedder] | None = None) -> DocumentStack:
+    """The database (migrated when AUTO_MIGRATE), the stores, the ingestion workers (not started)
+    and the services over them; `embedder` in place of the configured model (a benchmark's probe)."""
     db = Database(config.database_url)
     if config.auto_migrate:
         db.migrate()
-    models = ModelRegistry.from_file(config.models_file)
-    monitor = SystemMonitor()
     hasher = PasswordHasher(time_cost=config.argon2_time_cost, memory_kib=config.argon2_memory_kib)
     keywords = KeywordIndex.open(db.engine, config.data_dir)
     vectors = VectorStore(lambda: make_client(config.chroma_dir, config.chroma_host, config.chroma_port), keywords)
     repository = DocumentRepository(db)
-    embedder = _embedder_provider(config)
+    embedder = embedder or _embedder_provider(config)
     pipeline = IngestionPipeline(
         repository, vectors, embedder, config.uploads_dir,
         ParseLimits(timeout_s=config.parse_timeout_s, memory_mb=config.parse_memory_mb),
@@ -109,14 +126,24 @@ def build_services(config: Config) -> Services:
     documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue, spaces, detect_type,
                                 quota_bytes=config.user_quota_mb * 1024 * 1024)
     workspaces.on_delete(documents.purge_workspace)
+    retriever = Retriever(vectors, repository, embedder, spaces, hybrid=config.retrieval_mode == "hybrid")
+    return DocumentStack(db, users, workspaces, repository, vectors, embedder, pipeline, ingestion, documents,
+                         retriever)
+
+
+def build_services(config: Config) -> Services:
+    """Every component and service, built once per app from the config."""
+    stack = build_document_stack(config)
+    db, embedder, retriever = stack.db, stack.embedder, stack.retriever
+    models = ModelRegistry.from_file(config.models_file)
+    monitor = SystemMonitor()
+    vectors = stack.vectors
     llm = _llm_service(config, models)
     integrity = IntegrityChecker(db, vectors)
-    retriever = Retriever(vectors, repository, embedder, spaces, hybrid=config.retrieval_mode == "hybrid")
-    answers = AnswerPolicy(GroundingChecker(embedder))
+    step = AnswerStep(retriever, llm, AnswerPolicy(GroundingChecker(embedder)), _chat_settings(config))
     session_repository = SessionRepository(db)
     sessions = SessionService(session_repository, config.chat_retention_days,
                               check_scope=lambda user_id, scope: retriever.targets(user_id, scope, strict=True))
-    chat_settings = _chat_settings(config)
     revocations = RevocationList(db)
     maintenance = _maintenance(config, sessions, integrity, monitor, revocations)
     metrics = Metrics(monitor)
@@ -125,7 +152,7 @@ def build_services(config: Config) -> Services:
     return Services(
         config=config,
         db=db,
-        users=users,
+        users=stack.users,
         api_keys=ApiKeyService(db),
         revocations=revocations,
         error_stats=ErrorStats(config.recent_errors_kept),
@@ -134,18 +161,17 @@ def build_services(config: Config) -> Services:
                              sections={"maintenance": maintenance.status}),
         models=models,
         vectors=vectors,
-        documents=documents,
+        documents=stack.documents,
         retriever=retriever,
-        ingestion=ingestion,
+        ingestion=stack.ingestion,
         llm=llm,
         sessions=sessions,
-        chat=ChatService(session_repository, retriever, llm, Summarizer(llm.generate, config.chat_summary_tokens),
-                         chat_settings, answers),
+        chat=ChatService(session_repository, step, llm, Summarizer(llm.generate, config.chat_summary_tokens)),
         maintenance=maintenance,
-        completions=CompletionService(llm, retriever, embedder, chat_settings, answers),
+        completions=CompletionService(llm, step, embedder),
         integrity=integrity,
         audit=AuditLog(db),
-        workspaces=workspaces,
+        workspaces=stack.workspaces,
     )
 
 

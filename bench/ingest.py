@@ -21,27 +21,22 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from auth.passwords import PasswordHasher  # noqa: E402
-from auth.users import UserService  # noqa: E402
-from common.database import Database  # noqa: E402
 from common.devices import resolve_placement  # noqa: E402
-from ingest.ingestion import IngestionPipeline  # noqa: E402
-from ingest.jobs import IngestionWorkers, make_queue  # noqa: E402
-from ingest.sandbox import ParseLimits, warm_up  # noqa: E402
-from rag.embedder import Embedder, packaged_model_path  # noqa: E402
-from rag.repository import DocumentRepository  # noqa: E402
-from rag.retriever import Retriever  # noqa: E402
-from rag.spaces import Space, Spaces, Target  # noqa: E402
+from config import Config  # noqa: E402
+from ingest.sandbox import warm_up  # noqa: E402
+from rag.spaces import Space, Target  # noqa: E402
 from rag.types import Chunk  # noqa: E402
 from rag.vector_store import VectorStore, make_client  # noqa: E402
-from workspaces.service import WorkspaceService  # noqa: E402
+from services import DocumentStack, build_document_stack  # noqa: E402
 
 # Born-digital PDFs of real text (Debian's packages) and the pages rendered for OCR accuracy: prose,
 # command lines and tables, past the contents lists.
@@ -62,19 +57,23 @@ def document_sets() -> list[list[Path]]:
     return [[make_pdf(Path(tempfile.mkdtemp()) / "generated.pdf", fact_page=1, pages=300)]]
 
 
+def bench_stack(workdir: Path, embedder: Callable[[], Any] | None = None, **settings: Any) -> DocumentStack:
+    """The server's own document stack (services.build_document_stack) in `workdir`, with the
+    settings given and a user "bench" (id 1); `embedder` in place of the packaged model."""
+    config = Config.from_env({}, data_dir=workdir, argon2_time_cost=1, argon2_memory_kib=8192, **settings)
+    stack = build_document_stack(config, embedder)
+    stack.users.create("bench", "bench password", "user")
+    return stack
+
+
 def bench_pipeline(docs: list[Path], dtype: str, threads: int) -> list[tuple[str, str]]:
     workdir = Path(tempfile.mkdtemp())
-    db = Database(f"sqlite:///{workdir / 'bench.db'}")
-    db.migrate()
-    UserService(db, PasswordHasher()).create("bench", "bench password", "user")  # user id 1
-    device, dtype = resolve_placement("auto", dtype)
-    embedder = Embedder.shared(packaged_model_path(), device, dtype)
-    repository, store = DocumentRepository(db), VectorStore.on(make_client(workdir / "chroma"))
-    pipeline = IngestionPipeline(repository, store, lambda: embedder, workdir / "uploads", ParseLimits(300, 4096), 200, 40)
+    stack = bench_stack(workdir, embedding_dtype=dtype, ingest_workers=threads, parse_timeout_s=300,
+                        parse_memory_mb=4096, chunk_tokens=200, chunk_overlap_tokens=40)
+    repository, pipeline, workers, embedder = stack.repository, stack.pipeline, stack.ingestion, stack.embedder()
     embedder.embed([" ".join(["warm up the kernels at realistic lengths"] * 25)] * 64)
     warm_up()  # as the server does at start: the parser process is ready before the first upload
     pipeline.chunker()
-    workers = IngestionWorkers(pipeline, repository, make_queue("", workdir / "queue.db"), threads=threads)
     document_ids = []
     for number, path in enumerate(docs):
         doc_id, doc_type = f"doc{number}", path.suffix.lstrip(".")
@@ -92,8 +91,8 @@ def bench_pipeline(docs: list[Path], dtype: str, threads: int) -> list[tuple[str
     failed = [doc_id for doc_id in document_ids if repository.load(doc_id).status != "ready"]
     assert not failed, failed
     pipeline_s = time.perf_counter() - started
-    collection = store._collection(1)
-    chunk_texts = collection.get(include=["documents"])["documents"]
+    exported = stack.vectors.export_space(Space.personal(1))
+    chunk_texts = exported["documents"] if exported else []
     started = time.perf_counter()
     for start in range(0, len(chunk_texts), 64):
         embedder.embed(chunk_texts[start:start + 64])
@@ -144,12 +143,11 @@ def bench_queries(total: int, per_user: int, queries: int) -> list[tuple[str, st
 def bench_spaces(total: int, spaces: int, queries: int) -> list[tuple[str, str]]:
     """The retriever over 1, 5 and `spaces` workspaces holding `total` chunks between them."""
     rng = np.random.default_rng(11)
+    probes = rng.standard_normal((queries, 384)).astype(np.float32)
+    embedder = _ProbeEmbedder(probes)
     workdir = Path(tempfile.mkdtemp())
-    db = Database(f"sqlite:///{workdir / 'spaces.db'}")
-    db.migrate()
-    UserService(db, PasswordHasher()).create("bench", "bench password", "user")  # user id 1
-    repository, store = DocumentRepository(db), VectorStore.on(make_client(workdir / "chroma"))
-    workspaces = WorkspaceService(db, UserService(db, PasswordHasher()))
+    stack = bench_stack(workdir, lambda: embedder, retrieval_mode="dense")  # vectors only: the fan-out
+    repository, store, workspaces, retriever = stack.repository, stack.vectors, stack.workspaces, stack.retriever
     per_space = total // spaces
     ids = [workspaces.create(1, f"team {number}").id for number in range(spaces)]
     shared = make_client(workdir / "shared").get_or_create_collection(
@@ -170,9 +168,6 @@ def bench_spaces(total: int, spaces: int, queries: int) -> list[tuple[str, str]]
                                   for chunk in chunks])
         repository.claim(doc_id)
         repository.finish(doc_id, chunks=per_space, pages=None)
-    probes = rng.standard_normal((queries, 384)).astype(np.float32)
-    embedder = _ProbeEmbedder(probes)
-    retriever = Retriever(store, repository, lambda: embedder, Spaces(workspaces))  # type: ignore[arg-type, return-value]
     rows = []
     for member_of in (1, 5, spaces):
         targets = [Target(Space.workspace(workspace_id)) for workspace_id in ids[:member_of]]

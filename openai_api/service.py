@@ -16,22 +16,21 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from answers.evidence import NAVIGATION_SPARE, evidence
-from answers.policy import NO_CONTEXT, AnswerPolicy, SafeStream, concise, texts_of
-from answers.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE, PromptBuilder
+from answers.policy import NO_CONTEXT
+from answers.prompt import SYSTEM_PROMPT, TEMPLATE_TOKENS_PER_MESSAGE
+from answers.step import AnswerStep, Grounded, cited
 from common.database import utcnow
 from common.errors import ValidationFailed
 from llm.engine import Prompt
-from llm.faithful import MARKUP_STOPS, StopWatcher
+from llm.faithful import StopWatcher
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides
 from llm.streaming import TokenStream
 from openai_api.errors import ModelNotServed
 from openai_api.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from rag.embedder import Embedder
-from rag.retriever import Retriever, Source
+from rag.retriever import Source
 from rag.spaces import Scope
-from sessions.chat import ChatSettings, cited
 from sessions.repository import MessageView
 
 RAG_SUFFIX = "+rag"
@@ -39,20 +38,27 @@ EMBEDDING_MODEL = "all-minilm-l6-v2"
 OWNER = "docchat"
 
 
-
-
 @dataclass
 class PreparedCompletion:
     user_id: int  # whose share of the generation queue it takes
     model: str
-    messages: Prompt | None  # raw text for legacy completions; None: retrieval found nothing (no-context reply)
+    messages: Prompt  # raw text for legacy completions
     overrides: GenerationOverrides
     stops: list[str]
-    sources: list[dict[str, Any]] | None  # None without retrieval
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
-    given: list[Source] = field(default_factory=list)  # the sources in the prompt, with their texts
+    grounded: Grounded | None = None  # with retrieval: the prompt over the sources (None inside: nothing found)
     question: str = ""  # with retrieval: the question the sources were found for
+
+    @property
+    def given(self) -> list[Source]:
+        """The sources in the prompt, with their texts."""
+        return self.grounded.sources if self.grounded else []
+
+    @property
+    def sources(self) -> list[dict[str, Any]] | None:
+        """The sources as the response cites them (None without retrieval)."""
+        return [cited(source) for source in self.given] if self.grounded else None
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,11 @@ class Completion:
 
 
 class CompletionService:
-    def __init__(self, llm: LLMService, retriever: Retriever, embedder: Callable[[], Embedder],
-                 settings: ChatSettings, answers: AnswerPolicy) -> None:
-        self._answers = answers
+    def __init__(self, llm: LLMService, step: AnswerStep, embedder: Callable[[], Embedder]) -> None:
         self._llm = llm
-        self._retriever = retriever
+        self._step = step
         self._embedder = embedder
-        self._settings = settings
+        self._settings = step.settings
 
     def models(self) -> list[dict[str, Any]]:
         """The model that answers now (plain and with retrieval) and the embedding model."""
@@ -94,7 +98,7 @@ class CompletionService:
                     for m in request.messages]
         prompt_tokens = sum(model.count_tokens(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
         _check_fits(model, prompt_tokens, request.new_tokens() or model.max_new_tokens, "messages")
-        return PreparedCompletion(user_id, request.model, messages, overrides, request.stop_sequences(), None)
+        return PreparedCompletion(user_id, request.model, messages, overrides, request.stop_sequences())
 
     def prepare_text(self, user_id: int, request: CompletionRequest) -> PreparedCompletion:
         """A legacy completion: the prompt is continued as raw text (no chat template, no retrieval)."""
@@ -106,7 +110,7 @@ class CompletionService:
         _check_fits(model, model.count_tokens(request.text()), request.max_tokens, "prompt")
         overrides = GenerationOverrides(num_beams=1, temperature=request.temperature, top_p=request.top_p,
                                         max_new_tokens=request.max_tokens)
-        return PreparedCompletion(user_id, request.model, request.text(), overrides, request.stop_sequences(), None,
+        return PreparedCompletion(user_id, request.model, request.text(), overrides, request.stop_sequences(),
                                   id=f"cmpl-{uuid.uuid4().hex}")
 
     def complete(self, prepared: PreparedCompletion) -> Completion:
@@ -115,13 +119,13 @@ class CompletionService:
 
     def stream(self, prepared: PreparedCompletion) -> Iterator[tuple[str, Any]]:
         """("content", text) pieces then ("end", Completion); opened once the first token exists."""
-        if prepared.messages is None:
+        if prepared.grounded is None:
+            return self._pieces(prepared, TokenStream.open(self._llm.submit, prepared.messages, prepared.overrides,
+                                                           owner=prepared.user_id))
+        if prepared.grounded.prompt is None:
             return iter([("content", self._settings.no_context_reply),
                          ("end", Completion(self._settings.no_context_reply, "stop", 0, 0, answer_kind=NO_CONTEXT))])
-        stops = MARKUP_STOPS if prepared.given else ()  # with documents, the prompt has their markup
-        tokens = TokenStream.open(self._llm.submit, prepared.messages, prepared.overrides, owner=prepared.user_id,
-                                  stops=stops)
-        return self._pieces(prepared, tokens)
+        return self._pieces(prepared, self._step.stream(prepared.grounded, owner=prepared.user_id))
 
     def embed(self, request: EmbeddingRequest) -> dict[str, Any]:
         if request.model != EMBEDDING_MODEL:
@@ -139,7 +143,7 @@ class CompletionService:
 
     def _pieces(self, prepared: PreparedCompletion, tokens: TokenStream) -> Iterator[tuple[str, Any]]:
         watcher = StopWatcher(prepared.stops)
-        safe = SafeStream(texts_of(prepared.given)) if prepared.given else None
+        safe = AnswerStep.guard(prepared.given) if prepared.given else None
         released_any = False
         try:
             for piece in tokens:
@@ -163,7 +167,7 @@ class CompletionService:
         finish = "stop" if watcher.stopped else _finish(result.finish_reason)
         grounding, kind = None, None
         if prepared.given:  # with documents: cleaned, safe links, or the best passage quoted
-            final = self._answers.final(prepared.question, text, prepared.given)
+            final = self._step.final(prepared.question, text, prepared.given)
             if not released_any and final.text:
                 yield "content", final.text
             text, kind, grounding = final.text, final.kind, final.grounding
@@ -184,22 +188,16 @@ class CompletionService:
         last_user = max(index for index, m in enumerate(turns) if m.role == "user" and m.text().strip())
         question = turns[last_user].text()
         history = [MessageView(index, m.role, m.text(), utcnow()) for index, m in enumerate(turns[:last_user])]
-        builder = PromptBuilder(model.count_tokens, self._settings.budget(model, request.new_tokens()),
-                                SYSTEM_PROMPT + (f"\n\n{system}" if system else ""))
+        builder = self._step.builder(model, request.new_tokens(), SYSTEM_PROMPT + (f"\n\n{system}" if system else ""))
         if not builder.question_fits(question)[0]:
             raise ValidationFailed("The last user message is too long for retrieval",
                                    {"fields": [{"field": "messages", "message": "too many tokens", "type": "too_long"}]})
         _, recent = builder.split_history(history)  # stateless: what does not fit is dropped
-        targets = self._retriever.targets(user_id, request.scope.scope() if request.scope else Scope(), strict=True)
-        top_k = request.rag_top_k or self._settings.top_k
-        found = evidence(self._retriever.search_in(targets, question, top_k + NAVIGATION_SPARE,
-                                                   self._settings.min_score), top_k)  # no contents lists
-        if not found:
-            return PreparedCompletion(user_id, request.model, None, overrides, request.stop_sequences(), [])
-        overrides = concise(question, overrides, self._settings.answer_sentences)
-        prompt = builder.build(question, None, recent, found)
-        return PreparedCompletion(user_id, request.model, prompt.messages, overrides, request.stop_sequences(),
-                                  [cited(source) for source in prompt.cited], given=prompt.cited, question=question)
+        targets = self._step.targets(user_id, request.scope.scope() if request.scope else Scope(), strict=True)
+        grounded = self._step.ground(targets, builder, question, None, recent, overrides, request.rag_top_k)
+        messages = grounded.prompt.messages if grounded.prompt else []
+        return PreparedCompletion(user_id, request.model, messages, grounded.overrides, request.stop_sequences(),
+                                  grounded=grounded, question=question)
 
 
 def _check_fits(model: ActiveModel, prompt_tokens: int, answer_tokens: int, field_name: str) -> None:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from answers.evidence import NAVIGATION_SPARE, evidence
-from answers.policy import GENERATED, NO_CONTEXT, AnswerPolicy, SafeStream, concise, texts_of
-from answers.prompt import BuiltPrompt, PromptBudget, PromptBuilder
+from answers.policy import GENERATED, NO_CONTEXT
+from answers.prompt import BuiltPrompt, PromptBuilder
+from answers.step import AnswerStep, Grounded, cited
 from common.errors import ValidationFailed
 from ingest.spacy_model import noun_phrases
 from llm.engine import GenerationResult
-from llm.faithful import MARKUP_STOPS
 from llm.service import ActiveModel, LLMService
 from llm.settings import GenerationOverrides, GenerationSettings
 from llm.streaming import TokenStream
-from rag.retriever import Retriever, Source
+from rag.retriever import Source
 from rag.spaces import Scope
 from sessions.repository import MessageView, NewMessage, SessionRepository, SessionView
 from sessions.service import DEFAULT_TITLE, title_from
@@ -26,37 +25,11 @@ from sessions.summarizer import Summarizer
 
 log = logging.getLogger(__name__)
 
-NO_CONTEXT_REPLY = (
-    "I could not find anything in your documents that answers this, so I will not guess. "
-    "Try rephrasing the question, or upload a document that covers it."
-)
 KEEPALIVE_S = 1.0  # a streamed answer silent this long writes an SSE comment (see TokenStream.with_silences)
 FOLLOW_UP_WORDS = 6  # a question this short is searched together with the previous one
 FOLLOW_UP_MAX_WORDS = 20  # and one up to this long that refers back with one of these words:
 REFERRING = frozenset({"it", "its", "they", "them", "their", "this", "that", "these", "those", "he", "she", "him",
                        "her", "his", "there", "one", "ones"})
-
-
-@dataclass(frozen=True)
-class ChatSettings:
-    """Retrieval and prompt budgets (the CHAT_* settings; their defaults are in config.py)."""
-
-    top_k: int
-    min_score: float
-    context_tokens: int
-    question_tokens: int
-    history_tokens: int
-    evidence_tokens: int = 0  # the sources' passages together (0: whole chunks, as many as fit)
-    source_tokens: int = 0  # one source's passage
-    answer_sentences: int = 0  # an answer's sentences unless the question asks for more (0: no limit)
-    no_context_reply: str = NO_CONTEXT_REPLY
-
-    def budget(self, model: ActiveModel, answer_tokens: int | None) -> PromptBudget:
-        """The prompt's token budgets for `model`, reserving `answer_tokens` (default: the model's)."""
-        return PromptBudget(context_window=min(model.context_length, self.context_tokens),
-                            answer_tokens=answer_tokens or model.max_new_tokens,
-                            question_tokens=self.question_tokens, history_tokens=self.history_tokens,
-                            evidence_tokens=self.evidence_tokens, source_tokens=self.source_tokens)
 
 
 @dataclass
@@ -66,13 +39,16 @@ class PreparedTurn:
     user_id: int
     session: SessionView
     question: str
-    prompt: BuiltPrompt | None  # None: nothing relevant was found, the answer is NO_CONTEXT_REPLY
-    overrides: GenerationOverrides | None
+    grounded: Grounded  # its prompt is None when nothing relevant was found: the no-context reply
     asked_as: str | None = None  # a follow-up's standalone form, searched and asked in its place
 
     @property
+    def prompt(self) -> BuiltPrompt | None:
+        return self.grounded.prompt
+
+    @property
     def sources(self) -> list[Source]:
-        return self.prompt.cited if self.prompt else []
+        return self.grounded.sources
 
 
 @dataclass(frozen=True)
@@ -86,31 +62,21 @@ class ChatReply:
     grounding: dict[str, Any] | None = None
 
 
-def cited(source: Source) -> dict[str, Any]:
-    """A source as stored with the answer and returned by the API (the chunk's full text left out)."""
-    fields = asdict(source)
-    fields.pop("text")
-    fields["score"] = round(float(source.score), 4)
-    return fields
-
-
 class ChatService:
-    def __init__(self, repository: SessionRepository, retriever: Retriever, llm: LLMService,
-                 summarizer: Summarizer, settings: ChatSettings, answers: AnswerPolicy) -> None:
-        self._answers = answers
+    def __init__(self, repository: SessionRepository, step: AnswerStep, llm: LLMService,
+                 summarizer: Summarizer) -> None:
         self._repository = repository
-        self._retriever = retriever
+        self._step = step
         self._llm = llm
         self._summarizer = summarizer
-        self.settings = settings
+        self.settings = step.settings
 
     def prepare(self, user_id: int, session_id: str, question: str,
                 overrides: GenerationOverrides | None = None) -> PreparedTurn:
         """Check, summarize what no longer fits, retrieve and build the prompt (no answer yet)."""
         session = self._repository.get(user_id, session_id)
         model = self._llm.active()
-        builder = PromptBuilder(model.count_tokens,
-                                self.settings.budget(model, overrides.max_new_tokens if overrides else None))
+        builder = self._step.builder(model, overrides.max_new_tokens if overrides else None)
         fits, tokens = builder.question_fits(question)
         if not fits:
             raise ValidationFailed(
@@ -118,23 +84,18 @@ class ChatService:
                 {"fields": [{"field": "message", "message": "too many tokens", "type": "too_long"}]})
         session = self._fold_old_history(session, builder, model)
         standalone = self._standalone(session, question)
-        overrides = concise(question, overrides, self.settings.answer_sentences)
-        found = self._retriever.search(user_id, standalone or question, self.settings.top_k + NAVIGATION_SPARE,
-                                       self.settings.min_score, Scope.of(session.scope))
-        sources = evidence(found, self.settings.top_k)  # contents lists are not given to the model
-        if not sources:
-            return PreparedTurn(user_id, session, question, None, overrides, standalone)
-        if standalone:  # answered from what the follow-up found, not from the earlier answers
-            prompt = builder.build(standalone, session.summary, [], sources)
-        else:
-            prompt = builder.build(question, session.summary, session.messages[session.summarized_count:], sources)
-        return PreparedTurn(user_id, session, question, prompt, overrides, standalone)
+        targets = self._step.targets(user_id, Scope.of(session.scope), strict=False)  # access may have ended
+        # a follow-up is answered from what it found, not from the earlier answers
+        history = [] if standalone else session.messages[session.summarized_count:]
+        grounded = self._step.ground(targets, builder, standalone or question, session.summary, history, overrides,
+                                     asked_for=question)
+        return PreparedTurn(user_id, session, question, grounded, standalone)
 
     def answer(self, turn: PreparedTurn) -> ChatReply:
         """Generate the whole answer and store the turn."""
         if turn.prompt is None:
             return self.record(turn, self.settings.no_context_reply)
-        result = self._llm.generate(turn.prompt.messages, turn.overrides, owner=turn.user_id, stops=MARKUP_STOPS)
+        result = self._step.generate(turn.grounded, owner=turn.user_id)
         return self.record(turn, result.text, result)
 
     def stream(self, turn: PreparedTurn) -> "TurnStream":
@@ -143,9 +104,8 @@ class ChatService:
         share, no model) is raised here, a plain JSON error; a later failure is an `error` event."""
         if turn.prompt is None:
             return TurnStream(self, turn, None)
-        return TurnStream(self, turn, TokenStream.open(self._llm.submit, turn.prompt.messages, turn.overrides,
-                                                       owner=turn.user_id, wait_for_first_token=False,
-                                                       stops=MARKUP_STOPS))
+        return TurnStream(self, turn, self._step.stream(turn.grounded, owner=turn.user_id,
+                                                        wait_for_first_token=False))
 
     def record(self, turn: PreparedTurn, text: str, result: GenerationResult | None = None,
                interrupted: tuple[str, GenerationSettings] | None = None) -> ChatReply:
@@ -163,7 +123,7 @@ class ChatService:
         kind, grounding = NO_CONTEXT if turn.prompt is None else GENERATED, None
         # An interrupted answer is stored at once (the client waits for it), unchecked.
         if turn.prompt is not None and not interrupted:
-            final = self._answers.final(turn.question, text, turn.sources, turn.asked_as)
+            final = self._step.final(turn.question, text, turn.sources, turn.asked_as)
             text, kind, grounding = final.text, final.kind, final.grounding
         details = {"finish_reason": reason, "usage": usage, "generation": generation, "context": context,
                    "seconds": result.seconds if result else None, "grounding": grounding, "answer_kind": kind}
@@ -233,7 +193,7 @@ class TurnStream:
                 yield "token", {"text": text}
                 reply = self._chat.record(self._turn, text)
             else:
-                safe = SafeStream(texts_of(self._turn.sources))
+                safe = AnswerStep.guard(self._turn.sources)
                 for piece in self._tokens.with_silences(KEEPALIVE_S):
                     if piece is None:
                         yield "keepalive", None

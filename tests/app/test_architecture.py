@@ -183,3 +183,19 @@ def test_test_folders_mirror_the_packages():
     the real server, the browser, scale-out)."""
     folders = {path.name for path in (ROOT / "tests").iterdir() if path.is_dir() and path.name != "__pycache__"}
     assert folders <= {*PACKAGES, "app"} and not list((ROOT / "tests").glob("test_*.py"))
+
+
+# What only the shared answer step (answers/step.py) may call: searching for evidence, the sentence
+# limit, the markup stops, the stream guard and the final policy. /chat and /v1 call the step.
+ANSWER_STEP_PARTS = ("evidence", "concise", "MARKUP_STOPS", "SafeStream", "AnswerPolicy")
+
+
+def test_chat_and_v1_share_one_answer_step():
+    written_twice: dict[str, set[str]] = defaultdict(set)
+    for path in [*files_of("sessions"), *files_of("openai_api")]:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("answers", "llm"):
+                used = {alias.name for alias in node.names} & set(ANSWER_STEP_PARTS)
+                if used:
+                    written_twice[str(path.relative_to(ROOT))] |= used
+    assert not written_twice, dict(written_twice)
