@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 export UNSTRUCTURED_DISABLE_NOTICE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: run test test-fast lint test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-answers bench-generate test-system-deps clean-venv
+.PHONY: run test test-fast lint test-scale-out venv venv-dev bench bench-load bench-ingest bench-retrieval bench-answers bench-generate test-system-deps system-deps clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ venv: $(VENV)/.runtime
 venv-dev: $(VENV)/.dev
 
 ## run: start the server on 127.0.0.1:5000 with the embedded defaults (SQLite, memory:// limits)
-run: venv
+run: venv system-deps
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## lint: ruff (pyflakes, import order, bugbear) over everything, mypy over the application packages
@@ -58,19 +58,29 @@ test-scale-out: venv-dev
 	$(BIN)/python -m pytest tests/app/test_scale_out.py tests/app/test_faults.py tests/rag/test_chroma_server.py \
 	  tests/api/test_rate_limits.py $(PYTEST_ARGS)
 
+# The server's own system package: LibreOffice's Writer without its GUI, which converts legacy Word
+# (.doc) files to .docx. Installed by `make run` and `make test` when running as root with apt;
+# otherwise a .doc upload fails saying what to install.
+SYSTEM_PACKAGES := libreoffice-writer-nogui
 # Real documents for the tests and bench-answers (Debian's manual as PDF and HTML; the SQLite, Git, zsh and
 # FFmpeg FAQs), pandoc to make HTML with, and
 # Chromium with its driver for the browser tests. Installed when running as root with apt;
 # otherwise the tests that need them skip, saying why.
 SYSTEM_TEST_PACKAGES := debian-reference-en sqlite3-doc git-doc zsh-doc ffmpeg-doc pandoc chromium chromium-driver
-test-system-deps:
-	@missing=$$(for p in $(SYSTEM_TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# $(1): packages, $(2): apt options, $(3): what follows when they cannot be installed
+define apt_install
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing $$missing (apt)"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
-	    || echo "could not install $$missing: the tests that need them will skip"; \
-	else echo "not root: $$missing not installed; the tests that need them will skip"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) $$missing >/dev/null) \
+	    || echo "could not install $$missing: $(3)"; \
+	else echo "not root: $$missing not installed; $(3)"; fi
+endef
+system-deps:
+	$(call apt_install,$(SYSTEM_PACKAGES),--no-install-recommends,.doc uploads will fail saying so)
+test-system-deps: system-deps
+	$(call apt_install,$(SYSTEM_TEST_PACKAGES),,the tests that need them will skip)
 
 ## bench-ingest: ingestion throughput and per-user query latency (prints a table)
 bench-ingest: venv-dev

@@ -13,6 +13,7 @@ from rag.errors import UnsupportedFileType
 EXTENSIONS = {
     ".pdf": "pdf",
     ".docx": "docx",
+    ".doc": "doc",
     ".html": "html",
     ".htm": "html",
     ".md": "md",
@@ -31,6 +32,7 @@ _ZIP_MARKERS = {"word/document.xml": "docx", "ppt/presentation.xml": "pptx", "xl
 # A mail starts with header lines; these are the ones every mail program writes.
 _MAIL_HEADER = re.compile(rb"^(from|to|subject|date|message-id|received|mime-version|return-path|delivered-to):",
                           re.I | re.M)
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # the OLE2 (Compound File) header of legacy Office files
 SNIFF_BYTES = 64 * 1024
 _HTML_MARKERS = re.compile(rb"<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<(p|div|h[1-6]|table|ul|article)[\s>]", re.I)
 
@@ -60,6 +62,8 @@ def _content_type(path: Path, head: bytes) -> str:
         return "pdf"
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(path)
+    if head.startswith(OLE_MAGIC):
+        return _ole_kind(path)
     if _is_text(head):
         return "text"
     return "binary"
@@ -73,6 +77,18 @@ def _zip_kind(path: Path) -> str:
     except (zipfile.BadZipFile, OSError):
         return "zip"
     return next((kind for marker, kind in _ZIP_MARKERS.items() if marker in names), "zip")
+
+
+def _ole_kind(path: Path) -> str:
+    """A Word 97-2003 file is an OLE2 container with a WordDocument stream (Excel and PowerPoint
+    files are containers too); only the container's directory is read."""
+    import olefile
+
+    try:
+        with olefile.OleFileIO(str(path)) as container:
+            return "doc" if container.exists("WordDocument") else "ole"
+    except Exception:  # noqa: BLE001 - a damaged container: the loader says what is wrong with it
+        return "doc"
 
 
 def _is_text(head: bytes) -> bool:
@@ -113,4 +129,5 @@ def _looks_like_csv(head: bytes) -> bool:
 
 
 def _describe(kind: str) -> str:
-    return {"zip": "a zip archive", "binary": "binary data", "text": "plain text"}.get(kind, kind.upper() if len(kind) <= 4 else kind)
+    return {"zip": "a zip archive", "binary": "binary data", "text": "plain text",
+            "ole": "a legacy Office file other than Word"}.get(kind, kind.upper() if len(kind) <= 4 else kind)

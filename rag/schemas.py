@@ -40,7 +40,7 @@ class DocumentOut(BaseModel):
 
     id: str = Field(description="The document's id, the same for all its versions")
     filename: str = Field(description="The uploader's file name (metadata only; stored under a server-made name)")
-    type: str = Field(description="pdf, docx, html, md, csv, txt, pptx, xlsx, epub or eml")
+    type: str = Field(description="pdf, docx, doc, html, md, csv, txt, pptx, xlsx, epub or eml")
     sha256: str
     size_bytes: int
     status: str = Field(description="queued, processing, ready or failed")

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.loaders.common import LoaderError, Progress, decode_text, from_elements, no_progress
+from ingest.loaders.doc import load_doc
 from ingest.loaders.epub import load_epub
 from ingest.loaders.formats import load_csv, load_docx, load_html, load_md, load_txt
 from ingest.loaders.mail import load_eml
@@ -16,6 +17,7 @@ from ingest.types import ParsedDocument
 LOADERS: dict[str, Callable[[Path, Progress], ParsedDocument]] = {
     "pdf": load_pdf,
     "docx": load_docx,
+    "doc": load_doc,
     "html": load_html,
     "md": load_md,
     "csv": load_csv,
@@ -27,5 +29,5 @@ LOADERS: dict[str, Callable[[Path, Progress], ParsedDocument]] = {
 }
 
 __all__ = ["LOADERS", "LoaderError", "Progress", "decode_text", "from_elements", "glued_share", "load_csv",
-           "load_docx", "load_eml", "load_epub", "load_html", "load_md", "load_pdf", "load_pptx", "load_txt",
+           "load_doc", "load_docx", "load_eml", "load_epub", "load_html", "load_md", "load_pdf", "load_pptx", "load_txt",
            "load_xlsx", "no_progress"]

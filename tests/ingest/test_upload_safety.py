@@ -145,3 +145,47 @@ def test_xxe_in_docx_reads_no_local_file(app, client, users, tmp_path):
     assert any("Annual report" in result["excerpt"] for result in found)  # the document itself was read
     for result in found + search(client, account, "kumquat secret", k=50):
         assert "kumquat" not in result["excerpt"]
+
+
+def _with_word_flags(doc: Path, target: Path, flags: int) -> Path:
+    """A copy of a real .doc with these bits set in its header's flags (FibBase at offset 0x0A):
+    0x0100 is how Word marks a file saved with a password to open (fEncrypted)."""
+    import olefile
+
+    target.write_bytes(doc.read_bytes())
+    with olefile.OleFileIO(str(target), write_mode=True) as container:
+        stream = bytearray(container.openstream("WordDocument").read())
+        stream[10:12] = (int.from_bytes(stream[10:12], "little") | flags).to_bytes(2, "little")
+        container.write_stream("WordDocument", bytes(stream))
+    return target
+
+
+def test_a_damaged_or_password_protected_doc_is_a_clear_422_and_nothing_is_kept(app, client, users, samples,
+                                                                                  tmp_path):
+    if "doc" not in samples:
+        pytest.skip("making a .doc needs LibreOffice (make test installs it as root)")
+    account = users.register()
+    real = samples["doc"].read_bytes()
+    cut = assert_error(_post(client, account, real[:6000], "minutes.doc"), 422, "UNPROCESSABLE_DOCUMENT")
+    assert "damaged" in cut["error"], cut["error"]
+    locked = _with_word_flags(samples["doc"], tmp_path / "locked.doc", 0x0100)
+    body = assert_error(upload(client, account, locked), 422, "UNPROCESSABLE_DOCUMENT")
+    assert "password-protected" in body["error"], body["error"]
+    assert body["details"]["document"]["status"] == "failed" and body["details"]["document"]["chunks"] == 0
+    assert app.extensions["docchat"].vectors.count(Space.personal(account.id)) == 0
+    assert upload(client, account, samples["doc"]).status_code == 201  # the server carries on
+
+
+def test_a_legacy_office_file_that_is_not_word_is_refused_as_a_doc(client, users, samples, tmp_path):
+    """An OLE2 container without a WordDocument stream (an .xls, a .ppt) named .doc: 415, as for any
+    content that does not match its extension."""
+    import olefile
+
+    if "doc" not in samples:
+        pytest.skip("making a .doc needs LibreOffice (make test installs it as root)")
+    account = users.register()
+    with olefile.OleFileIO(str(samples["doc"])) as container:
+        assert container.exists("WordDocument")
+    sheet = samples["doc"].read_bytes().replace("WordDocument".encode("utf-16-le"), "Workbook\0\0\0\0".encode("utf-16-le"))
+    body = assert_error(_post(client, account, sheet, "budget.doc"), 415, "UNSUPPORTED_FILE_TYPE")
+    assert "legacy Office file other than Word" in body["error"], body["error"]

@@ -12,6 +12,7 @@ from tests.conftest import assert_error, search, upload
 QUESTIONS = {
     "pdf": "When does the lighthouse keeper polish the lens?",
     "docx": "How much did the bakery's quarterly revenue rise to?",
+    "doc": "Where does the Wexford choir rehearse?",
     "html": "When do the cranes arrive at the lake?",
     "md": "How long must I hold the button to reset the router?",
     "csv": "Who is the chief cartographer?",
@@ -25,6 +26,7 @@ QUESTIONS = {
 ADDRESSES = {
     "pdf": (2, None, None),
     "docx": (None, "Bakery results", None),
+    "doc": (None, "Rehearsals", None),  # a legacy Word file keeps its headings, as a .docx does
     "html": (None, "Cranes", None),
     "md": (None, "Factory reset", None),
     "csv": (None, None, 2),
@@ -39,6 +41,8 @@ PAGES = {"pdf": 3, "pptx": 3}
 
 @pytest.mark.parametrize("doc_type", list(QUESTIONS))
 def test_each_format_is_ingested_and_its_fact_found(client, users, samples, doc_type):
+    if doc_type not in samples:
+        pytest.skip("making a .doc needs LibreOffice (make test installs it as root)")
     account = users.register()
     response = upload(client, account, samples[doc_type])
     assert response.status_code == 201, response.get_json()
