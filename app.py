@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     _keep_private(config.data_dir)
     config = config.with_secret()
     config.check_production()
-    _configure_logging(config.log_level)
+    _configure_logging(config)
     app = Flask(__name__)
     app.config.update(_flask_settings(config))
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it; the base type not
@@ -258,8 +259,24 @@ def _keep_private(data_dir: Path) -> None:
         data_dir.chmod(0o700)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _configure_logging(config: Config) -> None:
+    """Standard error, and with LOG_FILE also that file, rotated at LOG_FILE_MAX_MB with
+    LOG_FILE_BACKUPS old files kept (mode 0600: logs name users and documents)."""
+    logging.basicConfig(level=getattr(logging, config.log_level.upper(), logging.INFO), format=LOG_FORMAT)
+    if config.log_file:
+        _log_to_file(Path(config.log_file).expanduser().resolve(), config.log_file_max_mb, config.log_file_backups)
+
+
+def _log_to_file(path: Path, max_mb: int, backups: int) -> None:
+    root = logging.getLogger()
+    if any(isinstance(handler, RotatingFileHandler) and handler.baseFilename == str(path) for handler in root.handlers):
+        return  # one handler per file, however many apps a process makes
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    handler = RotatingFileHandler(path, maxBytes=max_mb * 1024 * 1024, backupCount=backups, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.addHandler(handler)

@@ -104,6 +104,19 @@ class Config:
     maintenance_interval_s: int = 3600
     memory_check_s: int = 300
     memory_leak_checks: int = 6
+    compact_interval_s: int = 86400  # storage compaction (VACUUM); 0: only on demand
+    resource_log_s: int = 600  # a log line of CPU, memory and GPU; 0: none
+    log_file: str = ""  # also log to this file, rotated
+    log_file_max_mb: int = 20
+    log_file_backups: int = 5
+    alert_check_s: int = 30
+    alert_memory_warning: float = 0.8  # process memory of the machine's RAM, and the fullest GPU's memory
+    alert_memory_critical: float = 0.9
+    alert_error_rate_warning: float = 0.05  # 5xx answers among the last 5 minutes' requests (20 or more)
+    alert_error_rate_critical: float = 0.2
+    alert_queue_warning: float = 0.8  # generation queue in use, of LLM_MAX_QUEUE
+    alert_queue_critical: float = 1.0
+    alert_webhook_url: str = ""
     auto_migrate: bool = True
     log_level: str = "INFO"
     models_file: Path = Path(__file__).with_name("models.json")
@@ -177,6 +190,19 @@ class Config:
         "MAINTENANCE_INTERVAL_S": "maintenance_interval_s",
         "MEMORY_CHECK_S": "memory_check_s",
         "MEMORY_LEAK_CHECKS": "memory_leak_checks",
+        "COMPACT_INTERVAL_S": "compact_interval_s",
+        "RESOURCE_LOG_S": "resource_log_s",
+        "LOG_FILE": "log_file",
+        "LOG_FILE_MAX_MB": "log_file_max_mb",
+        "LOG_FILE_BACKUPS": "log_file_backups",
+        "ALERT_CHECK_S": "alert_check_s",
+        "ALERT_MEMORY_WARNING": "alert_memory_warning",
+        "ALERT_MEMORY_CRITICAL": "alert_memory_critical",
+        "ALERT_ERROR_RATE_WARNING": "alert_error_rate_warning",
+        "ALERT_ERROR_RATE_CRITICAL": "alert_error_rate_critical",
+        "ALERT_QUEUE_WARNING": "alert_queue_warning",
+        "ALERT_QUEUE_CRITICAL": "alert_queue_critical",
+        "ALERT_WEBHOOK_URL": "alert_webhook_url",
         "AUTO_MIGRATE": "auto_migrate",
         "LOG_LEVEL": "log_level",
         "MODELS_FILE": "models_file",

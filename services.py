@@ -26,12 +26,15 @@ from ingest.sandbox import ParseLimits
 from ingest.sniff import detect_type
 from llm.registry import ModelRegistry
 from llm.service import LLMService, build_llm_service
+from maintenance.compaction import StorageCompactor
 from maintenance.integrity import IntegrityChecker
 from maintenance.schedule import LeakWatch, MaintenanceScheduler
+from monitoring.alerts import CRITICAL, Alerts, Rule, Webhook
 from monitoring.audit import AuditLog
 from monitoring.error_stats import ErrorStats
 from monitoring.health import HealthService
 from monitoring.metrics import Metrics
+from monitoring.search_stats import SearchStats
 from monitoring.system import SystemMonitor
 from openai_api.service import CompletionService
 from rag.documents import DocumentService
@@ -71,9 +74,13 @@ class Services:
     integrity: IntegrityChecker
     audit: AuditLog
     workspaces: WorkspaceService
+    alerts: Alerts
+    search_stats: SearchStats
+    compactor: StorageCompactor
 
     def close(self) -> None:
         """Stop background work and release connections (tests build many apps in one process)."""
+        self.alerts.close()
         self.ingestion.stop()
         self.maintenance.stop()
         self.llm.close()
@@ -98,7 +105,8 @@ class DocumentStack:
     retriever: Retriever
 
 
-def build_document_stack(config: Config, embedder: Callable[[], Embedder] | None = None) -> DocumentStack:
+def build_document_stack(config: Config, embedder: Callable[[], Embedder] | None = None,
+                         search_stats: SearchStats | None = None) -> DocumentStack:
     """The database (migrated when AUTO_MIGRATE), the stores, the ingestion workers (not started)
     and the services over them; `embedder` in place of the configured model (a benchmark's probe)."""
     db = Database(config.database_url)
@@ -126,14 +134,16 @@ def build_document_stack(config: Config, embedder: Callable[[], Embedder] | None
     documents = DocumentService(repository, vectors, config.uploads_dir, ingestion.enqueue, spaces, detect_type,
                                 quota_bytes=config.user_quota_mb * 1024 * 1024)
     workspaces.on_delete(documents.purge_workspace)
-    retriever = Retriever(vectors, repository, embedder, spaces, hybrid=config.retrieval_mode == "hybrid")
+    retriever = Retriever(vectors, repository, embedder, spaces, hybrid=config.retrieval_mode == "hybrid",
+                          on_search=search_stats.record if search_stats else None)
     return DocumentStack(db, users, workspaces, repository, vectors, embedder, pipeline, ingestion, documents,
                          retriever)
 
 
 def build_services(config: Config) -> Services:
     """Every component and service, built once per app from the config."""
-    stack = build_document_stack(config)
+    search_stats = SearchStats()
+    stack = build_document_stack(config, search_stats=search_stats)
     db, embedder, retriever = stack.db, stack.embedder, stack.retriever
     models = ModelRegistry.from_file(config.models_file)
     monitor = SystemMonitor()
@@ -145,8 +155,11 @@ def build_services(config: Config) -> Services:
     sessions = SessionService(session_repository, config.chat_retention_days,
                               check_scope=lambda user_id, scope: retriever.targets(user_id, scope, strict=True))
     revocations = RevocationList(db)
-    maintenance = _maintenance(config, sessions, integrity, monitor, revocations)
     metrics = Metrics(monitor)
+    alerts = _alerts(config, monitor, metrics, llm)
+    compactor = StorageCompactor(db.engine, [config.data_dir / "keywords.db"]
+                                 + ([] if config.chroma_host else [config.chroma_dir / "chroma.sqlite3"]))
+    maintenance = _maintenance(config, sessions, integrity, monitor, revocations, alerts, compactor)
     llm.scheduler.observe(lambda model, result: metrics.observe_generation(model, result.ttft_s,
                                                                            result.decode_tokens_per_s))
     return Services(
@@ -157,8 +170,8 @@ def build_services(config: Config) -> Services:
         revocations=revocations,
         error_stats=ErrorStats(config.recent_errors_kept),
         metrics=metrics,
-        health=HealthService(db, llm, monitor, checks=[integrity, maintenance],
-                             sections={"maintenance": maintenance.status}),
+        health=HealthService(db, llm, monitor, checks=[integrity, maintenance, alerts],
+                             sections={"maintenance": maintenance.status, "alerts": alerts.status}),
         models=models,
         vectors=vectors,
         documents=stack.documents,
@@ -172,11 +185,32 @@ def build_services(config: Config) -> Services:
         integrity=integrity,
         audit=AuditLog(db),
         workspaces=stack.workspaces,
+        alerts=alerts,
+        search_stats=search_stats,
+        compactor=compactor,
     )
 
 
-def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityChecker,
-                 monitor: SystemMonitor, revocations: RevocationList) -> MaintenanceScheduler:
+def _alerts(config: Config, monitor: SystemMonitor, metrics: Metrics, llm: LLMService) -> Alerts:
+    """The alert rules (ALERT_* settings); GPU memory at critical frees the CUDA cache between batches."""
+    memory = (config.alert_memory_warning, config.alert_memory_critical)
+    alerts = Alerts([
+        Rule("process_memory", monitor.process_memory_share, *memory, "process memory of the machine's RAM"),
+        Rule("gpu_memory", monitor.gpu_memory_share, *memory, "memory in use on the fullest GPU"),
+        Rule("error_rate", metrics.window.error_rate, config.alert_error_rate_warning,
+             config.alert_error_rate_critical, "server errors (5xx) among the last 5 minutes' requests"),
+        Rule("queue_saturation", llm.scheduler.saturation, config.alert_queue_warning, config.alert_queue_critical,
+             "generation queue in use"),
+        Rule("model_failed", lambda: float(llm.manager.failed() is not None), 1.0, 1.0,
+             "models that failed to load (1: one did)"),
+    ], Webhook(config.alert_webhook_url) if config.alert_webhook_url else None)
+    llm.scheduler.between_batches(lambda: monitor.free_gpu_cache() if alerts.level("gpu_memory") == CRITICAL
+                                  else None)
+    return alerts
+
+
+def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityChecker, monitor: SystemMonitor,
+                 revocations: RevocationList, alerts: Alerts, compactor: StorageCompactor) -> MaintenanceScheduler:
     def retention() -> str:
         if sessions.retention_days <= 0:
             return "retention is off (CHAT_RETENTION_DAYS=0)"
@@ -190,6 +224,9 @@ def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityC
         "stale_chunks": (every, integrity.remove_stale_chunks),
         "revoked_logins": (every, lambda: f"forgot {revocations.prune()} revoked login(s) past their expiry"),
         "memory_watch": (config.memory_check_s, leak_watch.sample),
+        "alerts": (config.alert_check_s, alerts.check),
+        "compact_storage": (config.compact_interval_s, compactor.run),
+        "resource_log": (config.resource_log_s, monitor.resource_line),
     }, leak_watch)
 
 

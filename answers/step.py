@@ -87,14 +87,14 @@ class AnswerStep:
         """What `user_id` may search within `scope` now (rag.retriever.Retriever.targets)."""
         return self._retriever.targets(user_id, scope, strict)
 
-    def ground(self, targets: list[Target], builder: PromptBuilder, question: str, summary: str | None,
-               history: Sequence[Turn], overrides: GenerationOverrides | None, top_k: int | None = None,
-               asked_for: str | None = None) -> Grounded:
+    def ground(self, user_id: int, targets: list[Target], builder: PromptBuilder, question: str,
+               summary: str | None, history: Sequence[Turn], overrides: GenerationOverrides | None,
+               top_k: int | None = None, asked_for: str | None = None) -> Grounded:
         """Search `targets` for `question` and build its prompt over the evidence found (contents
         lists are not given to the model). `asked_for`, the user's own words where `question` is
         their standalone form, decides whether the question asks for a longer answer."""
         k = top_k or self.settings.top_k
-        found = self._retriever.search_in(targets, question, k + NAVIGATION_SPARE, self.settings.min_score)
+        found = self._retriever.search_in(targets, question, k + NAVIGATION_SPARE, self.settings.min_score, user_id)
         sources = evidence(found, k)
         overrides = concise(asked_for or question, overrides, self.settings.answer_sentences)
         if not sources:

@@ -105,6 +105,10 @@ class ModelManager:
     def active_id(self) -> str:
         return self._active.spec.id if self._active else self._registry.default.id
 
+    def failed(self) -> str | None:
+        """A model whose last load failed (the alerts' model_failed), if any."""
+        return next((model_id for model_id, state in self._states.items() if state == "failed"), None)
+
     def describe(self) -> list[dict[str, Any]]:
         """Every registry entry with its state, for GET /models."""
         return [

@@ -23,14 +23,6 @@ from llm.settings import GenerationOverrides, adaptive_settings
 log = logging.getLogger(__name__)
 
 
-
-
-
-
-
-
-
-
 def _batch_key(ticket: "Ticket") -> tuple[object, ...]:
     """Requests with equal keys share one engine call: the same engine, and the same settings
     unless the engine chooses each request's tokens itself (llama.cpp, a remote server)."""
@@ -64,6 +56,7 @@ class Scheduler:
         self._max_per_owner = max_per_owner or max_queue
         self._owners: Counter[object] = Counter()
         self._observers: list[Callable[[str, GenerationResult], None]] = []
+        self._between: list[Callable[[], None]] = []
         self._timeout_s, self._batch_wait_s = timeout_s, batch_wait_s
         self._waiting: deque[Ticket] = deque()
         self._condition = threading.Condition()
@@ -109,6 +102,14 @@ class Scheduler:
         """Call `observer(model id, result)` after every finished generation (metrics)."""
         self._observers.append(observer)
 
+    def between_batches(self, hook: Callable[[], None]) -> None:
+        """Call `hook()` on the generation thread after each batch (freeing GPU memory under pressure)."""
+        self._between.append(hook)
+
+    def saturation(self) -> float:
+        """The share of the queue in use (1.0: the next request is refused)."""
+        return self.depth() / self._max_queue
+
     def _admit(self, owner: object) -> None:
         with self._condition:
             if sum(self._owners.values()) >= self._max_queue:
@@ -151,6 +152,11 @@ class Scheduler:
             if batch is None:
                 return
             self._run(batch)
+            for hook in self._between:
+                try:
+                    hook()
+                except Exception:  # noqa: BLE001 - housekeeping must not stop generation
+                    log.exception("a between-batches hook failed")
 
     def _next_batch(self) -> list[Ticket] | None:
         with self._condition:

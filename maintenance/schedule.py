@@ -8,6 +8,10 @@ Tasks (intervals from the config):
   re-ingestion; chunk ids are deterministic, so this is the only way a chunk can be doubled)
 - memory_watch: sample this process's RSS (and GPU memory); memory rising across
   MEMORY_LEAK_CHECKS samples in a row is reported as a leak warning (log and /health)
+- alerts: check the alert thresholds (monitoring/alerts.py)
+- compact_storage: VACUUM the SQLite files, report the bytes reclaimed (maintenance/compaction.py)
+- resource_log: one log line of CPU, memory and GPU
+A task whose interval is 0 runs only when asked (POST /admin/maintenance/<task>).
 """
 from __future__ import annotations
 
@@ -79,6 +83,9 @@ class MaintenanceScheduler:
     def stop(self) -> None:
         self._stop.set()
 
+    def names(self) -> list[str]:
+        return list(self._tasks)
+
     def run(self, name: str) -> TaskRun:
         """Run one task now, record and log how it went."""
         started, clock = utcnow(), time.perf_counter()
@@ -108,10 +115,10 @@ class MaintenanceScheduler:
 
     def _run_forever(self) -> None:
         now = time.monotonic()
-        self._due = {name: now for name in self._tasks}
-        while not self._stop.is_set():
+        self._due = {name: now for name, (every, _) in self._tasks.items() if every > 0}
+        while self._due and not self._stop.is_set():
             for name, (every, _) in self._tasks.items():
-                if time.monotonic() >= self._due[name]:
+                if name in self._due and time.monotonic() >= self._due[name]:
                     self.run(name)
                     self._due[name] = time.monotonic() + every
             wait = max(0.05, min(self._due.values()) - time.monotonic())

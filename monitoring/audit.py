@@ -19,7 +19,7 @@ from common.database import Base, Database, UTCDateTime, utcnow
 EVENTS = ("login.succeeded", "login.failed", "password.changed", "password.reset", "user.role_changed",
           "user.disabled", "user.enabled", "user.deleted", "api_key.created", "api_key.revoked",
           "member.added", "member.removed", "member.changed", "document.deleted", "workspace.deleted",
-          "backup.created", "backup.restored", "model.swapped")
+          "backup.created", "backup.restored", "model.swapped", "maintenance.run")
 
 
 class AuditEvent(Base):

@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitoring.alerts import RequestWindow
 from monitoring.system import SystemMonitor
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -34,6 +35,7 @@ class Metrics:
 
     def __init__(self, monitor: SystemMonitor) -> None:
         self.registry = CollectorRegistry()
+        self.window = RequestWindow()  # the recent error rate, for the alerts
         ProcessCollector(registry=self.registry)
         self.registry.register(_SystemCollector(monitor))
         self.requests = Counter(
@@ -52,6 +54,7 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
+        self.window.record(status)
         self.latency.labels(route).observe(seconds)
 
     def observe_error(self, code: str) -> None:

@@ -8,11 +8,11 @@ from flask import Blueprint, Response, jsonify, request
 from api.errors import error_response
 from api.limits import not_rate_limited
 from api.validation import openapi, parse_query, responds
-from auth.decorators import admin_required
-from common.context import services
-from common.errors import PermissionDenied
+from auth.decorators import admin_required, current_user
+from common.context import audit, services
+from common.errors import NotFound, PermissionDenied
 from monitoring.metrics import CONTENT_TYPE
-from monitoring.schemas import AuditList, AuditQuery, ErrorStatsOut, HealthOut
+from monitoring.schemas import AuditList, AuditQuery, ErrorStatsOut, HealthOut, MaintenanceRunOut, SearchStatsOut
 
 bp = Blueprint("monitoring", __name__)
 
@@ -69,3 +69,30 @@ def audit_log() -> Response:
     events, total = services().audit.page(query.user and query.user.strip().lower(), query.event,
                                           query.page, query.per_page)
     return jsonify(events=[event.as_dict() for event in events], total=total)
+
+
+@bp.get("/stats/search")
+@admin_required
+@responds(200, SearchStatsOut, "Searches, mean and p95 seconds, in all and per user")
+def search_stats() -> Response:
+    """Search statistics of this process (admins only): /search, and the search of each answer."""
+    svc = services()
+    figures = svc.search_stats.snapshot()
+    for row in figures["per_user"]:
+        user = svc.users.get(row["user_id"])
+        row["username"] = user.username if user else None
+    return jsonify(figures)
+
+
+@bp.post("/admin/maintenance/<task>")
+@admin_required
+@responds(200, MaintenanceRunOut, "The task ran now; outcome error with the reason when it failed")
+def run_maintenance(task: str) -> Response:
+    """Run one maintenance task now (admins): compact_storage, session_retention, orphaned_chunks, ..."""
+    maintenance = services().maintenance
+    if task not in maintenance.names():
+        raise NotFound(f"No maintenance task {task!r}; tasks: {', '.join(maintenance.names())}", {"task": task})
+    run = maintenance.run(task)
+    audit("maintenance.run", actor=current_user().username, target=task, details={"outcome": run.outcome})
+    return jsonify(task=task, started_at=run.started_at.isoformat(), duration_s=run.duration_s,
+                   outcome=run.outcome, detail=run.detail)

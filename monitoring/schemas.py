@@ -44,3 +44,26 @@ class AuditList(BaseModel):
 class AuditQuery(NumberedPageQuery):
     user: str | None = Field(default=None, max_length=64, description="Events of this actor (username)")
     event: str | None = Field(default=None, max_length=64, description="One event, e.g. login.failed")
+
+
+class SearchFigures(BaseModel):
+    searches: int
+    mean_s: float = Field(description="Mean seconds per search, over the last 1,000")
+    p95_s: float = Field(description="95th percentile seconds, over the last 1,000")
+
+
+class UserSearchFigures(SearchFigures):
+    user_id: int
+    username: str | None = Field(description="null for a deleted account")
+
+
+class SearchStatsOut(SearchFigures):
+    per_user: list[UserSearchFigures] = Field(description="The busiest users first")
+
+
+class MaintenanceRunOut(BaseModel):
+    task: str
+    started_at: str = Field(description="ISO 8601, UTC")
+    duration_s: float
+    outcome: str = Field(description="ok or error")
+    detail: str = Field(description="What it did: for compact_storage, the bytes reclaimed per file")

@@ -44,6 +44,32 @@ class SystemMonitor:
             readings[f"GPU {device['index']} allocated"] = int(device["memory_allocated_bytes"])
         return readings
 
+    def process_memory_share(self) -> float:
+        """This process's RSS as a share of the machine's RAM."""
+        return self._process.memory_info().rss / psutil.virtual_memory().total
+
+    def gpu_memory_share(self) -> float | None:
+        """The fullest GPU's memory in use as a share of its total; None without a GPU."""
+        devices = (self.gpu() or {}).get("devices", [])
+        return max((d["memory_used_bytes"] / d["memory_total_bytes"] for d in devices), default=None)
+
+    def free_gpu_cache(self) -> None:
+        """Give the CUDA caching allocator's unused blocks back to the device."""
+        cuda = _torch_cuda()
+        if cuda is not None and cuda.is_available():
+            cuda.empty_cache()
+
+    def resource_line(self) -> str:
+        """One line of CPU, memory and GPU figures (the RESOURCE_LOG_S log line)."""
+        snap = self.snapshot()
+        line = (f"cpu {snap['cpu_percent']:.0f}% (this process {snap['process_cpu_percent']:.0f}%), "
+                f"ram {snap['ram_used_bytes'] / 2**30:.1f}/{snap['ram_total_bytes'] / 2**30:.1f} GiB, "
+                f"process rss {snap['process_rss_bytes'] / 2**20:.0f} MiB")
+        for device in (snap["gpu"] or {}).get("devices", []):
+            line += (f", gpu{device['index']} {device['memory_used_bytes'] / 2**30:.1f}/"
+                     f"{device['memory_total_bytes'] / 2**30:.1f} GiB")
+        return line
+
     def gpu(self) -> dict[str, Any] | None:
         """Memory of each visible CUDA device, or None without one."""
         cuda = _torch_cuda()

@@ -194,7 +194,7 @@ class CompletionService:
                                    {"fields": [{"field": "messages", "message": "too many tokens", "type": "too_long"}]})
         _, recent = builder.split_history(history)  # stateless: what does not fit is dropped
         targets = self._step.targets(user_id, request.scope.scope() if request.scope else Scope(), strict=True)
-        grounded = self._step.ground(targets, builder, question, None, recent, overrides, request.rag_top_k)
+        grounded = self._step.ground(user_id, targets, builder, question, None, recent, overrides, request.rag_top_k)
         messages = grounded.prompt.messages if grounded.prompt else []
         return PreparedCompletion(user_id, request.model, messages, grounded.overrides, request.stop_sequences(),
                                   grounded=grounded, question=question)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,10 +40,13 @@ class Source:
 
 class Retriever:
     def __init__(self, store: VectorStore, repository: DocumentRepository, embedder: Callable[[], Embedder],
-                 spaces: Spaces, hybrid: bool = True) -> None:
+                 spaces: Spaces, hybrid: bool = True,
+                 on_search: Callable[[int | None, float], None] | None = None) -> None:
         """`hybrid`: fuse the keyword index's ranking with the vectors' (RETRIEVAL_MODE=hybrid,
-        the default); False searches by vectors alone."""
+        the default); False searches by vectors alone. `on_search(user id, seconds)` hears of
+        every search (the admins' search statistics)."""
         self.hybrid = hybrid
+        self._on_search = on_search
         self._store = store
         self._repository = repository
         self._embedder = embedder
@@ -52,7 +56,7 @@ class Retriever:
                scope: Scope | None = None) -> list[Source]:
         """The k best chunks for `query` that the caller may read now (within `scope`; None:
         everything), best first, from live document versions only."""
-        return self.search_in(self.targets(user_id, scope or Scope(), strict=False), query, k, min_score)
+        return self.search_in(self.targets(user_id, scope or Scope(), strict=False), query, k, min_score, user_id)
 
     def targets(self, user_id: int, scope: Scope, strict: bool) -> list[Target]:
         """The spaces (and single documents in others) a search in `scope` opens, by the caller's
@@ -72,14 +76,20 @@ class Retriever:
                 singles.setdefault(space, set()).add(live)
         return [Target(space) for space in spaces] + [Target(space, frozenset(ids)) for space, ids in singles.items()]
 
-    def search_in(self, targets: list[Target], query: str, k: int, min_score: float = -1.0) -> list[Source]:
+    def search_in(self, targets: list[Target], query: str, k: int, min_score: float = -1.0,
+                  user_id: int | None = None) -> list[Source]:
         """The k best chunks over these targets. Each space is searched by its vectors and, in
         hybrid mode, by its keyword index; the two rankings (each merged over the spaces) are
         fused by their relative scores (`fuse`). The spaces are searched at the same time (Chroma and
         SQLite release the GIL while they search): 5 spaces at 100k chunks in all take about the
         time of 2 or 3 one after the other (`make bench-ingest`)."""
-        if not targets:
-            return []
+        started = time.perf_counter()
+        found = self._ranked(targets, query, k, min_score) if targets else []
+        if self._on_search is not None:
+            self._on_search(user_id, time.perf_counter() - started)
+        return found
+
+    def _ranked(self, targets: list[Target], query: str, k: int, min_score: float) -> list[Source]:
         vector = self._embedder().embed([query])[0]
         depth = max(k, FUSION_CANDIDATES) if self.hybrid else k
         if len(targets) == 1:

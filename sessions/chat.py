@@ -87,7 +87,7 @@ class ChatService:
         targets = self._step.targets(user_id, Scope.of(session.scope), strict=False)  # access may have ended
         # a follow-up is answered from what it found, not from the earlier answers
         history = [] if standalone else session.messages[session.summarized_count:]
-        grounded = self._step.ground(targets, builder, standalone or question, session.summary, history, overrides,
+        grounded = self._step.ground(user_id, targets, builder, standalone or question, session.summary, history, overrides,
                                      asked_for=question)
         return PreparedTurn(user_id, session, question, grounded, standalone)
 

@@ -43,7 +43,8 @@ def test_scheduled_tasks_clean_up_and_report_in_health(make_app, samples, caplog
         wait_for(lambda: "forgot 1 revoked login" in caplog.text, 10, "the expired revocation to be pruned")
     assert not svc.revocations.is_revoked("expired-login") and svc.revocations.is_revoked("live-login")
     maintenance = client.get("/health").get_json()["maintenance"]
-    assert set(maintenance) == {"session_retention", "orphaned_chunks", "stale_chunks", "revoked_logins", "memory_watch"}
+    assert set(maintenance) == {"session_retention", "orphaned_chunks", "stale_chunks", "revoked_logins", "memory_watch",
+                                "alerts", "compact_storage", "resource_log"}
     assert all(task["outcome"] == "ok" and task["duration_s"] >= 0 for task in maintenance.values())
     assert maintenance["memory_watch"]["every_s"] == 300
     logged = " ".join(record.getMessage() for record in caplog.records)
