@@ -112,7 +112,9 @@ def inert_markdown(text: str) -> str:
 
 def best_passage(question: str, sources: Sequence[Source]) -> tuple[int, str]:
     """(1-based source number, passage): the sentence of the sources sharing the most content words
-    with the question (the higher-ranked source on a tie), with the sentences after it up to
+    with the question - its own words and those of its section's heading, so that under a heading
+    that asks the question (a FAQ's entry, a manual's "How to ...") the answer is what follows it -
+    (the earlier sentence, then the higher-ranked source on a tie), with the sentences after it up to
     QUOTE_SENTENCES; the top source's first sentences when none shares any. A question in the
     sources (a FAQ's heading) is where the answer starts, not the answer: the quote begins after it,
     and a chunk's own section heading is not quoted."""
@@ -121,9 +123,10 @@ def best_passage(question: str, sources: Sequence[Source]) -> tuple[int, str]:
     passages: dict[int, list[str]] = {}
     for number, source in enumerate(sources, start=1):
         passages[number] = [text for text, _, _ in sentences_of(_without_heading(source))]
+        heading = wanted & content_words(source.section or "")
         for index, sentence in enumerate(passages[number]):
             start = index + 1 if sentence.endswith("?") else index
-            score = len(wanted & content_words(sentence)) - 0.01 * number
+            score = len(heading | (wanted & content_words(sentence))) - 0.01 * number
             if start < len(passages[number]) and score > best[0]:
                 best = (score, number, start)
     _, number, start = best

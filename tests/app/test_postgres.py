@@ -70,3 +70,14 @@ def test_a_finished_version_locks_its_family_in_the_order_an_upload_does(app, us
         worker.join(30)
     assert finished and finished[0] is not None
     assert repository.get(Space.personal(user_id), live).id == pending  # the new version is the head, and live
+
+
+def test_compaction_vacuums_postgresql_and_the_sqlite_files_beside_it(app, client, users):
+    """On PostgreSQL the database gets VACUUM (ANALYZE) in autocommit (inside a transaction it would
+    fail); the keyword index lives in PostgreSQL too, and embedded Chroma's file is still VACUUMed."""
+    admin = users.admin()
+    run = client.post("/admin/maintenance/compact_storage", headers=admin.headers).get_json()
+    assert run["outcome"] == "ok", run
+    database = app.extensions["docchat"].db.engine.url.database
+    assert f"({database} " in run["detail"] and "chroma.sqlite3" in run["detail"]
+    assert "keywords.db" not in run["detail"]
