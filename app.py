@@ -239,6 +239,7 @@ def _register_cli(app: Flask) -> None:
     from auth.cli import users_cli
     from common.cli import db_cli
     from ingest.cli import ingest_command, ingest_worker_command
+    from llm.cli import models_cli
     from maintenance.cli import backup_cli, integrity_cli
 
     app.cli.add_command(users_cli)
@@ -247,6 +248,7 @@ def _register_cli(app: Flask) -> None:
     app.cli.add_command(integrity_cli)
     app.cli.add_command(ingest_command)
     app.cli.add_command(ingest_worker_command)
+    app.cli.add_command(models_cli)
 
 
 def _keep_private(data_dir: Path) -> None:

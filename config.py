@@ -110,6 +110,9 @@ class Config:
     log_file_max_mb: int = 20
     log_file_backups: int = 5
     alert_check_s: int = 30
+    watchdog_s: int = 10  # how often the engine watchdog looks (0: never)
+    engine_stall_s: int = 30  # a generation this long past its deadline is a hung engine: reload
+    engine_failures: int = 3  # this many failed engine calls in a row: reload
     alert_memory_warning: float = 0.8  # process memory of the machine's RAM, and the fullest GPU's memory
     alert_memory_critical: float = 0.9
     alert_error_rate_warning: float = 0.05  # 5xx answers among the last 5 minutes' requests (20 or more)
@@ -196,6 +199,9 @@ class Config:
         "LOG_FILE_MAX_MB": "log_file_max_mb",
         "LOG_FILE_BACKUPS": "log_file_backups",
         "ALERT_CHECK_S": "alert_check_s",
+        "WATCHDOG_S": "watchdog_s",
+        "ENGINE_STALL_S": "engine_stall_s",
+        "ENGINE_FAILURES": "engine_failures",
         "ALERT_MEMORY_WARNING": "alert_memory_warning",
         "ALERT_MEMORY_CRITICAL": "alert_memory_critical",
         "ALERT_ERROR_RATE_WARNING": "alert_error_rate_warning",

@@ -30,6 +30,7 @@ from common.errors import (
 )
 from llm.errors import (
     EngineOverloaded,
+    EngineRestarted,
     GenerationTimeout,
     ModelLoadFailed,
     ModelNotReady,
@@ -89,6 +90,7 @@ ERROR_TABLE: dict[type[DomainError], tuple[int, str]] = {
     ModelNotReady: (503, "MODEL_NOT_READY"),
     GenerationTimeout: (503, "GENERATION_TIMEOUT"),
     EngineOverloaded: (503, "GPU_OUT_OF_MEMORY"),
+    EngineRestarted: (503, "ENGINE_RESTARTED"),
     ModelLoadFailed: (422, "MODEL_LOAD_FAILED"),
     RemoteUnavailable: (503, "UPSTREAM_UNAVAILABLE"),
     VectorStoreUnavailable: (503, "VECTOR_STORE_UNAVAILABLE"),

@@ -24,6 +24,7 @@ from ingest.ingestion import IngestionPipeline
 from ingest.jobs import IngestionWorkers, make_queue
 from ingest.sandbox import ParseLimits
 from ingest.sniff import detect_type
+from llm.recovery import EngineRecovery
 from llm.registry import ModelRegistry
 from llm.service import LLMService, build_llm_service
 from maintenance.compaction import StorageCompactor
@@ -75,6 +76,7 @@ class Services:
     audit: AuditLog
     workspaces: WorkspaceService
     alerts: Alerts
+    recovery: EngineRecovery
     search_stats: SearchStats
     compactor: StorageCompactor
 
@@ -157,9 +159,11 @@ def build_services(config: Config) -> Services:
     revocations = RevocationList(db)
     metrics = Metrics(monitor)
     alerts = _alerts(config, monitor, metrics, llm)
-    compactor = StorageCompactor(db.engine, [config.data_dir / "keywords.db"]
-                                 + ([] if config.chroma_host else [config.chroma_dir / "chroma.sqlite3"]))
+    compactor = StorageCompactor(db.engine, [config.data_dir / "keywords.db"])
+    recovery = EngineRecovery(llm.manager, llm.scheduler, config.data_dir, config.engine_stall_s,
+                              config.engine_failures)
     maintenance = _maintenance(config, sessions, integrity, monitor, revocations, alerts, compactor)
+    maintenance.add("engine_watchdog", config.watchdog_s, recovery.watch)
     llm.scheduler.observe(lambda model, result: metrics.observe_generation(model, result.ttft_s,
                                                                            result.decode_tokens_per_s))
     return Services(
@@ -186,6 +190,7 @@ def build_services(config: Config) -> Services:
         audit=AuditLog(db),
         workspaces=stack.workspaces,
         alerts=alerts,
+        recovery=recovery,
         search_stats=search_stats,
         compactor=compactor,
     )
@@ -227,7 +232,7 @@ def _maintenance(config: Config, sessions: SessionService, integrity: IntegrityC
         "alerts": (config.alert_check_s, alerts.check),
         "compact_storage": (config.compact_interval_s, compactor.run),
         "resource_log": (config.resource_log_s, monitor.resource_line),
-    }, leak_watch)
+    }, leak_watch, deferred={"compact_storage"})
 
 
 def _chat_settings(config: Config) -> ChatSettings:

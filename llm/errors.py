@@ -34,3 +34,8 @@ class ModelNotReady(ServiceUnavailable):
 
 class GenerationTimeout(ServiceUnavailable):
     """The request did not finish within its time limit."""
+
+
+class EngineRestarted(ServiceUnavailable):
+    """The model engine was reloaded while this request ran (it had stopped making progress, kept
+    failing, or an admin reloaded it): the request failed and may be sent again."""

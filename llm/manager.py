@@ -149,6 +149,21 @@ class ModelManager:
             return {"active": model_id, "previous": previous.spec.id if previous else None,
                     "swap_seconds": round(time.monotonic() - started, 3)}
 
+    def reload(self) -> Engine:
+        """A fresh engine for the active model (the default while none is active), checked like a
+        swap's, made active; the old one is released. ModelLoadFailed when it cannot be loaded."""
+        with self._swap_lock:
+            spec = self._active.spec if self._active is not None else self._registry.default
+            _forget(spec.id)
+            engine = self._load(spec)
+            if engine is None:
+                raise ModelLoadFailed(f"Model {spec.id!r} could not be reloaded: {self._errors.get(spec.id)}")
+            self._check_generates(engine)
+            self._active = engine
+            self._states[spec.id] = "active"
+            self._ready.set()
+            return engine
+
     def _load_default(self) -> None:
         engine = self._load(self._registry.default)
         if engine is not None and self._active is None:
@@ -193,6 +208,11 @@ class ModelManager:
         for spec in self._registry.all():
             if spec.id not in keep and self._states.get(spec.id) == "ready":
                 self._states[spec.id] = "available"
-                with _loaded_lock:
-                    for key in [key for key in _loaded if key[0] == spec.id]:
-                        del _loaded[key]
+                _forget(spec.id)
+
+
+def _forget(model_id: str) -> None:
+    """Drop a model's engines from the process's cache (the next load builds a fresh one)."""
+    with _loaded_lock:
+        for key in [key for key in _loaded if key[0] == model_id]:
+            del _loaded[key]

@@ -1,12 +1,14 @@
 """Model routes: the registry with each model's state."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Blueprint, Response, jsonify
 
 from api.validation import json_body, responds
 from auth.decorators import admin_required, current_user, login_required
 from common.context import audit, services
-from llm.schemas import ModelList, SwapRequest, SwapResult
+from llm.schemas import ModelList, ReloadResult, SwapRequest, SwapResult
 
 bp = Blueprint("models", __name__)
 
@@ -30,3 +32,16 @@ def swap_model(payload: SwapRequest) -> Response:
     audit("model.swapped", actor=current_user().username, target=payload.model,
           details={"previous": swapped["previous"]})
     return jsonify(swapped)
+
+
+@bp.post("/models/reload")
+@admin_required
+@responds(200, ReloadResult, "A fresh engine answers; what was in the old one failed with ENGINE_RESTARTED")
+def reload_model() -> Response:
+    """Reload the active model's engine without restarting the server (admins): waiting requests
+    move to the new engine, the batch inside the old one fails with a clear 503."""
+    admin = current_user().username
+    reloaded = services().recovery.reload(f"asked by {admin} over HTTP")
+    audit("model.reloaded", actor=admin, target=reloaded.model,
+          details={"requests_failed": reloaded.requests_failed, "requests_moved": reloaded.requests_moved})
+    return jsonify(asdict(reloaded))

@@ -17,7 +17,7 @@ from concurrent.futures import Future
 
 from common.errors import ServiceUnavailable
 from llm.engine import Engine, GenerationRequest, GenerationResult, Prompt
-from llm.errors import GenerationTimeout, ModelNotReady, QueueFull, ShareExceeded
+from llm.errors import EngineRestarted, GenerationTimeout, ModelNotReady, QueueFull, ShareExceeded
 from llm.settings import GenerationOverrides, adaptive_settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,9 @@ class Scheduler:
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._epoch = 0  # a restart abandons the worker of the epoch before (stuck in its engine)
+        self._running: tuple[list[Ticket], float] | None = None  # the batch in the engine, since when
+        self.failed_batches = 0  # batches in a row whose engine call failed whole
 
     def depth(self) -> int:
         """Requests admitted and not finished (waiting, being tokenized or running)."""
@@ -141,31 +144,71 @@ class Scheduler:
             self._stopped = True
             self._condition.notify_all()
 
+    def _finished(self, epoch: int, failed: bool) -> bool:
+        """The engine call of this epoch's running batch returned; False when a restart abandoned it."""
+        with self._condition:
+            if epoch != self._epoch:
+                return False
+            self._running = None
+            self.failed_batches = self.failed_batches + 1 if failed else 0
+            return True
+
+    def stalled_for(self) -> float:
+        """Seconds the running batch has been in the engine past its time limit (0: none is late)."""
+        with self._condition:
+            if self._running is None:
+                return 0.0
+            return max(0.0, time.monotonic() - self._running[1] - self._timeout_s)
+
+    def restart(self, reason: str, engine: Engine) -> tuple[int, int]:
+        """Abandon the running batch (its requests fail with EngineRestarted saying `reason`) and
+        its worker thread, move the waiting requests to `engine` (the same model, reloaded), and
+        start a new worker. Returns (requests failed, requests moved)."""
+        with self._condition:
+            self._epoch += 1
+            running, self._running = self._running, None
+            self.failed_batches = 0
+            failed = [ticket for ticket in (running[0] if running else []) if not ticket.future.done()]
+            for ticket in failed:
+                ticket.request.cancelled.set()
+                ticket.future.set_exception(EngineRestarted(f"The model engine was reloaded ({reason}); "
+                                                            "send the request again", retry_after_s=2))
+            for ticket in self._waiting:  # the hang was not theirs: a full time limit on the new engine
+                ticket.request.engine = engine
+                ticket.request.deadline = time.monotonic() + self._timeout_s
+            self._thread = None
+            self._condition.notify_all()  # the abandoned worker, if it waits, ends
+            if self._waiting:
+                self._ensure_worker()
+            return len(failed), len(self._waiting)
+
     def _ensure_worker(self) -> None:
         if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._work, name="generation", daemon=True)
+            self._thread = threading.Thread(target=self._work, args=(self._epoch,), name="generation", daemon=True)
             self._thread.start()
 
-    def _work(self) -> None:
-        while True:
-            batch = self._next_batch()
+    def _work(self, epoch: int) -> None:
+        while epoch == self._epoch:
+            batch = self._next_batch(epoch)
             if batch is None:
                 return
-            self._run(batch)
+            self._run(batch, epoch)
             for hook in self._between:
                 try:
                     hook()
                 except Exception:  # noqa: BLE001 - housekeeping must not stop generation
                     log.exception("a between-batches hook failed")
 
-    def _next_batch(self) -> list[Ticket] | None:
+    def _next_batch(self, epoch: int) -> list[Ticket] | None:
         with self._condition:
-            while not self._waiting and not self._stopped:
+            while not self._waiting and not self._stopped and epoch == self._epoch:
                 self._condition.wait()
-            if self._stopped:
+            if self._stopped or epoch != self._epoch:
                 return None
         time.sleep(self._batch_wait_s)  # let requests that arrive together share the batch
         with self._condition:
+            if epoch != self._epoch or not self._waiting:
+                return None if epoch != self._epoch else []
             first = self._waiting.popleft()
             key = _batch_key(first)
             batch = [first]
@@ -177,20 +220,25 @@ class Scheduler:
                     batch.append(ticket)
             return batch
 
-    def _run(self, batch: list[Ticket]) -> None:
+    def _run(self, batch: list[Ticket], epoch: int) -> None:
         live = [ticket for ticket in batch if not ticket.request.cancelled.is_set()]
         for ticket in batch:
             if ticket not in live:
                 ticket.future.set_exception(ServiceUnavailable("cancelled"))
         if not live:
             return
+        with self._condition:
+            self._running = (live, time.monotonic())
         try:
             results = live[0].request.engine.generate([ticket.request for ticket in live])
         except Exception as exc:  # noqa: BLE001 - every waiting caller must hear about it
             log.exception("generation failed for a batch of %d", len(live))
-            for ticket in live:
-                ticket.future.set_exception(exc)
+            if self._finished(epoch, failed=True):
+                for ticket in live:
+                    ticket.future.set_exception(exc)
             return
+        if not self._finished(epoch, failed=False):
+            return  # abandoned by a restart: its callers have been told already
         for ticket, result in zip(live, results, strict=True):
             if isinstance(result, Exception):
                 ticket.future.set_exception(result)

@@ -28,3 +28,12 @@ class SwapResult(BaseModel):
     active: str
     previous: str | None
     swap_seconds: float
+
+
+class ReloadResult(BaseModel):
+    model: str
+    reason: str
+    reload_seconds: float
+    requests_failed: int = Field(description="In the engine when it was replaced: answered 503 ENGINE_RESTARTED")
+    requests_moved: int = Field(description="Waiting in the queue: answered by the new engine")
+    pid: int = Field(description="The server process that reloaded")

@@ -1,12 +1,14 @@
 """Storage compaction: give back the space that deleted documents, versions and sessions leave.
 
-SQLite files (the server's database, the keyword index, embedded Chroma's chroma.sqlite3) keep
-freed pages for reuse and never shrink by themselves: VACUUM rewrites each one, and its WAL is
-checkpointed and truncated, so the bytes reclaimed are the files' size before less after. That is
-also what Chroma offers for compaction (`chroma utils vacuum` runs VACUUM on chroma.sqlite3; its
-vector segments need nothing). PostgreSQL gets a plain VACUUM (ANALYZE), which marks dead rows
-reusable without locking tables out (the size it reports rarely drops: PostgreSQL keeps the
-pages). A Chroma server (CHROMA_HOST) is compacted on its own host.
+SQLite files (the server's database, the keyword index) keep freed pages for reuse and never
+shrink by themselves: VACUUM rewrites each one, and its WAL is checkpointed and truncated, so the
+bytes reclaimed are the files' size before less after. PostgreSQL gets a plain VACUUM (ANALYZE),
+which marks dead rows reusable without locking tables out (the size it reports rarely drops:
+PostgreSQL keeps the pages).
+
+Chroma's own file (chroma.sqlite3) is not touched while the server runs: Chroma's compaction is
+`.venv/bin/chroma vacuum --path DATA_DIR/chroma` with the server stopped, and VACUUMing it under the
+live Chroma client was measured to break that client ("disk I/O error" on its next read).
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ Tasks (intervals from the config):
 - alerts: check the alert thresholds (monitoring/alerts.py)
 - compact_storage: VACUUM the SQLite files, report the bytes reclaimed (maintenance/compaction.py)
 - resource_log: one log line of CPU, memory and GPU
+- engine_watchdog: reload the model engine when it is stuck or keeps failing (llm/recovery.py)
 A task whose interval is 0 runs only when asked (POST /admin/maintenance/<task>).
 """
 from __future__ import annotations
@@ -64,8 +65,11 @@ class LeakWatch:
 
 
 class MaintenanceScheduler:
-    def __init__(self, tasks: dict[str, tuple[float, Task]], leak_watch: LeakWatch | None = None) -> None:
+    def __init__(self, tasks: dict[str, tuple[float, Task]], leak_watch: LeakWatch | None = None,
+                 deferred: set[str] | None = None) -> None:
+        """`deferred`: tasks first run one interval after start, not at start (compaction)."""
         self._tasks = tasks
+        self._deferred = deferred or set()
         self._leak_watch = leak_watch
         self._last: dict[str, TaskRun] = {}
         self._due: dict[str, float] = {}
@@ -82,6 +86,10 @@ class MaintenanceScheduler:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def add(self, name: str, every: float, task: Task) -> None:
+        """One more task (before start)."""
+        self._tasks[name] = (every, task)
 
     def names(self) -> list[str]:
         return list(self._tasks)
@@ -115,7 +123,8 @@ class MaintenanceScheduler:
 
     def _run_forever(self) -> None:
         now = time.monotonic()
-        self._due = {name: now for name, (every, _) in self._tasks.items() if every > 0}
+        self._due = {name: now + (every if name in self._deferred else 0)
+                     for name, (every, _) in self._tasks.items() if every > 0}
         while self._due and not self._stop.is_set():
             for name, (every, _) in self._tasks.items():
                 if name in self._due and time.monotonic() >= self._due[name]:

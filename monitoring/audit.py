@@ -19,7 +19,8 @@ from common.database import Base, Database, UTCDateTime, utcnow
 EVENTS = ("login.succeeded", "login.failed", "password.changed", "password.reset", "user.role_changed",
           "user.disabled", "user.enabled", "user.deleted", "api_key.created", "api_key.revoked",
           "member.added", "member.removed", "member.changed", "document.deleted", "workspace.deleted",
-          "backup.created", "backup.restored", "model.swapped", "maintenance.run")
+          "backup.created", "backup.restored", "model.swapped", "model.reloaded",
+          "maintenance.run")
 
 
 class AuditEvent(Base):

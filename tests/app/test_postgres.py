@@ -72,12 +72,11 @@ def test_a_finished_version_locks_its_family_in_the_order_an_upload_does(app, us
     assert repository.get(Space.personal(user_id), live).id == pending  # the new version is the head, and live
 
 
-def test_compaction_vacuums_postgresql_and_the_sqlite_files_beside_it(app, client, users):
+def test_compaction_vacuums_postgresql(app, client, users):
     """On PostgreSQL the database gets VACUUM (ANALYZE) in autocommit (inside a transaction it would
-    fail); the keyword index lives in PostgreSQL too, and embedded Chroma's file is still VACUUMed."""
+    fail); the keyword index lives in PostgreSQL too."""
     admin = users.admin()
     run = client.post("/admin/maintenance/compact_storage", headers=admin.headers).get_json()
     assert run["outcome"] == "ok", run
     database = app.extensions["docchat"].db.engine.url.database
-    assert f"({database} " in run["detail"] and "chroma.sqlite3" in run["detail"]
-    assert "keywords.db" not in run["detail"]
+    assert f"({database} " in run["detail"] and "keywords.db" not in run["detail"]
