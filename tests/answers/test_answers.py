@@ -196,3 +196,11 @@ def test_a_quote_starts_where_the_answer_does() -> None:
     manual = source("Zephyr router reset\nUnplug the router first. Hold its button for seventeen seconds.",
                     section="Zephyr router reset")
     assert best_passage("Zephyr router reset", [manual])[1] == "Unplug the router first. Hold its button for seventeen seconds."
+    # Under a heading that asks the question, the answer is what follows it, even when another
+    # source's sentence repeats more of the question's words (FFmpeg's FAQ: "make fate" twice).
+    asked = source("Make sure you have the fate-suite samples and that SAMPLES points to them. See the "
+                   "developer documentation.", section="4.16 Why is make fate not finding the samples?")
+    nearby = source("Why is make fate not running all tests? Some tests need samples not found on all "
+                    "platforms, and make fate skips them.", section="4.15 Why is make fate not running all tests?")
+    assert best_passage("Why is make fate not finding the samples?", [nearby, asked]) == (
+        2, "Make sure you have the fate-suite samples and that SAMPLES points to them. See the developer documentation.")
