@@ -87,6 +87,7 @@ class Config:
     llm_static_decode: str = "auto"  # static KV cache + CUDA graphs: auto (on CUDA), on, off
     model_cache_dir: Path | None = None
     llm_max_queue: int = 8
+    llm_memory_budget_mb: int = 0  # models loaded beside the active one fit in this (0: no limit)
     llm_max_queue_per_user: int = 2
     llm_max_batch: int = 8
     llm_timeout_s: int = 120
@@ -176,6 +177,7 @@ class Config:
         "LLM_STATIC_DECODE": "llm_static_decode",
         "MODEL_CACHE_DIR": "model_cache_dir",
         "LLM_MAX_QUEUE": "llm_max_queue",
+        "LLM_MEMORY_BUDGET_MB": "llm_memory_budget_mb",
         "LLM_MAX_QUEUE_PER_USER": "llm_max_queue_per_user",
         "LLM_MAX_BATCH": "llm_max_batch",
         "LLM_TIMEOUT_S": "llm_timeout_s",

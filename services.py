@@ -19,6 +19,7 @@ from auth.passwords import PasswordHasher
 from auth.users import UserService
 from common.database import Database
 from common.devices import resolve_placement
+from common.errors import NotFound
 from config import Config
 from ingest.ingestion import IngestionPipeline
 from ingest.jobs import IngestionWorkers, make_queue
@@ -155,7 +156,8 @@ def build_services(config: Config) -> Services:
     step = AnswerStep(retriever, llm, AnswerPolicy(GroundingChecker(embedder)), _chat_settings(config))
     session_repository = SessionRepository(db)
     sessions = SessionService(session_repository, config.chat_retention_days,
-                              check_scope=lambda user_id, scope: retriever.targets(user_id, scope, strict=True))
+                              check_scope=lambda user_id, scope: retriever.targets(user_id, scope, strict=True),
+                              check_model=lambda model: _known_model(llm, model))
     revocations = RevocationList(db)
     metrics = Metrics(monitor)
     alerts = _alerts(config, monitor, metrics, llm)
@@ -175,7 +177,8 @@ def build_services(config: Config) -> Services:
         error_stats=ErrorStats(config.recent_errors_kept),
         metrics=metrics,
         health=HealthService(db, llm, monitor, checks=[integrity, maintenance, alerts],
-                             sections={"maintenance": maintenance.status, "alerts": alerts.status}),
+                             sections={"maintenance": maintenance.status, "alerts": alerts.status,
+                                       "models_loading": llm.manager.progress}),
         models=models,
         vectors=vectors,
         documents=stack.documents,
@@ -194,6 +197,11 @@ def build_services(config: Config) -> Services:
         search_stats=search_stats,
         compactor=compactor,
     )
+
+
+def _known_model(llm: LLMService, model_id: str) -> None:
+    if not llm.manager.knows(model_id):
+        raise NotFound(f"No model {model_id!r} in models.json (GET /models lists them)", {"model": model_id})
 
 
 def _alerts(config: Config, monitor: SystemMonitor, metrics: Metrics, llm: LLMService) -> Alerts:
@@ -246,7 +254,7 @@ def _llm_service(config: Config, models: ModelRegistry) -> LLMService:
     return build_llm_service(models, config.llm_device, config.llm_dtype, config.model_cache,
                              max_queue=config.llm_max_queue, max_batch=config.llm_max_batch,
                              timeout_s=config.llm_timeout_s, max_queue_per_user=config.llm_max_queue_per_user,
-                             static_decode=config.llm_static_decode)
+                             static_decode=config.llm_static_decode, memory_budget_mb=config.llm_memory_budget_mb)
 
 
 def _embedder_provider(config: Config) -> Callable[[], Embedder]:

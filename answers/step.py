@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from answers.evidence import NAVIGATION_SPARE, evidence
@@ -66,6 +67,7 @@ class Grounded:
 
     prompt: BuiltPrompt | None
     overrides: GenerationOverrides
+    model: str | None = None  # a models.json id to answer with (None: the active model)
 
     @property
     def sources(self) -> list[Source]:
@@ -89,7 +91,7 @@ class AnswerStep:
 
     def ground(self, user_id: int, targets: list[Target], builder: PromptBuilder, question: str,
                summary: str | None, history: Sequence[Turn], overrides: GenerationOverrides | None,
-               top_k: int | None = None, asked_for: str | None = None) -> Grounded:
+               top_k: int | None = None, asked_for: str | None = None, model: str | None = None) -> Grounded:
         """Search `targets` for `question` and build its prompt over the evidence found (contents
         lists are not given to the model). `asked_for`, the user's own words where `question` is
         their standalone form, decides whether the question asks for a longer answer."""
@@ -98,19 +100,21 @@ class AnswerStep:
         sources = evidence(found, k)
         overrides = concise(asked_for or question, overrides, self.settings.answer_sentences)
         if not sources:
-            return Grounded(None, overrides)
-        return Grounded(builder.build(question, summary, history, sources), overrides)
+            return Grounded(None, overrides, model)
+        return Grounded(builder.build(question, summary, history, sources), overrides, model)
 
     def generate(self, grounded: Grounded, owner: int) -> GenerationResult:
         """The whole answer of a grounded prompt (not yet through the policy: see `final`)."""
         assert grounded.prompt is not None
-        return self._llm.generate(grounded.prompt.messages, grounded.overrides, owner=owner, stops=MARKUP_STOPS)
+        return self._llm.generate(grounded.prompt.messages, grounded.overrides, owner=owner, stops=MARKUP_STOPS,
+                                  model=grounded.model)
 
     def stream(self, grounded: Grounded, owner: int, wait_for_first_token: bool = True) -> TokenStream:
         """The answer's tokens as they come (what fails on admission is raised here)."""
         assert grounded.prompt is not None
-        return TokenStream.open(self._llm.submit, grounded.prompt.messages, grounded.overrides, owner=owner,
-                                wait_for_first_token=wait_for_first_token, stops=MARKUP_STOPS)
+        return TokenStream.open(partial(self._llm.submit, model=grounded.model), grounded.prompt.messages,
+                                grounded.overrides, owner=owner, wait_for_first_token=wait_for_first_token,
+                                stops=MARKUP_STOPS)
 
     @staticmethod
     def guard(sources: Sequence[Source]) -> SafeStream:

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from common.errors import NotFound
 from llm.engine import Engine, GenerationRequest, TransformersEngine
-from llm.errors import ModelLoadFailed
+from llm.errors import ModelLoadFailed, ModelNotReady
 from llm.llamacpp_engine import LlamaCppEngine, LlamaCppUnavailable, repacked
 from llm.loader import gguf_path, load_model, load_tokenizer
 from llm.registry import ModelRegistry, ModelSpec
@@ -74,7 +78,7 @@ class ModelManager:
     """
 
     def __init__(self, registry: ModelRegistry, device: str, dtype: str, cache_dir: Path,
-                 static_decode: str = "auto") -> None:
+                 static_decode: str = "auto", memory_budget_bytes: int = 0) -> None:
         self._registry = registry
         self.device, self.dtype, self._static_decode = device, dtype, static_decode
         self._cache_dir = cache_dir
@@ -86,6 +90,12 @@ class ModelManager:
         self._ready = threading.Event()
         self._lock = threading.Lock()
         self._started = False
+        # Models loaded for requests that name them (beside the active one), least recently used first
+        self._extra: OrderedDict[str, Engine] = OrderedDict()
+        self._footprints: dict[str, int] = {}  # bytes each took when it loaded (RSS + GPU)
+        self._progress: dict[str, float] = {}  # of models loading now, 0-1
+        self._budget = memory_budget_bytes  # LLM_MEMORY_BUDGET_MB; 0: no limit
+        self._extra_lock = threading.Lock()
 
     def start(self) -> None:
         """Load the default model on a background thread (once)."""
@@ -105,6 +115,72 @@ class ModelManager:
     def active_id(self) -> str:
         return self._active.spec.id if self._active else self._registry.default.id
 
+    def engine_for(self, model_id: str) -> Engine:
+        """The engine of `model_id`: the active one, or one loaded beside it for requests that name
+        it. A model not loaded yet starts loading in the background and ModelNotReady (503, with
+        its progress) is raised; NotFound for an id models.json does not have."""
+        active = self._active
+        if active is not None and active.spec.id == model_id:
+            return active
+        spec = self._registry.get(model_id)
+        if spec is None:
+            raise NotFound(f"No model {model_id!r} in models.json")
+        with self._extra_lock:
+            engine = self._extra.get(model_id)
+            if engine is not None:
+                self._extra.move_to_end(model_id)
+                return engine
+            if self._states.get(model_id) != "loading":
+                self._states[model_id], self._progress[model_id] = "loading", 0.0
+                threading.Thread(target=self._load_extra, args=(spec,), name=f"load-{model_id}", daemon=True).start()
+        raise ModelNotReady(f"Model {model_id!r} is loading ({self._progress.get(model_id, 0.0):.0%}); retry shortly",
+                            retry_after_s=5)
+
+    def knows(self, model_id: str) -> bool:
+        return self._registry.get(model_id) is not None
+
+    def ids(self) -> list[str]:
+        return [spec.id for spec in self._registry.all()]
+
+    def progress(self) -> dict[str, float]:
+        """Each model loading now, with how far it is (0-1)."""
+        return dict(self._progress)
+
+    def _load_extra(self, spec: ModelSpec) -> None:
+        """Load a model for requests that name it, within the memory budget: the least recently
+        used of the others loaded that way is released first while the new one would not fit."""
+        self._make_room(self._footprints.get(spec.id) or estimated_bytes(spec, self._cache_dir))
+        self._progress[spec.id] = 0.2
+        before = _memory_in_use()
+        engine = self._load(spec)
+        if engine is not None:
+            self._states[spec.id], self._progress[spec.id] = "loading", 0.8  # ready once it answered
+            try:
+                self._check_generates(engine)
+            except ModelLoadFailed:
+                engine = None
+        if engine is None:
+            self._progress.pop(spec.id, None)
+            return
+        self._footprints[spec.id] = max(_memory_in_use() - before, 1)
+        with self._extra_lock:
+            self._extra[spec.id] = engine
+            self._states[spec.id] = "ready"
+            self._progress.pop(spec.id, None)
+        log.info("model %s loaded beside %s (%.0f MiB)", spec.id, self.active_id, self._footprints[spec.id] / 2**20)
+
+    def _make_room(self, needed: int) -> None:
+        if self._budget <= 0:
+            return
+        with self._extra_lock:
+            in_use = self._footprints.get(self.active_id, 0) + sum(self._footprints.get(i, 0) for i in self._extra)
+            while self._extra and in_use + needed > self._budget:
+                released, _engine = self._extra.popitem(last=False)
+                in_use -= self._footprints.get(released, 0)
+                self._states[released] = "available"
+                _forget(released)
+                log.info("released model %s (least recently used) to make room within LLM_MEMORY_BUDGET_MB", released)
+
     def failed(self) -> str | None:
         """A model whose last load failed (the alerts' model_failed), if any."""
         return next((model_id for model_id, state in self._states.items() if state == "failed"), None)
@@ -121,6 +197,8 @@ class ModelManager:
                 "default": spec.default,
                 "loaded": self._states.get(spec.id) in ("ready", "active"),
                 "state": self._states.get(spec.id, "available"),
+                "progress": self._progress.get(spec.id, 0.0) if self._states.get(spec.id) == "loading"
+                else 1.0 if self._states.get(spec.id) in ("ready", "active") else None,
                 "error": self._errors.get(spec.id),
             }
             for spec in self._registry.all()
@@ -165,7 +243,9 @@ class ModelManager:
             return engine
 
     def _load_default(self) -> None:
+        before = _memory_in_use()
         engine = self._load(self._registry.default)
+        self._footprints[self._registry.default.id] = max(_memory_in_use() - before, 1)
         if engine is not None and self._active is None:
             self._active = engine
             self._states[engine.spec.id] = "active"
@@ -216,3 +296,29 @@ def _forget(model_id: str) -> None:
     with _loaded_lock:
         for key in [key for key in _loaded if key[0] == model_id]:
             del _loaded[key]
+
+
+def estimated_bytes(spec: ModelSpec, cache_dir: Path) -> int:
+    """What a model not loaded before will take, from its GGUF file: about its size on llama.cpp
+    (twice that re-quantized to 8 bits), four times it on transformers (dequantized to 16 bits);
+    a remote model takes nothing here. Once loaded, its measured footprint is used instead."""
+    if spec.backend == "openai":
+        return 0
+    try:
+        size = gguf_path(spec, cache_dir).stat().st_size
+    except Exception:  # noqa: BLE001 - a source that is not a GGUF file: assume a small model
+        return 512 * 2**20
+    if spec.backend == "llama.cpp":
+        return size * (2 if spec.quantization else 1)
+    return size * 4
+
+
+def _memory_in_use() -> int:
+    """This process's RSS plus what PyTorch holds on the GPUs."""
+    used = psutil.Process().memory_info().rss
+    if "torch" in sys.modules:
+        import torch
+
+        if torch.cuda.is_available():
+            used += sum(torch.cuda.memory_allocated(index) for index in range(torch.cuda.device_count()))
+    return int(used)

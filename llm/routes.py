@@ -8,7 +8,8 @@ from flask import Blueprint, Response, jsonify
 from api.validation import json_body, responds
 from auth.decorators import admin_required, current_user, login_required
 from common.context import audit, services
-from llm.schemas import ModelList, ReloadResult, SwapRequest, SwapResult
+from llm.errors import ModelNotReady
+from llm.schemas import LoadResult, ModelList, ReloadResult, SwapRequest, SwapResult
 
 bp = Blueprint("models", __name__)
 
@@ -45,3 +46,19 @@ def reload_model() -> Response:
     audit("model.reloaded", actor=admin, target=reloaded.model,
           details={"requests_failed": reloaded.requests_failed, "requests_moved": reloaded.requests_moved})
     return jsonify(asdict(reloaded))
+
+
+@bp.post("/models/load")
+@login_required
+@json_body(SwapRequest)
+@responds(200, LoadResult, "Loaded: requests naming it are answered at once")
+@responds(202, LoadResult, "Loading (or just started): follow `progress` on GET /models")
+def load_model(payload: SwapRequest) -> tuple[Response, int]:
+    """Start loading a models.json entry beside the active one (the UI does when a person picks it
+    for a chat), within LLM_MEMORY_BUDGET_MB; 404 for an unknown id."""
+    manager = services().llm.manager
+    try:
+        manager.engine_for(payload.model)
+    except ModelNotReady:
+        return jsonify(model=payload.model, state="loading", progress=manager.progress().get(payload.model, 0.0)), 202
+    return jsonify(model=payload.model, state="ready", progress=1.0), 200

@@ -48,10 +48,12 @@ class Ticket:
 
 class Scheduler:
     def __init__(self, engine: Callable[[], Engine | None], max_queue: int = 8, max_batch: int = 8,
-                 timeout_s: float = 120.0, batch_wait_s: float = 0.02, max_per_owner: int | None = None) -> None:
+                 timeout_s: float = 120.0, batch_wait_s: float = 0.02, max_per_owner: int | None = None,
+                 engine_for: Callable[[str], Engine] | None = None) -> None:
         """`max_per_owner` bounds one caller's share of `max_queue` (default: all of it), so one
         user sending many requests at once is refused (ShareExceeded) while others still get in."""
         self._engine = engine
+        self._engine_for = engine_for  # a model named by the request (ModelManager.engine_for)
         self._max_queue, self._max_batch = max_queue, max_batch
         self._max_per_owner = max_per_owner or max_queue
         self._owners: Counter[object] = Counter()
@@ -71,8 +73,11 @@ class Scheduler:
         with self._condition:
             return sum(self._owners.values())
 
-    def engine(self) -> Engine:
-        """The engine new requests go to; ModelNotReady (503) while none is loaded."""
+    def engine(self, model: str | None = None) -> Engine:
+        """The engine new requests go to (of `model` when one is named); ModelNotReady (503) while
+        none is loaded."""
+        if model is not None and self._engine_for is not None:
+            return self._engine_for(model)
         engine = self._engine()
         if engine is None:
             raise ModelNotReady("The language model is not loaded yet", retry_after_s=10)
@@ -80,11 +85,12 @@ class Scheduler:
 
     def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
                on_token: Callable[[str], None] | None = None, owner: object = None,
-               stops: tuple[str, ...] = ()) -> Ticket:
+               stops: tuple[str, ...] = (), model: str | None = None) -> Ticket:
         """Queue a chat for generation with settings adapted to its length; QueueFull when full,
         ShareExceeded when `owner` (a user id; None: the server itself) holds its share already.
-        The answer ends where one of `stops` begins (llm/faithful.py)."""
-        engine = self.engine()
+        The answer ends where one of `stops` begins (llm/faithful.py); `model`: a models.json id
+        other than the active model's."""
+        engine = self.engine(model)
         self._admit(owner)  # refused before the prompt is even tokenized
         try:
             prompt = engine.encode(messages)
@@ -131,9 +137,9 @@ class Scheduler:
 
     def generate(self, messages: Prompt, overrides: GenerationOverrides | None = None,
                  on_token: Callable[[str], None] | None = None, owner: object = None,
-                 stops: tuple[str, ...] = ()) -> GenerationResult:
+                 stops: tuple[str, ...] = (), model: str | None = None) -> GenerationResult:
         """Submit and wait; GenerationTimeout when the time limit passes first."""
-        ticket = self.submit(messages, overrides, on_token, owner, stops)
+        ticket = self.submit(messages, overrides, on_token, owner, stops, model)
         result = ticket.result()
         if result.finish_reason == "timeout":
             raise GenerationTimeout(f"Generation took longer than {self._timeout_s:g} s", retry_after_s=5)

@@ -12,6 +12,7 @@ class ModelOut(BaseModel):
     default: bool
     loaded: bool
     state: str = Field(description="available, loading, ready, active or failed")
+    progress: float | None = Field(description="0-1 while loading, 1 when loaded, null otherwise")
     error: str | None
 
 
@@ -37,3 +38,9 @@ class ReloadResult(BaseModel):
     requests_failed: int = Field(description="In the engine when it was replaced: answered 503 ENGINE_RESTARTED")
     requests_moved: int = Field(description="Waiting in the queue: answered by the new engine")
     pid: int = Field(description="The server process that reloaded")
+
+
+class LoadResult(BaseModel):
+    model: str
+    state: str = Field(description="loading or ready")
+    progress: float = Field(description="0-1")

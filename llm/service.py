@@ -36,18 +36,19 @@ class LLMService:
 
     def submit(self, messages: Prompt, overrides: GenerationOverrides | None = None,
                on_token: Callable[[str], None] | None = None, owner: object = None,
-               stops: tuple[str, ...] = ()) -> Ticket:
-        """Queue a generation; `owner` (the user it is for) is held to its share of the queue."""
-        return self.scheduler.submit(messages, overrides, on_token, owner, stops)
+               stops: tuple[str, ...] = (), model: str | None = None) -> Ticket:
+        """Queue a generation; `owner` (the user it is for) is held to its share of the queue;
+        `model`: a models.json id to answer with instead of the active model."""
+        return self.scheduler.submit(messages, overrides, on_token, owner, stops, model)
 
     def generate(self, messages: Prompt, overrides: GenerationOverrides | None = None,
                  on_token: Callable[[str], None] | None = None, owner: object = None,
-                 stops: tuple[str, ...] = ()) -> GenerationResult:
-        return self.scheduler.generate(messages, overrides, on_token, owner, stops)
+                 stops: tuple[str, ...] = (), model: str | None = None) -> GenerationResult:
+        return self.scheduler.generate(messages, overrides, on_token, owner, stops, model)
 
-    def active(self) -> ActiveModel:
-        """The active model; ModelNotReady (503) while none is loaded."""
-        engine = self.scheduler.engine()
+    def active(self, model: str | None = None) -> ActiveModel:
+        """The active model (or `model`, loaded beside it); ModelNotReady (503) while it loads."""
+        engine = self.scheduler.engine(model)
         spec = engine.spec
         return ActiveModel(spec.id, spec.context_length, int(spec.generation.get("max_new_tokens", 256)),
                            engine.count_tokens)
@@ -62,13 +63,16 @@ class LLMService:
 
 def build_llm_service(registry: ModelRegistry, device: str, dtype: str, cache_dir: Path, *,
                       max_queue: int = 8, max_batch: int = 8, timeout_s: float = 120.0,
-                      max_queue_per_user: int | None = None, static_decode: str = "auto") -> LLMService:
+                      max_queue_per_user: int | None = None, static_decode: str = "auto",
+                      memory_budget_mb: int = 0) -> LLMService:
     """The service and its parts; `device` and `dtype` may be "auto" (CUDA fp16 where a GPU is visible).
 
     On a GPU the scheduler waits 5 ms (not 20) for requests to share a batch: a prefill there takes
     a few milliseconds, and the wait is part of every first token."""
     placement = resolve_placement(device, dtype)
-    manager = ModelManager(registry, *placement, cache_dir, static_decode=static_decode)
+    manager = ModelManager(registry, *placement, cache_dir, static_decode=static_decode,
+                           memory_budget_bytes=memory_budget_mb * 2**20)
     scheduler = Scheduler(manager.engine, max_queue=max_queue, max_batch=max_batch, timeout_s=timeout_s,
-                          max_per_owner=max_queue_per_user, batch_wait_s=batch_wait_for(placement[0]))
+                          max_per_owner=max_queue_per_user, batch_wait_s=batch_wait_for(placement[0]),
+                          engine_for=manager.engine_for)
     return LLMService(manager, scheduler)

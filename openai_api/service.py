@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from answers.policy import NO_CONTEXT
@@ -48,6 +49,7 @@ class PreparedCompletion:
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
     created: int = field(default_factory=lambda: int(time.time()))
     grounded: Grounded | None = None  # with retrieval: the prompt over the sources (None inside: nothing found)
+    served: str | None = None  # the models.json id named, when it is not the active model
     question: str = ""  # with retrieval: the question the sources were found for
 
     @property
@@ -80,30 +82,32 @@ class CompletionService:
         self._settings = step.settings
 
     def models(self) -> list[dict[str, Any]]:
-        """The model that answers now (plain and with retrieval) and the embedding model."""
+        """The active model first, then every other models.json entry (each loads on first use),
+        each plain and with retrieval, and the embedding model."""
         active = self._llm.active().id
+        ids = [active] + [model_id for model_id in self._llm.manager.ids() if model_id != active]
         created = int(time.time())
         return [{"id": model_id, "object": "model", "created": created, "owned_by": OWNER}
-                for model_id in (active, active + RAG_SUFFIX, EMBEDDING_MODEL)]
+                for model_id in [name for base in ids for name in (base, base + RAG_SUFFIX)] + [EMBEDDING_MODEL]]
 
     def prepare(self, user_id: int, request: ChatCompletionRequest) -> PreparedCompletion:
-        model = self._llm.active()
-        base, rag = self._resolve(request.model, model.id)
+        served, rag = self._resolve(request.model)
+        model = self._llm.active(served)  # 503 MODEL_NOT_READY with its progress while it loads
         rag = rag or bool(request.rag)
         overrides = GenerationOverrides(num_beams=1, temperature=request.temperature, top_p=request.top_p,
                                         max_new_tokens=request.new_tokens())
         if rag:
-            return self._prepare_rag(user_id, request, overrides, model)
+            return self._prepare_rag(user_id, request, overrides, model, served)
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()}
                     for m in request.messages]
         prompt_tokens = sum(model.count_tokens(m["content"]) + TEMPLATE_TOKENS_PER_MESSAGE for m in messages)
         _check_fits(model, prompt_tokens, request.new_tokens() or model.max_new_tokens, "messages")
-        return PreparedCompletion(user_id, request.model, messages, overrides, request.stop_sequences())
+        return PreparedCompletion(user_id, request.model, messages, overrides, request.stop_sequences(), served=served)
 
     def prepare_text(self, user_id: int, request: CompletionRequest) -> PreparedCompletion:
         """A legacy completion: the prompt is continued as raw text (no chat template, no retrieval)."""
-        model = self._llm.active()
-        self._resolve(request.model, model.id)
+        served, _ = self._resolve(request.model)
+        model = self._llm.active(served)
         if request.model.endswith(RAG_SUFFIX):
             raise ValidationFailed("Retrieval is for chat completions; use /v1/chat/completions",
                                    {"fields": [{"field": "model", "message": "no +rag here", "type": "value_error"}]})
@@ -111,7 +115,7 @@ class CompletionService:
         overrides = GenerationOverrides(num_beams=1, temperature=request.temperature, top_p=request.top_p,
                                         max_new_tokens=request.max_tokens)
         return PreparedCompletion(user_id, request.model, request.text(), overrides, request.stop_sequences(),
-                                  id=f"cmpl-{uuid.uuid4().hex}")
+                                  id=f"cmpl-{uuid.uuid4().hex}", served=served)
 
     def complete(self, prepared: PreparedCompletion) -> Completion:
         """The whole answer: the stream, consumed here."""
@@ -120,7 +124,8 @@ class CompletionService:
     def stream(self, prepared: PreparedCompletion) -> Iterator[tuple[str, Any]]:
         """("content", text) pieces then ("end", Completion); opened once the first token exists."""
         if prepared.grounded is None:
-            return self._pieces(prepared, TokenStream.open(self._llm.submit, prepared.messages, prepared.overrides,
+            return self._pieces(prepared, TokenStream.open(partial(self._llm.submit, model=prepared.served),
+                                                           prepared.messages, prepared.overrides,
                                                            owner=prepared.user_id))
         if prepared.grounded.prompt is None:
             return iter([("content", self._settings.no_context_reply),
@@ -174,15 +179,19 @@ class CompletionService:
         yield "end", Completion(text, finish, result.prompt_tokens, result.completion_tokens, result.figures(),
                                 grounding, kind)
 
-    def _resolve(self, requested: str, active: str) -> tuple[str, bool]:
+    def _resolve(self, requested: str) -> tuple[str | None, bool]:
+        """(the models.json id to answer with, None for the active model; whether with retrieval)."""
         base, rag = (requested[: -len(RAG_SUFFIX)], True) if requested.endswith(RAG_SUFFIX) else (requested, False)
-        if base != active:
-            raise ModelNotServed(f"The model '{requested}' does not exist or is not loaded; "
-                                 f"this server answers with '{active}' (and '{active}{RAG_SUFFIX}')")
+        active = self._llm.manager.active_id
+        if base == active:
+            return None, rag
+        if not self._llm.manager.knows(base):
+            raise ModelNotServed(f"The model '{requested}' does not exist; GET /v1/models lists them "
+                                 f"('{active}' answers by default)")
         return base, rag
 
     def _prepare_rag(self, user_id: int, request: ChatCompletionRequest, overrides: GenerationOverrides,
-                     model: ActiveModel) -> PreparedCompletion:
+                     model: ActiveModel, served: str | None) -> PreparedCompletion:
         system = "\n\n".join(m.text() for m in request.messages if m.role in ("system", "developer") and m.text())
         turns = [m for m in request.messages if m.role in ("user", "assistant")]
         last_user = max(index for index, m in enumerate(turns) if m.role == "user" and m.text().strip())
@@ -194,10 +203,11 @@ class CompletionService:
                                    {"fields": [{"field": "messages", "message": "too many tokens", "type": "too_long"}]})
         _, recent = builder.split_history(history)  # stateless: what does not fit is dropped
         targets = self._step.targets(user_id, request.scope.scope() if request.scope else Scope(), strict=True)
-        grounded = self._step.ground(user_id, targets, builder, question, None, recent, overrides, request.rag_top_k)
+        grounded = self._step.ground(user_id, targets, builder, question, None, recent, overrides, request.rag_top_k,
+                                     model=served)
         messages = grounded.prompt.messages if grounded.prompt else []
         return PreparedCompletion(user_id, request.model, messages, grounded.overrides, request.stop_sequences(),
-                                  grounded=grounded, question=question)
+                                  grounded=grounded, question=question, served=served)
 
 
 def _check_fits(model: ActiveModel, prompt_tokens: int, answer_tokens: int, field_name: str) -> None:

@@ -75,7 +75,7 @@ class ChatService:
                 overrides: GenerationOverrides | None = None) -> PreparedTurn:
         """Check, summarize what no longer fits, retrieve and build the prompt (no answer yet)."""
         session = self._repository.get(user_id, session_id)
-        model = self._llm.active()
+        model = self._llm.active(session.model)  # 503 while the session's model loads
         builder = self._step.builder(model, overrides.max_new_tokens if overrides else None)
         fits, tokens = builder.question_fits(question)
         if not fits:
@@ -88,7 +88,7 @@ class ChatService:
         # a follow-up is answered from what it found, not from the earlier answers
         history = [] if standalone else session.messages[session.summarized_count:]
         grounded = self._step.ground(user_id, targets, builder, standalone or question, session.summary, history, overrides,
-                                     asked_for=question)
+                                     asked_for=question, model=session.model)
         return PreparedTurn(user_id, session, question, grounded, standalone)
 
     def answer(self, turn: PreparedTurn) -> ChatReply:

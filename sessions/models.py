@@ -24,6 +24,7 @@ class ChatSession(Base):
     summarized_count: Mapped[int] = mapped_column(Integer, default=0)
     branched_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
     scope: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # None: all the user can read
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)  # None: the active model answers
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_active: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 

@@ -52,11 +52,13 @@ class SessionView:
     message_count: int = 0
     messages: list[MessageView] = field(default_factory=list)
     scope: dict[str, list[str]] | None = None  # what it searches; None: all its user can read
+    model: str | None = None  # the models.json id it answers with; None: the active model
 
     @classmethod
     def of(cls, row: ChatSession, message_count: int = 0, messages: list[MessageView] | None = None) -> "SessionView":
         return cls(row.id, row.public_id, row.user_id, row.title, row.summary, row.summarized_count,
-                   row.branched_from, row.created_at, row.last_active, message_count, messages or [], row.scope)
+                   row.branched_from, row.created_at, row.last_active, message_count, messages or [], row.scope,
+                   row.model)
 
 
 class SessionRepository:
@@ -65,11 +67,12 @@ class SessionRepository:
 
     def create(self, user_id: int, public_id: str, title: str, messages: list[NewMessage] | None = None,
                summary: str | None = None, summarized_count: int = 0, branched_from: str | None = None,
-               scope: dict[str, list[str]] | None = None) -> SessionView:
+               scope: dict[str, list[str]] | None = None, model: str | None = None) -> SessionView:
         """A new session (with copied messages, for a branch); IntegrityError if the id is taken."""
         with self._db.session() as session:
             row = ChatSession(public_id=public_id, user_id=user_id, title=title, summary=summary,
-                              summarized_count=summarized_count, branched_from=branched_from, scope=scope)
+                              summarized_count=summarized_count, branched_from=branched_from, scope=scope,
+                              model=model)
             session.add(row)
             session.flush()
             for position, message in enumerate(messages or []):
@@ -129,6 +132,10 @@ class SessionRepository:
         with self._db.session() as session:
             _owned(session, user_id, public_id).title = title
         return self.get(user_id, public_id)
+
+    def set_model(self, user_id: int, public_id: str, model: str) -> None:
+        with self._db.session() as session:
+            _owned(session, user_id, public_id).model = model
 
     def set_scope(self, user_id: int, public_id: str, scope: dict[str, list[str]] | None) -> None:
         with self._db.session() as session:

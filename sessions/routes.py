@@ -46,7 +46,7 @@ def start(payload: StartRequest) -> tuple[Response, int]:
     """Start a chat session, optionally answering a first message."""
     svc, user = services(), current_user()
     session, created = svc.sessions.start(user.id, payload.title, payload.sessionId,
-                                          payload.scope.scope() if payload.scope else None)
+                                          payload.scope.scope() if payload.scope else None, payload.model)
     sources: list[dict[str, Any]] = []
     if payload.message:
         try:
@@ -56,7 +56,8 @@ def start(payload: StartRequest) -> tuple[Response, int]:
                 svc.sessions.delete(user.id, session.id)
             raise
     session = svc.sessions.get(user.id, session.id)
-    body = StartResult(sessionId=session.id, title=session.title, scope=session.scope, sources=sources_out(sources) or [],
+    body = StartResult(sessionId=session.id, title=session.title, scope=session.scope, model=session.model,
+                       sources=sources_out(sources) or [],
                        messages=[MessageOut.of(message) for message in session.messages])
     return jsonify(body.model_dump(mode="json")), 201 if created else 200
 

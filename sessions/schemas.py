@@ -32,6 +32,10 @@ class StartRequest(BaseModel):
     scope: ScopeIn | None = Field(default=None, description="What the session searches: `workspaces` (ids, or "
                                   "\"personal\" for your own space) and single `documents`; left out: everything "
                                   "you can read. Anything you cannot read is 404")
+    model: str | None = Field(default=None, min_length=1, max_length=200,
+                              description="Extension: a models.json id (GET /models) that answers this session "
+                              "instead of the active model; loaded on first use (503 MODEL_NOT_READY with its "
+                              "progress meanwhile); an unknown id is 404")
 
     _check_message = field_validator("message", "title")(_not_blank)
 
@@ -123,6 +127,7 @@ class SessionOut(BaseModel):
     last_active: datetime
     scope: dict[str, list[str]] | None = Field(default=None, description="What the session searches "
                                                "(`workspaces`, `documents`); null: everything you can read")
+    model: str | None = Field(default=None, description="The model it answers with; null: the active model")
     next_cursor: str | None = Field(default=None, description="GET /chat/sessions/<id>: pass as `cursor` for the "
                                     "next page of messages; null on the last page")
 
@@ -133,7 +138,7 @@ class SessionOut(BaseModel):
         return cls(sessionId=session.id, title=session.title, messages=[MessageOut.of(m) for m in shown],
                    summary=session.summary, summarized_messages=session.summarized_count,
                    branched_from=session.branched_from, created_at=session.created_at,
-                   last_active=session.last_active, scope=session.scope)
+                   last_active=session.last_active, scope=session.scope, model=session.model)
 
 
 class SessionList(BaseModel):
@@ -146,6 +151,7 @@ class StartResult(BaseModel):
     title: str
     scope: dict[str, list[str]] | None = Field(default=None, description="What the session searches; null: "
                                                "everything you can read")
+    model: str | None = Field(default=None, description="The model it answers with; null: the active model")
     messages: list[MessageOut]
     sources: list[SourceOut] = Field(description="Sources of the first reply (empty without a message)")
 

@@ -29,28 +29,35 @@ def title_from(message: str) -> str:
 
 class SessionService:
     def __init__(self, repository: SessionRepository, retention_days: int = 0,
-                 check_scope: Callable[[int, Scope], object] = lambda _user_id, _scope: None) -> None:
+                 check_scope: Callable[[int, Scope], object] = lambda _user_id, _scope: None,
+                 check_model: Callable[[str], object] = lambda _model: None) -> None:
         """`check_scope(user_id, scope)` raises a NotFound when the scope names anything the user
         cannot read (the retriever's strict check)."""
         self._repository = repository
         self.retention_days = retention_days
         self._check_scope = check_scope
+        self._check_model = check_model
 
     def start(self, user_id: int, title: str | None = None, session_id: str | None = None,
-              scope: Scope | None = None) -> tuple[SessionView, bool]:
+              scope: Scope | None = None, model: str | None = None) -> tuple[SessionView, bool]:
         """A new session, or the caller's existing one when `session_id` names it: (session, created).
-        `scope` limits what it searches (checked first: 404 for anything unreadable); given on
-        resume, it replaces the session's scope."""
+        `scope` limits what it searches (checked first: 404 for anything unreadable); `model`, a
+        models.json id, answers it instead of the active model (404 for an unknown one). Given on
+        resume, either replaces the session's."""
         if scope is not None:
             self._check_scope(user_id, scope)
+        if model is not None:
+            self._check_model(model)
         stored = scope.as_dict() if scope is not None else None
         if session_id and self._repository.exists(user_id, session_id):
             if scope is not None:
                 self._repository.set_scope(user_id, session_id, stored)
+            if model is not None:
+                self._repository.set_model(user_id, session_id, model)
             return self._repository.get(user_id, session_id), False
         try:
             session = self._repository.create(user_id, session_id or secrets.token_hex(16), title or DEFAULT_TITLE,
-                                              scope=stored)
+                                              scope=stored, model=model)
         except IntegrityError:  # the same id started twice at once: the other request made it
             return self._repository.get(user_id, str(session_id)), False
         return session, True
@@ -79,7 +86,7 @@ class SessionService:
             user_id, secrets.token_hex(16), _branch_title(source.title), copied,
             summary=source.summary if keeps_summary else None,
             summarized_count=source.summarized_count if keeps_summary else 0, branched_from=source.id,
-            scope=source.scope,
+            scope=source.scope, model=source.model,
         )
 
     def expires_at(self, session: SessionView) -> datetime | None:

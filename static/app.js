@@ -152,7 +152,7 @@ async function showApp(user) {
   $("password-required").hidden = !user.must_change_password;
   if (user.must_change_password) return showPanel("account-panel");  // nothing else answers until then
   await loadWorkspaces();
-  await Promise.all([loadSessions(), loadDocuments(), loadServerState()]);
+  await Promise.all([loadSessions(), loadDocuments(), loadServerState(), loadModels().catch(() => {})]);
   if (state.sessions.length) await openSession(state.sessions[0].sessionId);
   else startNewChat();
   setInterval(loadServerState, 10000);
@@ -209,6 +209,7 @@ async function loadSessions() {
 function startNewChat() {
   state.sessionId = null;
   showScope(null);
+  showModel(null);
   $("chat-title").textContent = "New chat";
   $("session-actions").hidden = true;
   $("messages").replaceChildren();
@@ -220,6 +221,7 @@ async function openSession(sessionId) {
   const session = await pages(`/chat/sessions/${encodeURIComponent(sessionId)}`, "messages");
   state.sessionId = session.sessionId;
   showScope(session.scope);
+  showModel(session.model);
   $("chat-title").textContent = session.title;
   $("session-actions").hidden = false;
   $("analytics").hidden = true;
@@ -359,7 +361,9 @@ function scrollToEnd() {
 async function ask(text) {
   showError($("chat-error"), null);
   if (!state.sessionId) {
-    const started = await api("POST", "/chat/start", { scope: state.scope || undefined });
+    const started = await api("POST", "/chat/start", {
+      scope: state.scope || undefined, model: $("model-picker").value || undefined,
+    });
     state.sessionId = started.sessionId;
     $("session-actions").hidden = false;
   }
@@ -376,10 +380,17 @@ async function ask(text) {
   let text_so_far = "";
   let stopped = false;
   try {
-    const response = await request("POST", "/chat/message", {
+    const send = () => request("POST", "/chat/message", {
       json: { sessionId: state.sessionId, message: text, stream: true }, signal: controller.signal,
       accept: "text/event-stream",
     });
+    if ($("model-picker").value) await modelLoaded($("model-picker").value);
+    let response = await send();
+    if (response.status === 503 && $("model-picker").value) {  // the session's model loads on first use
+      progress.phase("Loading the model");
+      await modelLoaded($("model-picker").value);
+      response = await send();
+    }
     if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
     for await (const [event, data] of serverEvents(response)) {
       if (event === "sources") {
@@ -407,6 +418,47 @@ async function ask(text) {
     if (stopped) await storedTurn(state.sessionId, turnEnds).catch(() => {});
     await openSession(state.sessionId).catch(() => {});
     setBusy(false);
+  }
+}
+
+// --- The model a chat answers with ---------------------------------------------------------------
+
+async function loadModels() {
+  // Every models.json entry but the active one, which answers by default; a failed one is left out.
+  const listed = await api("GET", "/models");
+  const picker = $("model-picker");
+  const chosen = picker.value;
+  picker.replaceChildren(new Option(`Default (${listed.active})`, ""), ...listed.models
+    .filter((model) => model.id !== listed.active && model.state !== "failed")
+    .map((model) => new Option(model.state === "ready" ? `${model.name} (loaded)` : model.name, model.id)));
+  picker.value = chosen;
+}
+
+function showModel(modelId) {
+  // A session keeps the model it was started with: shown, and fixed once it has begun.
+  const picker = $("model-picker");
+  if (modelId && ![...picker.options].some((option) => option.value === modelId)) picker.append(new Option(modelId, modelId));
+  picker.value = modelId || "";
+  picker.disabled = Boolean(state.sessionId);
+}
+
+async function modelLoaded(modelId) {
+  // Load the model if it is not yet (POST /models/load), its progress (0-1) in a bar until it is ready.
+  const started = await api("POST", "/models/load", { model: modelId });
+  if (started.state === "ready") return;
+  const bar = $("model-progress");
+  bar.value = started.progress;
+  $("model-loading").hidden = false;
+  try {
+    for (let attempt = 0; attempt < 1200; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const model = (await api("GET", "/models")).models.find((item) => item.id === modelId);
+      if (!model || model.state !== "loading") return;
+      bar.value = model.progress || 0;
+    }
+  } finally {
+    $("model-loading").hidden = true;
+    loadModels().catch(() => {});
   }
 }
 
@@ -936,6 +988,9 @@ function wire() {
     button.addEventListener("click", () => showPanel(button.dataset.panel));
   }
   $("new-chat").addEventListener("click", () => { showPanel("chat-panel"); startNewChat(); });
+  $("model-picker").addEventListener("change", (event) => {  // start loading while the question is typed
+    if (event.target.value) modelLoaded(event.target.value).catch((error) => showError($("chat-error"), error));
+  });
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
     const text = $("composer-input").value.trim();

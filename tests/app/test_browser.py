@@ -449,3 +449,34 @@ def test_an_unsupported_sentence_is_marked_where_it_stands(browser, scripted_ser
     assert "7:45 every morning" in answer.find_element(By.CSS_SELECTOR, ".body").text
     assert "1 of 2 sentences supported" in answer.find_element(By.CSS_SELECTOR, ".grounding").text
     assert "quoted" not in (answer.get_attribute("class") or "")
+
+
+def test_a_person_picks_the_model_of_a_new_chat_and_sees_it_load(browser, live_server):
+    """A model other than the default loads on the chat's first question, with a progress bar; the
+    session keeps it (GET /chat/sessions/<id> says so) and the picker shows it, fixed."""
+    from selenium.webdriver.support.ui import Select
+
+    driver, base = browser, live_server["base"]
+    register_and_log_in(driver, base, "mona")
+    until(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#model-picker option")) > 1)
+    picker = Select(driver.find_element(By.ID, "model-picker"))
+    assert picker.first_selected_option.text.startswith("Default (smollm2-135m-instruct")
+    picker.select_by_value("smollm2-135m-instruct-transformers")
+    driver.execute_script("""
+        window.__loadingShown = false;
+        new MutationObserver(() => { if (!document.getElementById('model-loading').hidden) window.__loadingShown = true; })
+          .observe(document.getElementById('model-loading'), {attributes: true});""")
+    ask(driver, "When does the harbour ferry leave?")
+    assert driver.execute_script("return window.__loadingShown") is True
+    picker = Select(driver.find_element(By.ID, "model-picker"))
+    assert picker.first_selected_option.get_attribute("value") == "smollm2-135m-instruct-transformers"
+    assert not driver.find_element(By.ID, "model-picker").is_enabled()  # a session keeps its model
+    stored = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        fetch('/chat/sessions', {credentials: 'same-origin'}).then((r) => r.json())
+          .then((list) => fetch(`/chat/sessions/${list.sessions[0].sessionId}`, {credentials: 'same-origin'}))
+          .then((r) => r.json()).then(done, (error) => done(String(error)));""")
+    assert stored["model"] == "smollm2-135m-instruct-transformers", stored
+    driver.find_element(By.ID, "new-chat").click()
+    until(driver, lambda: driver.find_element(By.ID, "model-picker").is_enabled())
+    assert page_errors(driver) == []

@@ -20,6 +20,7 @@ from tests.prompts import FERRY
 openai = pytest.importorskip("openai", reason="the openai package is not installed (make test installs it)")
 
 CHAT_LIMIT = 12
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +56,13 @@ def client(live: dict[str, Any], key: str | None = None) -> Any:
     return openai.OpenAI(base_url=f"{live['base']}/v1", api_key=key or api_key(live["base"]), max_retries=0, timeout=300)
 
 
-def test_models_list_the_active_model_with_and_without_retrieval(live):
-    ids = {model.id for model in client(live).models.list()}
-    assert ids == {live["active"], live["active"] + "+rag", "all-minilm-l6-v2"}
+def test_models_list_every_model_with_and_without_retrieval_the_active_one_first(live):
+    from llm.registry import ModelRegistry
+
+    ids = [model.id for model in client(live).models.list()]
+    assert ids[:2] == [live["active"], live["active"] + "+rag"] and ids[-1] == "all-minilm-l6-v2"
+    registry = [spec.id for spec in ModelRegistry.from_file(ROOT / "models.json").all()]
+    assert set(ids) == {name for base in registry for name in (base, base + "+rag")} | {"all-minilm-l6-v2"}
 
 
 def test_a_completion_answers_with_usage(live):
