@@ -461,11 +461,11 @@ def test_a_person_picks_the_model_of_a_new_chat_and_sees_it_load(browser, live_s
     until(driver, lambda: len(driver.find_elements(By.CSS_SELECTOR, "#model-picker option")) > 1)
     picker = Select(driver.find_element(By.ID, "model-picker"))
     assert picker.first_selected_option.text.startswith("Default (smollm2-135m-instruct")
-    picker.select_by_value("smollm2-135m-instruct-transformers")
     driver.execute_script("""
         window.__loadingShown = false;
         new MutationObserver(() => { if (!document.getElementById('model-loading').hidden) window.__loadingShown = true; })
           .observe(document.getElementById('model-loading'), {attributes: true});""")
+    picker.select_by_value("smollm2-135m-instruct-transformers")  # the load starts here, with its bar
     ask(driver, "When does the harbour ferry leave?")
     assert driver.execute_script("return window.__loadingShown") is True
     picker = Select(driver.find_element(By.ID, "model-picker"))
