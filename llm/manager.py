@@ -173,9 +173,12 @@ class ModelManager:
         if self._budget <= 0:
             return
         with self._extra_lock:
-            in_use = self._footprints.get(self.active_id, 0) + sum(self._footprints.get(i, 0) for i in self._extra)
-            while self._extra and in_use + needed > self._budget:
-                released, _engine = self._extra.popitem(last=False)
+            in_use = self._footprints.get(self.active_id, 0) + sum(self._footprints.get(i, 0) for i in self._extra
+                                                                     if i != self.active_id)
+            for released in [model_id for model_id in self._extra if model_id != self.active_id]:  # LRU first
+                if in_use + needed <= self._budget:
+                    break
+                del self._extra[released]
                 in_use -= self._footprints.get(released, 0)
                 self._states[released] = "available"
                 _forget(released)
@@ -285,8 +288,8 @@ class ModelManager:
             raise ModelLoadFailed(f"Model {engine.spec.id!r} loaded but generated nothing")
 
     def _release_older(self, keep: set[str]) -> None:
-        for spec in self._registry.all():
-            if spec.id not in keep and self._states.get(spec.id) == "ready":
+        for spec in self._registry.all():  # models loaded for requests that name them stay (LRU, budget)
+            if spec.id not in keep and spec.id not in self._extra and self._states.get(spec.id) == "ready":
                 self._states[spec.id] = "available"
                 _forget(spec.id)
 
