@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import psutil
 
 from common.errors import NotFound
 from llm.engine import Engine, GenerationRequest, TransformersEngine
@@ -19,6 +16,7 @@ from llm.loader import gguf_path, load_model, load_tokenizer
 from llm.registry import ModelRegistry, ModelSpec
 from llm.remote import OpenAIEngine, RemoteOptions
 from llm.settings import GenerationOverrides, adaptive_settings
+from monitoring.system import SystemMonitor
 
 if TYPE_CHECKING:
     from llm.static_decode import StaticDecoder
@@ -317,11 +315,5 @@ def estimated_bytes(spec: ModelSpec, cache_dir: Path) -> int:
 
 
 def _memory_in_use() -> int:
-    """This process's RSS plus what PyTorch holds on the GPUs."""
-    used = psutil.Process().memory_info().rss
-    if "torch" in sys.modules:
-        import torch
-
-        if torch.cuda.is_available():
-            used += sum(torch.cuda.memory_allocated(index) for index in range(torch.cuda.device_count()))
-    return int(used)
+    """This process's RSS plus what PyTorch holds on the GPUs (the leak watch's readings, summed)."""
+    return sum(SystemMonitor().memory_readings().values())
