@@ -168,8 +168,8 @@ class Scheduler:
 
     def restart(self, reason: str, engine: Engine) -> tuple[int, int]:
         """Abandon the running batch (its requests fail with EngineRestarted saying `reason`) and
-        its worker thread, move the waiting requests to `engine` (the same model, reloaded), and
-        start a new worker. Returns (requests failed, requests moved)."""
+        its worker thread, move the waiting requests of the same model to `engine` (reloaded; those of
+        other models loaded beside it stay on theirs), and start a new worker. Returns (requests failed, requests moved)."""
         with self._condition:
             self._epoch += 1
             running, self._running = self._running, None
@@ -179,14 +179,15 @@ class Scheduler:
                 ticket.request.cancelled.set()
                 ticket.future.set_exception(EngineRestarted(f"The model engine was reloaded ({reason}); "
                                                             "send the request again", retry_after_s=2))
-            for ticket in self._waiting:  # the hang was not theirs: a full time limit on the new engine
+            moved = [ticket for ticket in self._waiting if ticket.request.engine.spec.id == engine.spec.id]
+            for ticket in moved:  # the hang was not theirs: a full time limit on the new engine
                 ticket.request.engine = engine
                 ticket.request.deadline = time.monotonic() + self._timeout_s
             self._thread = None
             self._condition.notify_all()  # the abandoned worker, if it waits, ends
             if self._waiting:
                 self._ensure_worker()
-            return len(failed), len(self._waiting)
+            return len(failed), len(moved)
 
     def _ensure_worker(self) -> None:
         if self._thread is None or not self._thread.is_alive():
