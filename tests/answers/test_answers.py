@@ -138,8 +138,9 @@ def test_an_answer_no_source_backs_becomes_a_quote(policy) -> None:
     assert final.kind == "quote" and "1977" in final.text and final.grounding is None
 
 
-LONG = ("The harbour ferry leaves at 7:45 every morning. It leaves from pier two. The ferry leaves at 7:45 from pier "
-        "two. The morning ferry is at 7:45. The harbour ferry leaves from pier two every morning. It leaves at 7:45.")
+LONG = ("The harbour ferry leaves at 7:45 every morning. It leaves from pier two. The harbour timetable says 7:45. "
+        "Pier two is where the morning ferry waits. Harbour timetable: the ferry leaves every morning from pier two. "
+        "Departure is at 7:45 sharp.")
 
 
 def test_an_answer_ends_after_a_few_sentences_unless_asked_for_more(remote_app, fake) -> None:  # noqa: F811
@@ -147,7 +148,7 @@ def test_an_answer_ends_after_a_few_sentences_unless_asked_for_more(remote_app, 
     asks for a list gets three times as many, and a request may set its own limit."""
     fake.answer = LONG
     client, account, session = remote_app()
-    four = LONG[:LONG.index(" The harbour ferry leaves from")]
+    four = LONG[:LONG.index(" Harbour timetable:")]
     events = parse_events(client.post("/chat/message", json={"sessionId": session, "message": QUESTION,
                                                              "stream": True}, headers=account.headers)
                           .get_data(as_text=True))
@@ -204,3 +205,83 @@ def test_a_quote_starts_where_the_answer_does() -> None:
                     "platforms, and make fate skips them.", section="4.15 Why is make fate not running all tests?")
     assert best_passage("Why is make fate not finding the samples?", [nearby, asked]) == (
         2, "Make sure you have the fate-suite samples and that SAMPLES points to them. See the developer documentation.")
+
+
+def _source(text: str, section: str | None = None, page: int | None = None) -> Any:
+    from rag.retriever import Source
+
+    return Source(document_id="d1", filename="faq.pdf", version=1, page=page, chunk_index=0, score=0.8,
+                  excerpt=text[:40], section=section, row=None, text=text)
+
+
+def test_a_quote_skips_a_heading_that_restates_the_question() -> None:
+    """A FAQ entry's question split into sentences, or over a PDF's lines, is not its answer; and a
+    quote ends on whole sentences, not on a line break."""
+    from answers.policy import best_passage
+
+    two_sentences = _source("(26) The choir requires that every singer attend the Thursday rehearsal, but Anna "
+                            "does not do this. Isn't that unfair? Anna sings only the solo parts. Soloists "
+                            "rehearse with the conductor on Mondays.")
+    assert best_passage("The choir requires that every singer attend the Thursday rehearsal, but Anna does not "
+                        "do this. Isn't that unfair?", [two_sentences])[1] == (
+        "Anna sings only the solo parts. Soloists rehearse with the conductor on Mondays.")
+    over_lines = _source("3.22: How do I get the lantern to stay lit in the\nwind?\nFit the brass chimney over the "
+                         "wick before you light it. The chimney's vents let\nair in from below, so the flame "
+                         "burns steadily.\nSee 3.23 for oil.", page=12)
+    assert best_passage("How do I get the lantern to stay lit in the wind?", [over_lines])[1] == (
+        "Fit the brass chimney over the wick before you light it. The chimney's vents let air in from below, "
+        "so the flame burns steadily.")
+
+
+def test_a_quote_comes_from_the_chunk_that_holds_the_answer_whole() -> None:
+    """Chunks overlap: the answer's first sentence ends one chunk and starts the next; the quote is
+    taken from the one that goes on."""
+    from answers.policy import best_passage
+
+    earlier = _source("Ferries leave from pier two. (5) When does the last ferry leave? The last ferry leaves at 23:10.")
+    later = _source("(5) When does the last ferry leave? The last ferry leaves at 23:10. On Sundays it leaves at "
+                    "21:40 instead.")
+    assert best_passage("When does the last ferry leave?", [earlier, later]) == (
+        2, "The last ferry leaves at 23:10. On Sundays it leaves at 21:40 instead.")
+
+
+def test_a_bare_yes_or_no_becomes_a_quote(policy) -> None:
+    """"No, there is no limit" restates the question and is backed by its words alone: the passage
+    that answers is quoted instead."""
+    answers, _ = policy
+    sources = [_source("(8) Is there a limit on the number of guests at the Harbour Hall? The hall holds at most "
+                       "120 guests, by fire regulation.")]
+    final = answers.final("Is there a limit on the number of guests at the Harbour Hall?",
+                          "No, there is no limit on the number of guests at the Harbour Hall.", sources)
+    assert final.kind == "quote" and "120 guests" in final.text
+
+
+def test_an_answer_from_the_neighbouring_entry_becomes_a_quote(policy) -> None:
+    """The model answered the next FAQ entry (its words are all in another chunk); the entry the
+    question names is quoted instead, and an answer from that entry stands."""
+    answers, _ = policy
+    question = "How do I reset the Zephyr router?"
+    sources = [_source("(3) How do I reset the Zephyr router? Hold its button for seventeen seconds, then wait a "
+                       "minute while it restarts."),
+               _source("(4) How do I pair the Zephyr router with a phone? Open the app and scan the code printed on "
+                       "the router's base.")]
+    neighbour = answers.final(question, "Open the app and scan the code printed on the Zephyr router's base.", sources)
+    assert neighbour.kind == "quote" and "seventeen seconds" in neighbour.text
+    right = answers.final(question, "Hold the Zephyr router's button for seventeen seconds, then wait a minute.",
+                          sources)
+    assert right.kind == "generated"
+
+
+def test_an_answer_that_restates_itself_says_it_once(policy) -> None:
+    """A small model out of things to say writes its sentence again in other orders; a sentence with
+    something new (another number) stays, and so do repeated lines of code."""
+    answers, sources = policy
+    looping = ("Voyager 1 was launched on September 5, 1977. On September 5, 1977, Voyager 1 was launched. "
+               "Voyager 1 was launched on September 5, 1977. Voyager 1 entered interstellar space in August 2012.")
+    final = answers.final("When was Voyager 1 launched?", looping, sources)
+    assert final.kind == "generated" and final.text == (
+        "Voyager 1 was launched on September 5, 1977. Voyager 1 entered interstellar space in August 2012.")
+    from answers.policy import without_repeats
+
+    code = "Run it twice:\n\n```\nmake clean all\nmake clean all\n```\nThe second run is quiet."
+    assert without_repeats(code) == code
