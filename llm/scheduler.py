@@ -169,7 +169,9 @@ class Scheduler:
     def restart(self, reason: str, engine: Engine) -> tuple[int, int]:
         """Abandon the running batch (its requests fail with EngineRestarted saying `reason`) and
         its worker thread, move the waiting requests of the same model to `engine` (reloaded; those of
-        other models loaded beside it stay on theirs), and start a new worker. Returns (requests failed, requests moved)."""
+        other models loaded beside it stay on theirs), give every waiting request a full time limit
+        from now (they waited behind the hang), and start a new worker. Returns (requests failed,
+        requests moved)."""
         with self._condition:
             self._epoch += 1
             running, self._running = self._running, None
@@ -180,8 +182,9 @@ class Scheduler:
                 ticket.future.set_exception(EngineRestarted(f"The model engine was reloaded ({reason}); "
                                                             "send the request again", retry_after_s=2))
             moved = [ticket for ticket in self._waiting if ticket.request.engine.spec.id == engine.spec.id]
-            for ticket in moved:  # the hang was not theirs: a full time limit on the new engine
+            for ticket in moved:
                 ticket.request.engine = engine
+            for ticket in self._waiting:  # the hang was not theirs: a full time limit from now, every model
                 ticket.request.deadline = time.monotonic() + self._timeout_s
             self._thread = None
             self._condition.notify_all()  # the abandoned worker, if it waits, ends

@@ -67,6 +67,53 @@ def test_the_watchdog_reloads_a_hung_engine_failing_only_the_stuck_request(make_
     assert "7:45" in svc.llm.generate(FERRY, GREEDY).text
 
 
+def test_a_reload_moves_only_its_own_models_waiting_requests(make_llm_app, monkeypatch):
+    """A model loaded beside the active one (a request named it) keeps its waiting requests when the
+    active engine is reloaded: they are answered by their own engine, not the reloaded one."""
+    from llm.errors import ModelNotReady
+
+    beside = "smollm2-135m-instruct-transformers"
+    app = make_llm_app(watchdog_s=0, llm_timeout_s=10, engine_stall_s=1)
+    client = app.test_client()
+    admin = Users(app, client).admin()
+    svc = app.extensions["docchat"]
+    manager = svc.llm.manager
+    with pytest.raises(ModelNotReady):
+        manager.engine_for(beside)  # starts loading it beside the active one
+    deadline = time.monotonic() + 600
+    while manager.progress() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    other, hung = manager.engine_for(beside), manager.engine()
+    release, entered = threading.Event(), threading.Event()
+    real_hung, real_other = hung.generate, other.generate
+    answered_by_other: list[int] = []
+
+    def hang(requests):
+        entered.set()
+        release.wait(120)
+        return real_hung(requests)
+
+    def recorded(requests):
+        answered_by_other.append(len(requests))
+        return real_other(requests)
+
+    monkeypatch.setattr(hung, "generate", hang)
+    monkeypatch.setattr(other, "generate", recorded)
+    stuck = svc.llm.submit(FERRY, GREEDY)
+    assert entered.wait(30)
+    waiting_active = svc.llm.submit(FERRY, GREEDY)
+    waiting_beside = svc.llm.submit(FERRY, GREEDY, model=beside)
+    time.sleep(11.5)  # past the 10 s deadline and the 1 s stall allowance
+    run = client.post("/admin/maintenance/engine_watchdog", headers=admin.headers).get_json()
+    assert run["detail"].startswith("reloaded"), run
+    with pytest.raises(EngineRestarted):
+        stuck.result(timeout=10)
+    assert "7:45" in waiting_active.result(timeout=120).text
+    assert "7:45" in waiting_beside.result(timeout=120).text and answered_by_other  # on its own engine
+    assert manager.engine_for(beside) is other and manager.engine() is not hung
+    release.set()
+
+
 def test_repeated_engine_failures_reload_it_and_a_failed_request_is_a_clear_503(make_llm_app, monkeypatch):
     app = make_llm_app(watchdog_s=0, engine_failures=2)
     client = app.test_client()
