@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from answers.grounding import MIN_CONTENT_WORDS, GroundingChecker, content_words, invented_facts
-from common.text import sentences_of
+from common.text import in_code_block, sentences_of
 from llm.settings import GenerationOverrides
 from rag.retriever import Source
 
@@ -102,8 +102,7 @@ def without_repeats(text: str) -> str:
     written = 0
     for sentence, start, end in sentences_of(text):
         words = content_words(sentence)
-        in_code = text.count("```", 0, start) % 2 == 1
-        if not in_code and len(words) >= MIN_CONTENT_WORDS and any(words <= earlier for earlier in kept):
+        if not in_code_block(text, start) and len(words) >= MIN_CONTENT_WORDS and any(words <= earlier for earlier in kept):
             pieces.append(text[written:start])
             written = end + len(text[end:]) - len(text[end:].lstrip(" \t"))
             continue
@@ -153,22 +152,23 @@ def best_passage(question: str, sources: Sequence[Source]) -> tuple[int, str]:
     heading is not quoted. On a tie, the passage the chunk holds whole wins (overlapping chunks cut
     it short), then the earlier sentence, then the higher-ranked source."""
     wanted = content_words(question)
-    best: tuple[float, int, int] = (-1.0, 1, 0)  # score, source number, first sentence quoted
-    passages: dict[int, list[str]] = {}
+    best: tuple[float, int, str] | None = None  # score, source number, the passage quoted
     for number, source in enumerate(sources, start=1):
-        passages[number] = sentences = [text for text, _, _ in sentences_of(_without_heading(source))]
+        sentences = [text for text, _, _ in sentences_of(_without_heading(source))]
         heading = wanted & content_words(source.section or "")
         for index, sentence in enumerate(sentences):
             start = _answer_start(wanted, sentences, index)
             if start >= len(sentences):
                 continue
-            whole = sum(1 for text in sentences[start:_quote_end(sentences, start)] if _ENDS_SENTENCE.search(text))
+            quote = sentences[start:_quote_end(sentences, start)]
+            whole = sum(1 for text in quote if _ENDS_SENTENCE.search(text))
             score = len(heading | (wanted & content_words(sentence))) + 0.1 * whole - 0.01 * number
-            if score > best[0]:
-                best = (score, number, start)
-    _, number, start = best
-    sentences = passages.get(number, [])
-    return number, " ".join(sentences[start:_quote_end(sentences, start)])
+            if best is None or score > best[0]:
+                best = (score, number, " ".join(quote))
+    if best is None:  # every sentence asks or restates the question: the top source as it begins
+        first = [text for text, _, _ in sentences_of(_without_heading(sources[0]))] if sources else []
+        return 1, " ".join(first[:_quote_end(first, 0)])
+    return best[1], best[2]
 
 
 def _quote_end(sentences: Sequence[str], start: int) -> int:

@@ -31,6 +31,11 @@ def sentences_of(text: str) -> list[tuple[str, int, int]]:
     return found
 
 
+def in_code_block(text: str, offset: int) -> bool:
+    """Whether `offset` of `text` lies inside a ``` code block (an unclosed one too)."""
+    return text.count(_FENCE, 0, offset) % 2 == 1
+
+
 def sentence_limit_cut(text: str, limit: int) -> int | None:
     """Where a text's sentence number `limit` ends, once sentence `limit` + 1 has begun, or None
     while it holds no more than `limit` (0: no limit). Only sentences with a
@@ -40,7 +45,7 @@ def sentence_limit_cut(text: str, limit: int) -> int | None:
         return None
     counted = 0
     for sentence, start, _ in sentences_of(text):
-        if text.count(_FENCE, 0, start) % 2 or not _WORDS.search(sentence):
+        if in_code_block(text, start) or not _WORDS.search(sentence):
             continue
         counted += 1
         if counted > limit:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -189,6 +190,14 @@ def make_llm_app(make_app: Callable[..., Flask], model_cache_dir: Path) -> Calla
         return app
 
     return build
+
+
+def wait_for_loads(app: Flask, seconds: float = 600) -> None:
+    """Until no model is loading beside the active one (one a request named), or `seconds` pass."""
+    manager = app.extensions["docchat"].llm.manager
+    deadline = time.monotonic() + seconds
+    while manager.progress() and time.monotonic() < deadline:
+        time.sleep(0.2)
 
 
 @pytest.fixture

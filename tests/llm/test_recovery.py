@@ -11,7 +11,7 @@ import pytest
 
 from llm.errors import EngineRestarted
 from llm.settings import GenerationOverrides
-from tests.conftest import Users, assert_error
+from tests.conftest import Users, assert_error, wait_for_loads
 
 FERRY = [{"role": "system", "content": "Answer from the notes. Notes: the harbour ferry leaves at 7:45 each morning."},
          {"role": "user", "content": "When does the ferry leave?"}]
@@ -80,9 +80,7 @@ def test_a_reload_moves_only_its_own_models_waiting_requests(make_llm_app, monke
     manager = svc.llm.manager
     with pytest.raises(ModelNotReady):
         manager.engine_for(beside)  # starts loading it beside the active one
-    deadline = time.monotonic() + 600
-    while manager.progress() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_loads(app)
     other, hung = manager.engine_for(beside), manager.engine()
     release, entered = threading.Event(), threading.Event()
     real_hung, real_other = hung.generate, other.generate

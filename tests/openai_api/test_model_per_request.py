@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.conftest import Users
+from tests.conftest import Users, wait_for_loads
 
 FERRY = [{"role": "system", "content": "Answer from the notes. Notes: the harbour ferry leaves at 7:45 each morning."},
          {"role": "user", "content": "When does the ferry leave?"}]
@@ -98,9 +98,7 @@ def test_a_chat_session_answers_with_the_model_it_was_started_with(make_llm_app,
     question = {"sessionId": session_id, "message": "When does the lighthouse keeper polish the brass lens?"}
     first = client.post("/chat/message", json=question, headers=user.headers)
     assert first.status_code == 503 and first.get_json()["code"] == "MODEL_NOT_READY"  # it loads on first use
-    deadline = time.monotonic() + 600
-    while app.extensions["docchat"].llm.manager.progress() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_loads(app)
     answered = client.post("/chat/message", json=question, headers=user.headers).get_json()
     assert "thursday" in answered["reply"]["content"].lower()
     engine = app.extensions["docchat"].llm.manager.engine_for(TRANSFORMERS)
