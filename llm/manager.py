@@ -215,16 +215,10 @@ class ModelManager:
             previous = self._active
             if previous is not None and previous.spec.id == model_id:
                 return {"active": model_id, "previous": model_id, "swap_seconds": 0.0}
-            engine = self._load(spec)
-            if engine is None:
-                raise ModelLoadFailed(f"Model {model_id!r} could not be loaded: {self._errors.get(model_id)}")
-            self._check_generates(engine)
-            self._active = engine
-            self._states[model_id] = "active"
+            self._activate(spec, "loaded")
             if previous is not None:
                 self._states[previous.spec.id] = "ready"
             self._release_older(keep={model_id, previous.spec.id if previous else ""})
-            self._ready.set()
             return {"active": model_id, "previous": previous.spec.id if previous else None,
                     "swap_seconds": round(time.monotonic() - started, 3)}
 
@@ -234,14 +228,19 @@ class ModelManager:
         with self._swap_lock:
             spec = self._active.spec if self._active is not None else self._registry.default
             _forget(spec.id)
-            engine = self._load(spec)
-            if engine is None:
-                raise ModelLoadFailed(f"Model {spec.id!r} could not be reloaded: {self._errors.get(spec.id)}")
-            self._check_generates(engine)
-            self._active = engine
-            self._states[spec.id] = "active"
-            self._ready.set()
-            return engine
+            return self._activate(spec, "reloaded")
+
+    def _activate(self, spec: ModelSpec, done: str) -> Engine:
+        """Load `spec`, check that it answers, and make it the active engine (under the swap lock);
+        ModelLoadFailed ("could not be `done`") when it cannot be loaded."""
+        engine = self._load(spec)
+        if engine is None:
+            raise ModelLoadFailed(f"Model {spec.id!r} could not be {done}: {self._errors.get(spec.id)}")
+        self._check_generates(engine)
+        self._active = engine
+        self._states[spec.id] = "active"
+        self._ready.set()
+        return engine
 
     def _load_default(self) -> None:
         before = _memory_in_use()
