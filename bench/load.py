@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fixtures.server import call, free_port, start_server  # noqa: E402
+from monitoring.search_stats import percentile  # noqa: E402
 
 TOWNS = ["Arles", "Bergen", "Cork", "Delft", "Evora", "Faro", "Ghent", "Hull", "Ivrea", "Jena", "Kiel", "Lund",
          "Mainz", "Nancy", "Oulu", "Pisa", "Quimper", "Riga", "Split", "Tartu", "Ulm", "Vigo"]
@@ -104,11 +105,6 @@ def check_nothing_lost(base: str, results: Results, wait_s: float) -> list[str]:
         if stored != 2 * answered:
             problems.append(f"session {chat}: {stored} messages stored for {answered} answered turns")
     return problems
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def main() -> None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, deque
+from collections.abc import Iterable
 from typing import Any
 
 RECENT_KEPT = 1000
 
 
-def _p95(values: deque[float]) -> float:
+def percentile(values: Iterable[float], share: float) -> float:
+    """The nearest-rank `share` percentile (0.95: the p95); 0.0 for no values."""
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] if ordered else 0.0
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
 class SearchStats:
@@ -43,4 +45,4 @@ class SearchStats:
 
 def _figures(count: int, times: deque[float]) -> dict[str, Any]:
     mean = sum(times) / len(times) if times else 0.0
-    return {"searches": count, "mean_s": round(mean, 4), "p95_s": round(_p95(times), 4)}
+    return {"searches": count, "mean_s": round(mean, 4), "p95_s": round(percentile(times, 0.95), 4)}
